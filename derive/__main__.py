@@ -1,0 +1,50 @@
+"""``python -m softsym.derive [--check] [--out DIR]``: regenerate kernels or check they are in sync."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .catalogue import CATALOGUE
+from .generate import DEFAULT_OUT, build, stale_files, write
+from .prove import ProofError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m softsym.derive", description=__doc__)
+    parser.add_argument("--check", action="store_true",
+                        help="derive and prove everything, write nothing; exit 1 naming each stale file")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    args = parser.parse_args(argv)
+
+    def progress(name: str) -> None:
+        if not args.quiet:
+            print(f"  derive + prove {name}", file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    try:
+        files = build(CATALOGUE, progress)
+    except ProofError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.check:
+        stale = stale_files(files, args.out)
+        if stale:
+            print(f"stale generated files in {args.out} (run `make generate`):", file=sys.stderr)
+            for name in stale:
+                print(f"  {name}", file=sys.stderr)
+            return 1
+        print(f"generated code in sync: {len(files)} files, {time.perf_counter() - t0:.1f} s")
+        return 0
+    changed = write(files, args.out)
+    print(f"wrote {len(changed)} of {len(files)} files into {args.out} ({time.perf_counter() - t0:.1f} s)")
+    for name in changed:
+        print(f"  {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""The objective catalogue: every objective softsym generates kernels for.
+
+Adding an objective is adding one entry here (or, for users, writing the same few lines in
+a spec file of their own).  Each member carries the regularizer 1/2 ||W A x||^2 with
+W = diag(w), added by its family.
+"""
+
+from __future__ import annotations
+
+from sympy import cosh, exp, log, sinh
+
+from .spec import NormalizedSpec, alpha, b, u
+
+_RESCALED_DOC = "rescaled {f} regression: min 1/2 ||{f}(Ax) - <{f}(Ax), 1> b||^2"
+_PLAIN_DOC = "{f} regression (no normalization): min 1/2 ||{f}(Ax) - b||^2"
+
+NORMALIZED: tuple[NormalizedSpec, ...] = (
+    NormalizedSpec(
+        name="softmax",
+        doc="softmax regression: min 1/2 ||<exp(Ax), 1>^-1 exp(Ax) - b||^2",
+        seed="000",
+        phi=exp(u),
+        ell=(exp(u) / alpha - b) ** 2 / 2,
+        shift_invariant=True,
+    ),
+    *(
+        NormalizedSpec(name=f"rescaled_{f.__name__}", doc=_RESCALED_DOC.format(f=f.__name__),
+                       seed="001", phi=f(u), ell=(f(u) - alpha * b) ** 2 / 2)
+        for f in (exp, cosh, sinh)
+    ),
+    *(
+        NormalizedSpec(name=f.__name__, doc=_PLAIN_DOC.format(f=f.__name__), seed="-",
+                       ell=(f(u) - b) ** 2 / 2)
+        for f in (exp, cosh, sinh)
+    ),
+    NormalizedSpec(
+        name="softmax_xent",
+        doc="softmax cross-entropy: min -sum_i b_i log softmax(Ax)_i",
+        seed="-",
+        phi=exp(u),
+        # -b log(exp(u)/alpha), written with log(exp(u)) = u so that it evaluates stably.
+        ell=-b * (u - log(alpha)),
+        shift_invariant=True,
+        # ell is linear in b, so d ell / d b = 0 has no solution: plant b = softmax(u).
+        target=exp(u) / alpha,
+    ),
+)
+
+CATALOGUE = NORMALIZED

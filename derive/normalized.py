@@ -1,0 +1,435 @@
+"""The normalized elementwise family (MATH.md section 1): derivation, proof, emission.
+
+``u = A x``, ``alpha = sum_i phi(u_i)``, ``L = sum_i ell(u_i, alpha; b_i) + 1/2 w_i^2 u_i^2``.
+
+Structure theorem (the chain rule through alpha; proven exactly per member below)::
+
+    dL/du_i      = g_i    = ell_u(u_i) + S phi'(u_i),            S = sum_j ell_alpha(u_j)
+    d2L/du_i du_k = delta_ik beta_i + p_i q_k + q_i p_k + T q_i q_k
+                   beta_i = ell_uu(u_i) + S phi''(u_i),  p_i = ell_ualpha(u_i),
+                   q_i = phi'(u_i),                       T = sum_j ell_alphaalpha(u_j)
+
+so ``grad L = A^T g`` and ``hess L = A^T (diag(beta) + p q^T + q p^T + T q q^T) A``.  Every
+scalar partial comes from ``sympy.diff``; nothing here is typed by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from . import codegen
+from .prove import ProofLog
+from .spec import NormalizedSpec, SpecError, alpha, b, u, w
+
+S, T = sp.symbols("S T", real=True)
+
+# Sizes at which the structure theorem is proven exactly, per member.
+PROOF_SIZES: tuple[tuple[int, int], ...] = ((3, 2),)
+SHIFT_PROOF_N = 3
+
+
+@dataclass(frozen=True)
+class NormalizedFormulas:
+    """Derived per-element formulas of one member (functions of u, alpha, b, w, S, T)."""
+
+    spec: NormalizedSpec
+    phi: sp.Expr
+    ell: sp.Expr
+    reg: sp.Expr
+    partials: dict[str, sp.Expr]
+    target: sp.Expr
+
+    @property
+    def normalized(self) -> bool:
+        return self.spec.phi is not None
+
+    @property
+    def rank2(self) -> bool:
+        return not (self.partials["ell_ualpha"] == 0 and self.partials["phi_u"] == 0)
+
+    # Main part (evaluated at the possibly shifted u) and regularizer part (raw u).
+    @property
+    def g_main(self) -> sp.Expr:
+        return self.partials["ell_u"] + S * self.partials["phi_u"]
+
+    @property
+    def beta_main(self) -> sp.Expr:
+        return self.partials["ell_uu"] + S * self.partials["phi_uu"]
+
+    @property
+    def p(self) -> sp.Expr:
+        return self.partials["ell_ualpha"]
+
+    @property
+    def q(self) -> sp.Expr:
+        return self.partials["phi_u"]
+
+    @property
+    def g(self) -> sp.Expr:
+        return self.g_main + self.partials["reg_u"]
+
+    @property
+    def beta(self) -> sp.Expr:
+        return self.beta_main + self.partials["reg_uu"]
+
+
+def derive(spec: NormalizedSpec) -> NormalizedFormulas:
+    """All scalar partials of ell, phi and the regularizer, by ``sympy.diff``."""
+    phi = sp.sympify(spec.phi) if spec.phi is not None else sp.Integer(0)
+    ell = sp.sympify(spec.ell)
+    reg = w**2 * u**2 / 2
+    partials = {
+        "ell_u": sp.diff(ell, u),
+        "ell_alpha": sp.diff(ell, alpha),
+        "ell_uu": sp.diff(ell, u, 2),
+        "ell_ualpha": sp.diff(ell, u, alpha),
+        "ell_alphaalpha": sp.diff(ell, alpha, 2),
+        "phi_u": sp.diff(phi, u),
+        "phi_uu": sp.diff(phi, u, 2),
+        "reg_u": sp.diff(reg, u),
+        "reg_uu": sp.diff(reg, u, 2),
+    }
+    if spec.target is not None:
+        target = sp.sympify(spec.target)
+    else:
+        solutions = sp.solve(sp.diff(ell, b), b)
+        if len(solutions) != 1:
+            raise SpecError(f"spec {spec.name!r}: d ell/d b = 0 has {len(solutions)} solutions for b;"
+                            " give `target` explicitly")
+        target = solutions[0]
+    return NormalizedFormulas(spec=spec, phi=phi, ell=ell, reg=reg, partials=partials, target=target)
+
+
+def prove(f: NormalizedFormulas) -> list[str]:
+    """Prove the structure theorem for this member exactly at concrete small sizes.
+
+    Brute force: build ``L(x)`` with symbolic ``A``, ``x``, ``b``, ``w`` and differentiate
+    elementwise.  Structured: the derived ``g, beta, p, q, S, T`` substituted per element and
+    contracted as ``A^T g`` and ``A^T H A``.  Their difference must simplify to 0.  Members
+    claiming shift invariance are also proven invariant.  Raises ``ProofError``.
+    """
+    log = ProofLog()
+    for n, d in PROOF_SIZES:
+        A = sp.Matrix(n, d, lambda i, k: sp.Symbol(f"A_{i}{k}", real=True))
+        x = sp.Matrix(d, 1, lambda k, _: sp.Symbol(f"x_{k}", real=True))
+        bs = sp.symbols(f"b_0:{n}", real=True)
+        ws = sp.symbols(f"w_0:{n}", real=True)
+        us = A * x
+        alpha_v = sum((f.phi.xreplace({u: us[i]}) for i in range(n)), sp.Integer(0))
+
+        def at(expr, i, extra=None):
+            rep = {u: us[i], alpha: alpha_v, b: bs[i], w: ws[i]}
+            rep.update(extra or {})
+            return expr.xreplace(rep)
+
+        L = sum(at(f.ell + f.reg, i) for i in range(n))
+        grad_bf = [sp.diff(L, x[k]) for k in range(d)]
+        hess_bf = [[sp.diff(grad_bf[j], x[k]) for k in range(d)] for j in range(d)]
+
+        S_v = sum(at(f.partials["ell_alpha"], i) for i in range(n))
+        T_v = sum(at(f.partials["ell_alphaalpha"], i) for i in range(n))
+        st = {S: S_v, T: T_v}
+        g = sp.Matrix([at(f.g, i, st) for i in range(n)])
+        beta = [at(f.beta, i, st) for i in range(n)]
+        p = sp.Matrix([at(f.p, i, st) for i in range(n)])
+        q = sp.Matrix([at(f.q, i, st) for i in range(n)])
+        H = sp.diag(*beta) + p * q.T + q * p.T + T_v * q * q.T
+        grad_st = A.T * g
+        hess_st = A.T * H * A
+        log.require_all(f"grad L = A^T g elementwise (n={n}, d={d})",
+                        [grad_bf[k] - grad_st[k] for k in range(d)])
+        log.require_all(f"hess L = A^T (diag(beta) + p q^T + q p^T + T q q^T) A elementwise (n={n}, d={d})",
+                        [hess_bf[j][k] - hess_st[j, k] for j in range(d) for k in range(j, d)])
+    n = SHIFT_PROOF_N
+    vs = sp.symbols(f"u_0:{n}", real=True)
+    a_v = sum((f.phi.xreplace({u: v}) for v in vs), sp.Integer(0))
+    planted = [f.target.xreplace({u: v, alpha: a_v}) for v in vs]
+    S_v = sum(f.partials["ell_alpha"].xreplace({u: v, alpha: a_v, b: bt}) for v, bt in zip(vs, planted))
+    log.require_all(f"b_i = target(u_i) makes u a stationary point of L without regularizer (n={n})",
+                    [f.g_main.xreplace({u: v, alpha: a_v, b: bt, S: S_v}) for v, bt in zip(vs, planted)])
+    if f.spec.shift_invariant:
+        vs = sp.symbols(f"u_0:{n}", real=True)
+        bs = sp.symbols(f"b_0:{n}", real=True)
+        c = sp.Symbol("c", real=True)
+
+        def main_loss(vals):
+            a = sum(f.phi.xreplace({u: v}) for v in vals)
+            return sum(f.ell.xreplace({u: v, alpha: a, b: bi}) for v, bi in zip(vals, bs))
+
+        log.require(f"L without regularizer is invariant under u -> u + c 1 (n={n})",
+                    main_loss([v + c for v in vs]) - main_loss(vs))
+        a_c = sum(f.phi.xreplace({u: v + c}) for v in vs)
+        log.require_all(f"the planted target is invariant under u -> u + c 1 (n={n})",
+                        [f.target.xreplace({u: v + c, alpha: a_c}) - bt for v, bt in zip(vs, planted)])
+    return log.claims
+
+
+# ----------------------------------------------------------------------------------------
+# Emission
+
+_U, _UR = sp.Symbol("u_shifted", real=True), sp.Symbol("u_raw", real=True)
+_NAMES = {_U: "ui", _UR: "ur", alpha: "alpha", b: "bi", w: "wi", S: "S", T: "T"}
+
+
+def _main(expr: sp.Expr) -> sp.Expr:
+    return sp.sympify(expr).xreplace({u: _U})
+
+
+def _reg(expr: sp.Expr) -> sp.Expr:
+    return sp.sympify(expr).xreplace({u: _UR})
+
+
+def emit_module(f: NormalizedFormulas, spec_hash: str) -> str:
+    """Source of the Numba kernel module for one member."""
+    spec = f.spec
+    pass_loss = codegen.code_block(
+        [("l_i", _main(f.ell) + _reg(f.reg)), ("s_i", _main(f.partials["ell_alpha"])),
+         ("t_i", _main(f.partials["ell_alphaalpha"]))], _NAMES, indent=8)
+    pass_loss_only = codegen.code_block([("l_i", _main(f.ell) + _reg(f.reg))], _NAMES, indent=8)
+    pass_pieces = codegen.code_block(
+        [("g[i]", _main(f.g_main) + _reg(f.partials["reg_u"])),
+         ("beta[i]", _main(f.beta_main) + _reg(f.partials["reg_uu"])),
+         ("p[i]", _main(f.p)), ("q[i]", _main(f.q))], _NAMES, indent=8)
+    pass_grad = codegen.code_block(
+        [("g[i]", _main(f.g_main) + _reg(f.partials["reg_u"]))], _NAMES, indent=8)
+    target_code = codegen.code_block([("b[i]", _main(f.target))], _NAMES, indent=8)
+    phi_code = codegen.code_block([("alpha_i", _main(f.phi))], _NAMES, indent=8) if f.normalized else ""
+    shift = "np.max(u)" if spec.shift_invariant else "0.0"
+    return _MODULE.format(
+        header=codegen.HEADER, name=spec.name, doc=spec.doc, seed=spec.seed, spec_hash=spec_hash,
+        shift_invariant=spec.shift_invariant, normalized=f.normalized, rank2=f.rank2,
+        shift=shift, phi_code=phi_code or "        alpha_i = 0.0",
+        pass_loss=pass_loss, pass_loss_only=pass_loss_only, pass_pieces=pass_pieces,
+        pass_grad=pass_grad, target_code=target_code,
+    )
+
+
+_MODULE = '''\
+# {header}
+"""Kernels for `{name}` ({doc}; seed {seed}).
+
+All functions take float64 C-contiguous arrays: A (n, d), b (n,), w (n,), x (d,), u = A x (n,).
+The runtime (softsym.objective) validates inputs and checks outputs for overflow.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+NAME = "{name}"
+SPEC_HASH = "{spec_hash}"
+SHIFT_INVARIANT = {shift_invariant}
+NORMALIZED = {normalized}
+RANK2 = {rank2}
+
+
+@njit(cache=True)
+def _shift(u):
+    """Common shift of u (max u for shift-invariant members, else 0)."""
+    return {shift}
+
+
+@njit(cache=True)
+def _alpha(u, m):
+    """alpha = sum_i phi(u_i - m)."""
+    alpha = 0.0
+    for i in range(u.shape[0]):
+        ui = u[i] - m
+{phi_code}
+        alpha += alpha_i
+    return alpha
+
+
+@njit(cache=True)
+def loss_u(u, b, w):
+    """L as a function of u = A x."""
+    m = _shift(u)
+    alpha = _alpha(u, m)
+    total = 0.0
+    for i in range(u.shape[0]):
+        ui = u[i] - m
+        ur = u[i]
+        bi = b[i]
+        wi = w[i]
+{pass_loss_only}
+        total += l_i
+    return total
+
+
+@njit(cache=True)
+def _sums(u, b, w, m, alpha):
+    """(L, S, T): loss and the global sums S = sum ell_alpha, T = sum ell_alphaalpha."""
+    total = 0.0
+    S = 0.0
+    T = 0.0
+    for i in range(u.shape[0]):
+        ui = u[i] - m
+        ur = u[i]
+        bi = b[i]
+        wi = w[i]
+{pass_loss}
+        total += l_i
+        S += s_i
+        T += t_i
+    return total, S, T
+
+
+@njit(cache=True)
+def grad_u(u, b, w):
+    """(L, g) with g = dL/du."""
+    n = u.shape[0]
+    m = _shift(u)
+    alpha = _alpha(u, m)
+    loss, S, T = _sums(u, b, w, m, alpha)
+    g = np.empty(n)
+    for i in range(n):
+        ui = u[i] - m
+        ur = u[i]
+        bi = b[i]
+        wi = w[i]
+{pass_grad}
+    return loss, g
+
+
+@njit(cache=True)
+def pieces_u(u, b, w):
+    """(L, g, beta, p, q, T): dL/du = g and d2L/du2 = diag(beta) + p q^T + q p^T + T q q^T."""
+    n = u.shape[0]
+    m = _shift(u)
+    alpha = _alpha(u, m)
+    loss, S, T = _sums(u, b, w, m, alpha)
+    g = np.empty(n)
+    beta = np.empty(n)
+    p = np.empty(n)
+    q = np.empty(n)
+    for i in range(n):
+        ui = u[i] - m
+        ur = u[i]
+        bi = b[i]
+        wi = w[i]
+{pass_pieces}
+    return loss, g, beta, p, q, T
+
+
+@njit(cache=True)
+def target_u(u):
+    """b with b_i = target(u_i): makes u a stationary point of L without regularizer."""
+    m = _shift(u)
+    alpha = _alpha(u, m)
+    b = np.empty(u.shape[0])
+    for i in range(u.shape[0]):
+        ui = u[i] - m
+{target_code}
+    return b
+
+
+@njit(cache=True)
+def hess_assemble(A, beta, p, q, T):
+    """A^T (diag(beta) + p q^T + q p^T + T q q^T) A: one GEMM plus a rank-2 update."""
+    n, d = A.shape
+    Ab = np.empty_like(A)
+    for i in range(n):
+        for k in range(d):
+            Ab[i, k] = A[i, k] * beta[i]
+    H = A.T @ Ab
+    if RANK2:
+        ap = A.T @ p
+        aq = A.T @ q
+        for j in range(d):
+            for k in range(d):
+                H[j, k] += ap[j] * aq[k] + aq[j] * ap[k] + T * aq[j] * aq[k]
+    for j in range(d):
+        for k in range(j + 1, d):
+            s = 0.5 * (H[j, k] + H[k, j])
+            H[j, k] = s
+            H[k, j] = s
+    return H
+
+
+@njit(cache=True)
+def hessp_assemble(A, beta, p, q, T, v):
+    """A^T (diag(beta) + p q^T + q p^T + T q q^T) A v: two matrix-vector products."""
+    av = A @ v
+    hv = beta * av
+    if RANK2:
+        pv = p @ av
+        qv = q @ av
+        hv += p * qv + q * (pv + T * qv)
+    return A.T @ hv
+
+
+@njit(cache=True)
+def loss(A, b, w, x):
+    """L(x)."""
+    return loss_u(A @ x, b, w)
+
+
+@njit(cache=True)
+def grad(A, b, w, x):
+    """grad L(x) = A^T g."""
+    _, g = grad_u(A @ x, b, w)
+    return A.T @ g
+
+
+@njit(cache=True)
+def hess(A, b, w, x):
+    """hess L(x) (d, d)."""
+    _, _, beta, p, q, T = pieces_u(A @ x, b, w)
+    return hess_assemble(A, beta, p, q, T)
+
+
+@njit(cache=True)
+def hessp(A, b, w, x, v):
+    """hess L(x) v."""
+    _, _, beta, p, q, T = pieces_u(A @ x, b, w)
+    return hessp_assemble(A, beta, p, q, T, v)
+'''
+
+
+def emit_page(f: NormalizedFormulas, claims: list[str], spec_hash: str) -> str:
+    """Markdown/LaTeX page of the derived formulas of one member."""
+    spec = f.spec
+    names = {alpha: r"\alpha", S: "S", T: "T"}
+
+    def tex(e):
+        return codegen.latex(e, names)
+
+    rows = [
+        ("\\varphi(u)", f.phi if f.normalized else None),
+        ("\\ell(u, \\alpha; b)", f.ell),
+        ("\\text{regularizer}", f.reg),
+        ("\\ell_u", f.partials["ell_u"]),
+        ("\\ell_\\alpha", f.partials["ell_alpha"]),
+        ("\\ell_{uu}", f.partials["ell_uu"]),
+        ("\\ell_{u\\alpha}", f.partials["ell_ualpha"]),
+        ("\\ell_{\\alpha\\alpha}", f.partials["ell_alphaalpha"]),
+        ("\\varphi'", f.partials["phi_u"]),
+        ("\\varphi''", f.partials["phi_uu"]),
+    ]
+    lines = [f"<!-- {codegen.HEADER} -->", f"# `{spec.name}`", "", spec.doc + ".", "",
+             f"Seed: {spec.seed}. Family: normalized elementwise. Spec hash: `{spec_hash[:16]}`.", "",
+             "$$u = Ax,\\quad \\alpha = \\sum_i \\varphi(u_i),\\quad "
+             "L(x) = \\sum_i \\ell(u_i, \\alpha; b_i) + \\tfrac12 w_i^2 u_i^2$$" if f.normalized else
+             "$$u = Ax,\\quad L(x) = \\sum_i \\ell(u_i; b_i) + \\tfrac12 w_i^2 u_i^2$$", "",
+             "## Scalar partials (derived by SymPy)", "", "| quantity | expression |", "|---|---|"]
+    lines += [f"| ${k}$ | ${tex(v)}$ |" for k, v in rows if v is not None]
+    lines += ["", "## Structured gradient and Hessian", "",
+              "$$\\nabla L = A^\\top g,\\qquad \\nabla^2 L = A^\\top\\big(\\operatorname{diag}(\\beta)"
+              " + p q^\\top + q p^\\top + T q q^\\top\\big) A$$", "",
+              "with $S = \\sum_j \\ell_\\alpha(u_j)$, $T = \\sum_j \\ell_{\\alpha\\alpha}(u_j)$ and, per element,", "",
+              f"$$g_i = {tex(f.g)}$$", "", f"$$\\beta_i = {tex(f.beta)}$$", "",
+              f"$$p_i = {tex(f.p)},\\qquad q_i = {tex(f.q)}$$", "",
+              "Planted target (synthetic instances with minimizer $x^*$ use $b_i = "
+              f"b^*(u_i)$, $u = Ax^*$): $$b^*(u) = {tex(f.target)}$$", ""]
+    if spec.shift_invariant:
+        lines += ["Kernels evaluate the loss part at $u - \\max_i u_i$ (proven shift invariant below), "
+                  "so exponentials never overflow.", ""]
+    else:
+        lines += ["This member is not shift invariant: kernels evaluate at $u$ itself and the runtime "
+                  "raises `softsym.OverflowDetected` when a value overflows.", ""]
+    lines += ["## Proven exactly (SymPy, difference simplifies to 0)", ""]
+    lines += [f"- {c}" for c in claims]
+    return "\n".join(lines) + "\n"

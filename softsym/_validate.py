@@ -1,0 +1,62 @@
+"""Boundary validation: every public entry point turns user data into float64 C arrays here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import ValidationError
+
+
+def as_array(name: str, value: Any, ndim: int, shape: tuple[int | None, ...] | None = None,
+             allow_empty: bool = False) -> np.ndarray:
+    """``value`` as a finite float64 C-contiguous array of ``ndim`` dimensions.
+
+    Integer and float inputs are accepted (converted to float64); bool, complex, object and
+    string data are rejected, as are wrong shapes, empty arrays and NaN/inf entries.
+    ``shape`` may contain ``None`` for free dimensions.  Already-conforming arrays are not
+    copied.
+    """
+    if value is None:
+        raise ValidationError(f"{name} is required, got None")
+    arr = np.asarray(value)
+    kind = arr.dtype.kind
+    if kind not in "iuf":
+        what = {"b": "bool", "c": "complex", "O": "object", "U": "string", "S": "bytes"}.get(kind, str(arr.dtype))
+        raise ValidationError(f"{name} must hold real numbers (float or int), got dtype {arr.dtype} ({what})")
+    if arr.ndim != ndim:
+        raise ValidationError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
+    if shape is not None:
+        for axis, (got, want) in enumerate(zip(arr.shape, shape)):
+            if want is not None and got != want:
+                raise ValidationError(f"{name} must have shape {_fmt(shape)}, got {arr.shape} (axis {axis})")
+    if arr.size == 0 and not allow_empty:
+        raise ValidationError(f"{name} is empty (shape {arr.shape})")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValidationError(f"{name} has {bad} non-finite entries (NaN or inf)")
+    return arr
+
+
+def _fmt(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("any" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """A finite positive float (or non-negative with ``allow_zero``)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        raise ValidationError(f"{name} must be {'>= 0' if allow_zero else '> 0'} and finite, got {value!r}")
+    return v
+
+
+def count(name: str, value: Any, minimum: int = 0) -> int:
+    """An integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValidationError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)

@@ -1,0 +1,164 @@
+"""The solver protocol and the one driver loop every solver shares.
+
+A solver is ``init`` / ``step`` (as optimistix does): the driver owns termination (relative
+gradient norm, iteration cap), callbacks, counters, failure reporting and the
+``OptimizeResult``.  A new solver is one small file with a class registered by
+:func:`register`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+from scipy.optimize import OptimizeResult
+
+from .._validate import as_array, count, positive
+from ..errors import OverflowDetected, ValidationError
+
+# status codes (0 and 1 follow scipy)
+SUCCESS, MAXITER, LINE_SEARCH, OVERFLOW, INDEFINITE, CALLBACK = 0, 1, 2, 3, 4, 99
+
+
+class SolverFailure(Exception):
+    """Raised by a step that cannot continue; becomes ``success=False`` with this status."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class State:
+    """Iterate shared by all solvers; solvers keep their own extras in ``extra``."""
+
+    x: np.ndarray
+    f: float
+    g: np.ndarray
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+SOLVERS: dict[str, type["Solver"]] = {}
+
+
+def register(cls: type["Solver"]) -> type["Solver"]:
+    """Class decorator: make ``cls`` available as ``softsym.minimize(..., method=cls.name)``."""
+    SOLVERS[cls.name] = cls
+    return cls
+
+
+class Solver:
+    """Base class: subclasses set ``name`` and implement ``step`` (and optionally ``init``)."""
+
+    name: ClassVar[str]
+
+    def __init__(self, **options: Any):
+        if options:
+            raise ValidationError(f"method {self.name!r} got unknown options {sorted(options)}")
+
+    def init(self, objective, x0: np.ndarray) -> State:
+        f, g = objective.fun_and_jac(x0)
+        return State(x=x0, f=f, g=g)
+
+    def step(self, objective, state: State) -> State:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def extra_result(self, state: State) -> dict[str, Any]:
+        """Solver-specific fields added to the result."""
+        return {}
+
+
+def backtracking(objective, x: np.ndarray, f: float, g: np.ndarray, d: np.ndarray, t0: float = 1.0,
+                 c1: float = 1e-4, shrink: float = 0.5, max_halvings: int = 60) -> tuple[float, float]:
+    """Armijo backtracking along ``d``: returns (t, f(x + t d)).
+
+    A step that changes the loss by less than its rounding error is accepted, so Newton can
+    finish at float64 precision instead of failing at the last step.
+    """
+    slope = float(g @ d)
+    if not slope < 0:
+        raise SolverFailure(LINE_SEARCH, f"not a descent direction (g.d = {slope:.3g})")
+    slack = 16 * np.finfo(float).eps * max(1.0, abs(f))
+    t = t0
+    for _ in range(max_halvings):
+        try:
+            ft = objective.fun(x + t * d)
+        except OverflowDetected:
+            ft = np.inf
+        if ft <= f + c1 * t * slope + slack:
+            return t, ft
+        t *= shrink
+    raise SolverFailure(LINE_SEARCH, f"line search found no decrease after {max_halvings} halvings "
+                                     f"(loss {f:.6g}); the gradient may be inaccurate at this precision")
+
+
+def run(solver: Solver, objective, x0, tol: float, maxiter: int,
+        callback: Callable[[OptimizeResult], Any] | None = None) -> OptimizeResult:
+    """Drive ``solver`` from ``x0`` until ||grad L(x)|| <= tol ||grad L(x0)||."""
+    tol = positive("tol", tol, allow_zero=True)
+    maxiter = count("maxiter", maxiter)
+    x0 = as_array("x0", x0, 1, (objective.d,))
+    nfev0, njev0, nhev0 = objective.nfev, objective.njev, objective.nhev
+    t_start = time.perf_counter()
+    history: dict[str, list[float]] = {"fun": [], "grad_norm": [], "time": []}
+
+    def record(st: State) -> None:
+        history["fun"].append(st.f)
+        history["grad_norm"].append(float(np.linalg.norm(st.g)))
+        history["time"].append(time.perf_counter() - t_start)
+
+    nit = 0
+    try:
+        state = solver.init(objective, x0)
+    except OverflowDetected as exc:
+        return _result(solver, objective, None, x0, 0, False, OVERFLOW, f"overflow at x0: {exc}",
+                       history, (nfev0, njev0, nhev0), 1.0)
+    record(state)
+    g0 = history["grad_norm"][0]
+    status, message = MAXITER, f"maximum number of iterations ({maxiter}) reached"
+    while True:
+        rel = history["grad_norm"][-1] / g0 if g0 > 0 else 0.0
+        if rel <= tol:
+            status, message = SUCCESS, f"relative gradient norm {rel:.3g} <= tol {tol:.3g}"
+            break
+        if nit >= maxiter:
+            break
+        try:
+            new = solver.step(objective, state)
+        except SolverFailure as exc:
+            status, message = exc.status, str(exc)
+            break
+        except OverflowDetected as exc:
+            status, message = OVERFLOW, str(exc)
+            break
+        if not (np.isfinite(new.f) and np.all(np.isfinite(new.g)) and np.all(np.isfinite(new.x))):
+            status, message = OVERFLOW, "non-finite iterate"
+            break
+        state = new
+        nit += 1
+        record(state)
+        if callback is not None:
+            try:
+                callback(OptimizeResult(x=state.x.copy(), fun=state.f, jac=state.g.copy(), nit=nit))
+            except StopIteration:
+                status, message = CALLBACK, "`callback` raised `StopIteration`"
+                break
+    rel = history["grad_norm"][-1] / g0 if g0 > 0 else 0.0
+    return _result(solver, objective, state, x0, nit, status == SUCCESS, status, message, history,
+                   (nfev0, njev0, nhev0), rel)
+
+
+def _result(solver, objective, state, x0, nit, success, status, message, history, counts, rel):
+    x = state.x if state is not None else x0
+    res = OptimizeResult(
+        x=x.copy(), fun=state.f if state is not None else np.nan,
+        jac=state.g.copy() if state is not None else np.full_like(x0, np.nan),
+        nit=nit, nfev=objective.nfev - counts[0], njev=objective.njev - counts[1],
+        nhev=objective.nhev - counts[2], success=bool(success), status=status, message=message,
+        method=solver.name, rel_grad_norm=rel, history=history,
+    )
+    if state is not None:
+        res.update(solver.extra_result(state))
+    return res
