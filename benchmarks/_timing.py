@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from softsym._report import table  # noqa: F401  (re-exported for the scripts)
+
 
 def median_time(fn: Callable[[], object], repeat: int = 7, warmup: int = 1, min_time: float = 0.0) -> float:
     """Median wall time of ``fn()`` over ``repeat`` runs after ``warmup`` untimed calls.
@@ -25,13 +27,3 @@ def median_time(fn: Callable[[], object], repeat: int = 7, warmup: int = 1, min_
         samples.append(dt / k)
     samples.sort()
     return samples[len(samples) // 2]
-
-
-def table(rows: list[tuple], headers: tuple[str, ...]) -> str:
-    """A plain-text table (also valid Markdown)."""
-    cells = [tuple(str(c) for c in r) for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    fmt = "| " + " | ".join(f"{{:{w}}}" for w in widths) + " |"
-    lines = [fmt.format(*headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += [fmt.format(*r) for r in cells]
-    return "\n".join(lines)

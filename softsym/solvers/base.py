@@ -74,20 +74,26 @@ def backtracking(objective, x: np.ndarray, f: float, g: np.ndarray, d: np.ndarra
                  c1: float = 1e-4, shrink: float = 0.5, max_halvings: int = 60) -> tuple[float, float]:
     """Armijo backtracking along ``d``: returns (t, f(x + t d)).
 
-    A step that changes the loss by less than its rounding error is accepted, so Newton can
-    finish at float64 precision instead of failing at the last step.
+    Near a minimizer the decrease c1 t g.d falls below the rounding error of the loss and
+    Armijo's test becomes noise.  A step whose loss is within rounding of f(x) is then judged
+    by the slope instead (Hager & Zhang's approximate Wolfe condition): it is accepted when
+    g(x + t d).d <= 0.8 |g.d|, i.e. it has not overshot the one-dimensional minimizer.  The
+    trial gradient is memoized by the objective, so this costs nothing extra.
     """
     slope = float(g @ d)
     if not slope < 0:
         raise SolverFailure(LINE_SEARCH, f"not a descent direction (g.d = {slope:.3g})")
-    slack = 16 * np.finfo(float).eps * max(1.0, abs(f))
+    rounding = 16 * np.finfo(float).eps * max(1.0, abs(f))
     t = t0
     for _ in range(max_halvings):
+        xt = x + t * d
         try:
-            ft = objective.fun(x + t * d)
+            ft = objective.fun(xt)
         except OverflowDetected:
             ft = np.inf
-        if ft <= f + c1 * t * slope + slack:
+        if ft <= f + c1 * t * slope:
+            return t, ft
+        if ft <= f + rounding and float(objective.jac(xt) @ d) <= -0.8 * slope:
             return t, ft
         t *= shrink
     raise SolverFailure(LINE_SEARCH, f"line search found no decrease after {max_halvings} halvings "
