@@ -1,4 +1,8 @@
-"""``python -m softsym.derive [--check] [--out DIR]``: regenerate kernels or check they are in sync."""
+"""``python -m softsym.derive [--check] [--out DIR] [--spec FILE ...]``: regenerate kernels or check they are in sync.
+
+Without ``--spec`` the built-in catalogue is generated into ``generated/``; with it, the
+specs of the given files (``--out`` is then required).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from pathlib import Path
 from .catalogue import CATALOGUE
 from .generate import DEFAULT_OUT, build, stale_files, write
 from .prove import ProofError
+from .spec import SpecError
+from .userspec import load_spec_file
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,8 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="derive and prove everything, write nothing; exit 1 naming each stale file")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
+    parser.add_argument("--spec", type=Path, action="append", default=[],
+                        help="generate the specs of this Python file instead of the catalogue (repeatable)")
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.spec and args.out == DEFAULT_OUT:
+        parser.error("--spec needs --out DIR (generated/ holds the built-in catalogue only)")
 
     def progress(name: str) -> None:
         if not args.quiet:
@@ -26,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     try:
-        files = build(CATALOGUE, progress)
+        specs = [s for path in args.spec for s in load_spec_file(path)] if args.spec else CATALOGUE
+        files = build(specs, progress)
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except ProofError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

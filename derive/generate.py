@@ -16,6 +16,7 @@ import sympy as sp
 
 from . import codegen, normalized
 from .prove import ProofError
+from .spec import SpecError
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "generated"
 
@@ -53,7 +54,7 @@ def build_member(spec) -> MemberFiles:
     try:
         builder = FAMILIES[spec.family]
     except KeyError:
-        raise ValueError(f"spec {spec.name!r}: unknown family {spec.family!r}; known: {sorted(FAMILIES)}") from None
+        raise SpecError(f"spec {spec.name!r}: unknown family {spec.family!r}; known: {sorted(FAMILIES)}") from None
     try:
         return builder(spec)
     except ProofError as exc:
@@ -70,7 +71,7 @@ def build(specs: Iterable, progress: Callable[[str], None] | None = None) -> dic
     names = [m.name for m in members]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise ValueError(f"duplicate member names: {dup}")
+        raise SpecError(f"duplicate member names: {dup}")
     files: dict[str, str] = {}
     for m in members:
         files.update(m.files)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from . import datasets
 from .errors import OverflowDetected, UnknownObjectiveError, ValidationError
-from .objective import MemberInfo, Objective, catalogue, objective
+from .objective import MemberInfo, Objective, catalogue, load_kernels, objective
 from .solvers import minimize
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MemberInfo", "Objective", "OverflowDetected", "UnknownObjectiveError", "ValidationError",
-    "catalogue", "datasets", "minimize", "objective",
+    "catalogue", "datasets", "load_kernels", "minimize", "objective",
 ]

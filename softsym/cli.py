@@ -1,24 +1,202 @@
-"""The ``softsym`` command line."""
+"""The ``softsym`` command line.
+
+Exit codes: 0 success; 1 a verification, proof or solve failed; 2 bad input (unknown
+member, unreadable or malformed data, bad arguments) — in that case nothing is written.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import json
 import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ._report import table
+from .errors import ValidationError
+
+
+class InputError(Exception):
+    """Bad command-line input: reported on stderr with exit code 2."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="softsym", description="derived, proven and fast softmax objectives")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_demo = sub.add_parser("demo", help="verify and solve every catalogue member on a synthetic instance")
-    p_demo.set_defaults(func=_demo)
+    parser = _parser()
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (InputError, ValidationError) as exc:
+        print(f"softsym {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="softsym", description="derived, proven and fast softmax objectives")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="reproduce each seed paper's claim: verify, solve, tables, plots, report")
+    p.add_argument("--out", type=Path, default=Path("softsym-report"), help="report folder (default ./softsym-report)")
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("catalogue", help="list the catalogue members")
+    p.set_defaults(func=_catalogue)
+
+    p = sub.add_parser("verify", help="run the verification ladder (exact proof, finite differences)")
+    p.add_argument("members", nargs="*", metavar="MEMBER", help="members to verify (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_verify)
+
+    p = sub.add_parser("solve", help="solve a member on your data (.npz with A, b[, w, x0]) or a synthetic instance")
+    p.add_argument("member", metavar="MEMBER")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, metavar="FILE.npz", help="arrays A (n, d), b (n,), optional w (n,), x0 (d,)")
+    src.add_argument("--synthetic", metavar="N,D", help="planted instance of size N x D")
+    p.add_argument("--method", default="newton")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic instance and of randomized methods")
+    p.add_argument("--tol", type=float, default=1e-10)
+    p.add_argument("--maxiter", type=int, default=None)
+    p.add_argument("--plot", type=Path, metavar="OUT.png", help="write a convergence plot")
+    p.add_argument("--json", type=Path, metavar="OUT.json", help="write the result as JSON")
+    p.set_defaults(func=_solve)
+
+    p = sub.add_parser("formulas", help="print a member's derived formulas")
+    p.add_argument("member", metavar="MEMBER")
+    p.add_argument("--latex", action="store_true", help="only the LaTeX equations")
+    p.set_defaults(func=_formulas)
+
+    p = sub.add_parser("generate", help="derive, prove and emit kernels for your own spec file")
+    p.add_argument("spec", type=Path, metavar="SPEC.py")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if DIR is stale")
+    p.set_defaults(func=_generate)
+    return parser
+
+
+# -- commands ------------------------------------------------------------------------------
 
 def _demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo()
+    return run_demo(args.out)
+
+
+def _catalogue(args) -> int:
+    from .objective import catalogue
+
+    rows = [(m.name, m.family, m.seed, m.doc) for m in catalogue()]
+    print(table(rows, ("member", "family", "seed", "description")))
+    return 0
+
+
+def _verify(args) -> int:
+    from .verify import run_verify
+
+    return run_verify(args.members, seed=args.seed)
+
+
+def _generate(args) -> int:
+    from .derive.__main__ import main as derive_main
+
+    argv = ["--spec", str(args.spec), "--out", str(args.out)] + (["--check"] if args.check else [])
+    return derive_main(argv)
+
+
+def _formulas(args) -> int:
+    from .objective import member
+
+    info = member(args.member)
+    if info.package != "softsym.kernels":
+        raise InputError(f"{args.member} is a user member; its page is in its kernel directory")
+    from importlib import resources
+
+    page = resources.files("softsym.kernels").joinpath(f"{info.name}.md").read_text("utf-8")
+    if not args.latex:
+        print(page, end="")
+        return 0
+    import re
+
+    for line in page.splitlines():
+        if line.startswith("$$"):
+            print(line.strip("$").strip())
+        elif line.startswith("| $"):
+            cells = re.findall(r"\$([^$]+)\$", line)
+            if len(cells) == 2:
+                print(f"{cells[0]} = {cells[1]}")
+    return 0
+
+
+def _output_path(path: Path | None, suffix: str) -> Path | None:
+    if path is None:
+        return None
+    if path.suffix.lower() != suffix:
+        raise InputError(f"{path} must end in {suffix}")
+    if not path.parent.resolve().is_dir():
+        raise InputError(f"folder {path.parent} does not exist")
+    return path
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise InputError(f"data file {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"{path} is not a readable .npz file (np.savez archive expected)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as exc:
+        raise InputError(f"{path}: cannot read arrays without pickle ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - zipfile/OSError/...: anything unreadable is bad input
+        raise InputError(f"{path} is not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    missing = [k for k in ("A", "b") if k not in arrays]
+    if missing:
+        raise InputError(f"{path} lacks array(s) {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'none'})")
+    return arrays
+
+
+def _solve(args) -> int:
+    from . import datasets
+    from .objective import Objective, member
+    from .solvers import SOLVERS, minimize
+
+    info = member(args.member, family="normalized")
+    if args.method not in SOLVERS:
+        raise InputError(f"unknown method {args.method!r}; available: {', '.join(sorted(SOLVERS))}")
+    plot, out_json = _output_path(args.plot, ".png"), _output_path(args.json, ".json")
+    x_star = None
+    if args.data is not None:
+        arrays = _load_npz(args.data)
+        obj = Objective(info.name, arrays["A"], arrays["b"], arrays.get("w"))
+        x0 = arrays.get("x0")
+        source = str(args.data)
+    else:
+        try:
+            n, d = (int(v) for v in args.synthetic.split(","))
+        except ValueError:
+            raise InputError(f"--synthetic takes N,D (two integers), got {args.synthetic!r}") from None
+        inst = datasets.synthetic(info.name, n, d, seed=args.seed)
+        obj, x0, x_star, source = inst.objective(), None, inst.x_star, f"synthetic {n}x{d}, seed {args.seed}"
+    takes_seed = "seed" in inspect.signature(SOLVERS[args.method]).parameters
+    options = {"seed": args.seed} if takes_seed else {}
+    res = minimize(obj, x0, method=args.method, tol=args.tol, maxiter=args.maxiter, **options)
+    rows = [("member", info.name), ("data", source), ("n x d", f"{obj.n} x {obj.d}"), ("method", args.method),
+            ("success", res.success), ("message", res.message), ("iterations", res.nit),
+            ("loss", f"{res.fun:.6e}"), ("relative gradient norm", f"{res.rel_grad_norm:.2e}"),
+            ("time", f"{res.history['time'][-1]:.3f} s")]
+    if x_star is not None:
+        rows.append(("||x - x_planted||", f"{np.linalg.norm(res.x - x_star):.2e}"))
+    print(table(rows, ("", "")))
+    if out_json is not None:
+        payload = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.items()}
+        payload.update(member=info.name, data=source)
+        out_json.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    if plot is not None:
+        from .plots import convergence_plot
+
+        convergence_plot({args.method: res.history}, plot, title=f"{info.name}: {source}")
+    return 0 if res.success else 1
 
 
 if __name__ == "__main__":
