@@ -10,15 +10,19 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def progress(items: Iterable[T], label: str, total: int | None = None, stream=None) -> Iterator[T]:
-    """Yield ``items`` while showing ``label [####....] k/total item`` on ``stream`` (stderr)."""
+def progress(items: Iterable[T], label: str, total: int | None = None, stream=None,
+             describe=str) -> Iterator[T]:
+    """Yield ``items`` while showing ``label [####....] k/total item`` on ``stream`` (stderr).
+
+    ``describe(item)`` gives the text shown for an item.
+    """
     stream = stream or sys.stderr
     items = list(items)
     total = total or len(items)
     tty = hasattr(stream, "isatty") and stream.isatty()
     t0 = time.perf_counter()
     for k, item in enumerate(items):
-        what = str(item)[:40]
+        what = describe(item)[:40]
         if tty:
             filled = int(30 * k / max(total, 1))
             stream.write(f"\r{label} [{'#' * filled}{'.' * (30 - filled)}] {k}/{total} {what:<40}")
