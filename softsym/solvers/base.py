@@ -83,7 +83,7 @@ def backtracking(objective, x: np.ndarray, f: float, g: np.ndarray, d: np.ndarra
     slope = float(g @ d)
     if not slope < 0:
         raise SolverFailure(LINE_SEARCH, f"not a descent direction (g.d = {slope:.3g})")
-    rounding = 16 * np.finfo(float).eps * max(1.0, abs(f))
+    rounding = 64 * np.finfo(float).eps * abs(f)
     t = t0
     for _ in range(max_halvings):
         xt = x + t * d
