@@ -198,12 +198,94 @@ def emit_module(f: NormalizedFormulas, spec_hash: str) -> str:
     phi_code = codegen.code_block([("alpha_i", _main(f.phi))], _NAMES, indent=8) if f.normalized else ""
     shift = "np.max(u)" if spec.shift_invariant else "0.0"
     return _MODULE.format(
+        batched=_emit_batched(f),
         header=codegen.HEADER, name=spec.name, doc=spec.doc, seed=spec.seed, spec_hash=spec_hash,
         shift_invariant=spec.shift_invariant, normalized=f.normalized, rank2=f.rank2,
         shift=shift, phi_code=phi_code or "        alpha_i = 0.0",
         pass_loss=pass_loss, pass_loss_only=pass_loss_only, pass_pieces=pass_pieces,
         pass_grad=pass_grad, target_code=target_code,
     )
+
+
+# -- batched K-direction loss kernel (zeroth-order methods, MATH.md section 2) ------------
+
+_PHI = sp.Symbol("phi_value", real=True)
+
+
+def _emit_batched(f: NormalizedFormulas) -> str:
+    """Source of ``loss_dirs_u`` / ``loss_dirs``: the 2K losses at ``u +- mu A z_k`` in one sweep.
+
+    The loss is the member's derived ``ell + reg`` (the same expression as ``loss_u``), with
+    every occurrence of ``phi(u)`` replaced by the value stored while summing ``alpha``, so a
+    transcendental ``phi`` is evaluated once per element and direction, not twice.  The
+    substitution is checked to be exactly invertible.
+    """
+    loss = _main(f.ell) + _reg(f.reg)
+    if f.normalized:
+        phi = _main(f.phi)
+        loss_phi = loss.xreplace({phi: _PHI})
+        if loss_phi.xreplace({_PHI: phi}) != loss:  # pragma: no cover - structural identity
+            raise AssertionError(f"{f.spec.name}: phi substitution is not invertible")
+        names = {**_NAMES, _PHI: "phii"}
+        phi_code = codegen.code_block([("alpha_i", phi)], names, indent=16)
+        alpha_pass = _BATCHED_ALPHA.format(phi_code=phi_code)
+        load_phi = "                phii = phik[i]\n" if _PHI in loss_phi.free_symbols else ""
+    else:
+        loss_phi, names, alpha_pass, load_phi = loss, _NAMES, "            alpha = 0.0\n", ""
+    loss_code = codegen.code_block([("l_i", loss_phi)], names, indent=16)
+    return _BATCHED.format(alpha_pass=alpha_pass, load_phi=load_phi, loss_code=loss_code)
+
+
+_BATCHED_ALPHA = """\
+            phik = work[1]
+            alpha = 0.0
+            for i in range(n):
+                ui = uk[i] - m
+{phi_code}
+                phik[i] = alpha_i
+                alpha += alpha_i
+"""
+
+_BATCHED = '''
+
+@njit(cache=True)
+def loss_dirs_u(u, V, mu, b, w):
+    """Losses at u + mu V[k] and u - mu V[k] for every row k of V (K, n): array (K, 2).
+
+    With V = Z A^T (row k = A z_k) these are L(x + mu z_k) and L(x - mu z_k): the 2K losses
+    cost one GEMM (done by the caller) and this sweep, which reads each row of V once and,
+    per direction and sign, forms the perturbed u, its shift (max for shift-invariant
+    members), alpha with phi(u_i) stored, and the loss from the stored phi values.
+    """
+    K, n = V.shape
+    out = np.empty((K, 2))
+    work = np.empty((2, n))
+    uk = work[0]
+    for k in range(K):
+        for j in range(2):
+            s = mu if j == 0 else -mu
+            for i in range(n):
+                uk[i] = u[i] + s * V[k, i]
+            m = _shift(uk)
+{alpha_pass}\
+            total = 0.0
+            for i in range(n):
+                ui = uk[i] - m
+                ur = uk[i]
+                bi = b[i]
+                wi = w[i]
+{load_phi}\
+{loss_code}
+                total += l_i
+            out[k, j] = total
+    return out
+
+
+@njit(cache=True)
+def loss_dirs(A, b, w, x, Z, mu):
+    """(K, 2) losses L(x + mu z_k), L(x - mu z_k) for the rows z_k of Z (K, d)."""
+    return loss_dirs_u(A @ x, Z @ A.T, mu, b, w)
+'''
 
 
 _MODULE = '''\
@@ -386,7 +468,7 @@ def hessp(A, b, w, x, v):
     """hess L(x) v."""
     _, _, beta, p, q, T = pieces_u(A @ x, b, w)
     return hessp_assemble(A, beta, p, q, T, v)
-'''
+{batched}'''
 
 
 def emit_page(f: NormalizedFormulas, claims: list[str], spec_hash: str) -> str:

@@ -185,3 +185,41 @@ def hessp(A, b, w, x, v):
     """hess L(x) v."""
     _, _, beta, p, q, T = pieces_u(A @ x, b, w)
     return hessp_assemble(A, beta, p, q, T, v)
+
+
+@njit(cache=True)
+def loss_dirs_u(u, V, mu, b, w):
+    """Losses at u + mu V[k] and u - mu V[k] for every row k of V (K, n): array (K, 2).
+
+    With V = Z A^T (row k = A z_k) these are L(x + mu z_k) and L(x - mu z_k): the 2K losses
+    cost one GEMM (done by the caller) and this sweep, which reads each row of V once and,
+    per direction and sign, forms the perturbed u, its shift (max for shift-invariant
+    members), alpha with phi(u_i) stored, and the loss from the stored phi values.
+    """
+    K, n = V.shape
+    out = np.empty((K, 2))
+    work = np.empty((2, n))
+    uk = work[0]
+    for k in range(K):
+        for j in range(2):
+            s = mu if j == 0 else -mu
+            for i in range(n):
+                uk[i] = u[i] + s * V[k, i]
+            m = _shift(uk)
+            alpha = 0.0
+            total = 0.0
+            for i in range(n):
+                ui = uk[i] - m
+                ur = uk[i]
+                bi = b[i]
+                wi = w[i]
+                l_i = (1/2)*ur**2*wi**2 + (1/2)*(-bi + math.exp(ui))**2
+                total += l_i
+            out[k, j] = total
+    return out
+
+
+@njit(cache=True)
+def loss_dirs(A, b, w, x, Z, mu):
+    """(K, 2) losses L(x + mu z_k), L(x - mu z_k) for the rows z_k of Z (K, d)."""
+    return loss_dirs_u(A @ x, Z @ A.T, mu, b, w)
