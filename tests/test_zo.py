@@ -43,6 +43,21 @@ def test_batched_kernel_equals_a_loop_of_loss_calls(name):
         np.testing.assert_allclose(k.loss_dirs(inst.A, inst.b, inst.w, x, Z, mu), ref, rtol=1e-12, atol=0)
 
 
+def test_vectorizable_exp_is_within_two_ulp_of_libm():
+    """The batched kernels print exp as the generated arithmetic-only ``_exp``."""
+    import math
+
+    _exp = kernels("softmax")._exp
+    xs = np.concatenate([np.linspace(-707.0, 709.78, 20001), np.linspace(-2.0, 2.0, 4001),
+                         [0.0, -0.0, 1e-300, -1e-300, 709.782712893384]])
+    got = np.array([_exp(v) for v in xs])
+    ref = np.array([math.exp(v) for v in xs])
+    assert np.max(np.abs(got - ref) / np.spacing(ref)) <= 2.0
+    assert _exp(-707.5) == 0.0 and _exp(-np.inf) == 0.0  # flush below exp(-707) ~ 9e-308
+    assert _exp(709.8) == np.inf and _exp(np.inf) == np.inf
+    assert np.isnan(_exp(np.nan))
+
+
 def test_batched_kernel_is_shift_safe_for_softmax():
     """Per-direction max shift: huge u (exp would overflow unshifted) still gives finite losses."""
     inst, obj, x = _instance("softmax", n=100, d=3)
@@ -243,3 +258,11 @@ def test_overflow_is_reported_not_returned():
         zo.estimate(obj, x, K=4, mu=1e3)
     res = softsym.minimize(obj, x, method="zo", K=2, lr=1e6, maxiter=50, seed=0)
     assert not res.success and res.status == 3
+
+
+def test_demo_section_writes_plot_and_table(tmp_path):
+    md = zo.demo_section(tmp_path)
+    assert (tmp_path / "zo_convergence.png").stat().st_size > 10_000
+    assert md.startswith("## Zeroth-order optimization")
+    assert "![ZO-GD vs GD](zo_convergence.png)" in md
+    assert md.count("| yes |") == 5  # GD and four K values all converge
