@@ -264,6 +264,7 @@ def demo_section(out_dir) -> str:
     import matplotlib.pyplot as plt
 
     from . import datasets
+    from ._report import table
     from .solvers import minimize
 
     out_dir = Path(out_dir)
@@ -299,8 +300,8 @@ def demo_section(out_dir) -> str:
             ratio, theory = f"{res.nit / gd_nit:.1f}", f"{(d + K) / K:.1f}"
         ax1.semilogy(it, gap, label=label)
         ax2.semilogy(evals, gap, label=label)
-        rows.append(f"| {label} | {res.nit} | {cost} | {ratio} | {theory} | {res.rel_grad_norm:.1e} | "
-                    f"{'yes' if res.success else 'no: ' + res.message} |")
+        rows.append((label, res.nit, cost, ratio, theory, f"{res.rel_grad_norm:.1e}",
+                     "yes" if res.success else "no: " + res.message))
     ax1.set_xlabel("iteration")
     ax2.set_xlabel("evaluations (ZO: losses; GD: losses + gradients, one each)")
     for ax in (ax1, ax2):
@@ -313,13 +314,14 @@ def demo_section(out_dir) -> str:
     png = out_dir / "zo_convergence.png"
     fig.savefig(png, dpi=110)
     plt.close(fig)
-    return "\n".join([
-        "## Zeroth-order optimization (seed 002)", "",
+    md = "\n".join([
+        "### Zeroth-order gradient descent against gradient descent", "",
         f"Softmax regression (n = {n}, d = {d}, w = 0.05), from the same x0, until the TRUE relative "
         f"gradient norm is <= {tol:g} (computed for stopping only; ZO iterates use loss values only). "
         "ZO-GD: two-point Gaussian estimator with K directions (one n x d x K product + one fused "
         "kernel per iteration), Armijo line search along -g_hat with the slope estimated from the "
         "same losses.  Theory: ZO needs about (d + K)/K times the iterations of GD.", "",
-        "| method | iterations | evaluations | iterations / GD | (d+K)/K | rel. grad | converged |",
-        "|---|---|---|---|---|---|---|", *rows, "",
+        table(rows, ("method", "iterations", "evaluations", "iterations / GD", "(d+K)/K", "rel. grad",
+                     "converged")), "",
         f"![ZO-GD vs GD]({png.name})", ""])
+    return md

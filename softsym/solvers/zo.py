@@ -31,7 +31,32 @@ import numpy as np
 
 from .. import zo
 from .._validate import count, positive
-from .base import Solver, State, backtracking, register
+from ..errors import OverflowDetected
+from .base import LINE_SEARCH, Solver, SolverFailure, State, register
+
+
+def loss_only_backtracking(objective, x: np.ndarray, f: float, g_hat: np.ndarray, slope: float, t0: float,
+                           c1: float = 1e-4, shrink: float = 0.5, max_halvings: int = 40) -> tuple[float, float]:
+    """Armijo backtracking along ``-g_hat`` from loss values only: returns (t, L(x - t g_hat)).
+
+    ``slope`` estimates ``g_hat^T grad L(x)`` (``Estimate.slope``).  Accepts the first ``t`` with
+    ``L(x - t g_hat) <= L(x) - c1 t slope``; once that required decrease is below the loss's
+    rounding error, a step that does not increase the loss is accepted instead (the shared
+    ``backtracking`` consults the true gradient there, which a forward-only method may not).
+    """
+    rounding = 16 * np.finfo(float).eps * max(1.0, abs(f))
+    t = t0
+    for _ in range(max_halvings):
+        try:
+            ft = objective.fun(x - t * g_hat)
+        except OverflowDetected:
+            ft = np.inf
+        if ft <= f - c1 * t * slope or (c1 * t * slope < rounding and ft <= f):
+            return t, ft
+        t *= shrink
+    raise SolverFailure(LINE_SEARCH, f"loss-only line search found no decrease after {max_halvings} halvings "
+                                     f"(loss {f:.6g}): the estimate is at the precision limit of mu = "
+                                     "finite differences")
 
 
 @register
@@ -70,11 +95,8 @@ class ZerothOrderGD(Solver):
             x = state.x - t * g_hat
             f = objective.fun(x)
         else:
-            gg = float(g_hat @ g_hat)
-            # a stand-in gradient whose slope along -g_hat is the estimated -g_hat^T grad L
-            g_eff = g_hat * (est.slope / gg) if gg > 0 else g_hat
-            t0 = 2.0 * state.extra.get("step", 1.0 / max(np.sqrt(gg), 1e-300))
-            t, f = backtracking(objective, state.x, state.f, g_eff, -g_hat, t0=t0)
+            t0 = 2.0 * state.extra.get("step", 1.0 / max(float(np.linalg.norm(g_hat)), 1e-300))
+            t, f = loss_only_backtracking(objective, state.x, state.f, g_hat, est.slope, t0)
             x = state.x - t * g_hat
         self.record.append((est.seed, est.coef, t))
         return self._state(objective, x, f, {"step": t})
