@@ -208,6 +208,8 @@ def estimate(objective, x, K: int = 16, mu: float = 1e-5, kind: str = "gaussian"
     # as one extra row of the first product, which reads A anyway (no separate pass over A)
     u = objective._cache["u"] if objective._x is not None and np.array_equal(x, objective._x) else None
     kern = kernels(objective.name)
+    if not hasattr(kern, "loss_dirs_u"):
+        raise ValidationError(f"kernels of {objective.name!r} predate the batched loss kernel; regenerate them")
     losses = np.empty((K, 2))
     for k0, Z in _blocks(seed, kind, objective.d, K, block):
         if u is None:
