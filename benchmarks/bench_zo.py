@@ -54,32 +54,45 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         return [obj.fun(x) for z in Z for x in (xs[0] + mu * z, xs[0] - mu * z)]
 
     r = args.repeat
-    t = {
-        "gemm": median_time(lambda: Z @ A.T, repeat=r),
-        "gemv": median_time(lambda: A @ xs[0], repeat=r),
-        "kernel": median_time(lambda: kern.loss_dirs_u(u, V, mu, b, w), repeat=r),
-        "directions": median_time(lambda: zo.directions(d, K, seed=3), repeat=r, min_time=0.01),
-        "estimate": median_time(estimate_fresh, repeat=r),
-        "estimate_memo": median_time(estimate_memo, repeat=r),
-        "loop": median_time(loop, repeat=max(3, r // 3)),
+    fns = {
+        "gemm": lambda: Z @ A.T,
+        "gemv": lambda: A @ xs[0],
+        "kernel": lambda: kern.loss_dirs_u(u, V, mu, b, w),
+        "directions": lambda: zo.directions(d, K, seed=3),
+        "estimate": estimate_fresh,
+        "estimate_memo": estimate_memo,
+        "loop": loop,
     }
-    rows = [
-        ("GEMM Z A^T (floor)", f"{t['gemm'] * 1e3:.2f}", "1.00"),
-        ("GEMV A x", f"{t['gemv'] * 1e3:.2f}", f"{t['gemv'] / t['gemm']:.2f}"),
-        ("fused kernel loss_dirs_u alone", f"{t['kernel'] * 1e3:.2f}", f"{t['kernel'] / t['gemm']:.2f}"),
-        ("K directions (seeded Box-Muller)", f"{t['directions'] * 1e3:.2f}", f"{t['directions'] / t['gemm']:.2f}"),
-        ("batched estimate, fresh x (A x as GEMM row)", f"{t['estimate'] * 1e3:.2f}", f"{t['estimate'] / t['gemm']:.2f}"),
-        ("batched estimate, x memoized", f"{t['estimate_memo'] * 1e3:.2f}", f"{t['estimate_memo'] / t['gemm']:.2f}"),
-        (f"Python loop of {2 * K} loss calls", f"{t['loop'] * 1e3:.2f}", f"{t['loop'] / t['gemm']:.2f}"),
-    ]
-    print(f"{args.member}: n={n} d={d} K={K} (median of {r} runs)")
-    print(table(rows, ("what", "ms", "/ GEMM")))
+    labels = {
+        "gemm": "GEMM Z A^T (floor)",
+        "gemv": "GEMV A x",
+        "kernel": "fused kernel loss_dirs_u alone",
+        "directions": "K directions (seeded Box-Muller)",
+        "estimate": "batched estimate, fresh x (A x as GEMM row)",
+        "estimate_memo": "batched estimate, x memoized",
+        "loop": f"Python loop of {2 * K} loss calls",
+    }
+    # medians (the project's convention) and, because the machine is shared, the best run too
+    t, best = {}, {}
+    for key, fn in fns.items():
+        reps = max(3, r // 3) if key == "loop" else r
+        t[key] = median_time(fn, repeat=reps)
+        best[key] = min(median_time(fn, repeat=1, warmup=0) for _ in range(reps))
+    rows = [(labels[k], f"{t[k] * 1e3:.2f}", f"{t[k] / t['gemm']:.2f}", f"{best[k] * 1e3:.2f}",
+             f"{best[k] / best['gemm']:.2f}") for k in fns]
+    print(f"{args.member}: n={n} d={d} K={K} ({r} runs each)")
+    print(table(rows, ("what", "median ms", "/ GEMM", "best ms", "/ GEMM (best)")))
     ratios = {"estimate_over_gemm": t["estimate"] / t["gemm"],
               "estimate_memo_over_gemm": t["estimate_memo"] / t["gemm"],
-              "loop_over_estimate": t["loop"] / t["estimate"]}
-    print(f"batched estimate / GEMM = {ratios['estimate_over_gemm']:.2f} (goal <= 1.5; "
-          f"{ratios['estimate_memo_over_gemm']:.2f} with A x memoized)")
-    print(f"loop of {2 * K} loss calls / batched estimate = {ratios['loop_over_estimate']:.1f} (goal >= 10)")
+              "loop_over_estimate": t["loop"] / t["estimate"],
+              "best_estimate_over_gemm": best["estimate"] / best["gemm"],
+              "best_estimate_memo_over_gemm": best["estimate_memo"] / best["gemm"],
+              "best_loop_over_estimate": best["loop"] / best["estimate"]}
+    print(f"batched estimate / GEMM = {ratios['estimate_over_gemm']:.2f} median, "
+          f"{ratios['best_estimate_over_gemm']:.2f} best (goal <= 1.5); with A x memoized "
+          f"{ratios['estimate_memo_over_gemm']:.2f} / {ratios['best_estimate_memo_over_gemm']:.2f}")
+    print(f"loop of {2 * K} loss calls / batched estimate = {ratios['loop_over_estimate']:.1f} median, "
+          f"{ratios['best_loop_over_estimate']:.1f} best (goal >= 10)")
     return ratios
 
 
