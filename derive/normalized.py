@@ -220,8 +220,22 @@ class _VecExp(sp.Function):
         return f"_exp({printer._print(self.args[0])})"
 
 
+class _VecCosh(sp.Function):
+    """``cosh`` printed as the generated module's ``_cosh`` (built on ``_exp``)."""
+
+    def _pythoncode(self, printer):
+        return f"_cosh({printer._print(self.args[0])})"
+
+
+class _VecSinh(sp.Function):
+    """``sinh`` printed as the generated module's ``_sinh`` (built on ``_exp``)."""
+
+    def _pythoncode(self, printer):
+        return f"_sinh({printer._print(self.args[0])})"
+
+
 def _vec_exp(expr: sp.Expr) -> sp.Expr:
-    return expr.replace(sp.exp, _VecExp)
+    return expr.replace(sp.exp, _VecExp).replace(sp.cosh, _VecCosh).replace(sp.sinh, _VecSinh)
 
 
 def _emit_batched(f: NormalizedFormulas) -> str:
@@ -250,11 +264,16 @@ def _emit_batched(f: NormalizedFormulas) -> str:
     taylor = repr(1.0 / math.factorial(_EXP_DEGREE))
     for k in range(_EXP_DEGREE - 1, -1, -1):
         taylor = f"{1.0 / math.factorial(k)!r} + r * ({taylor})"
+    taylor_sinh = repr(1.0 / math.factorial(2 * _SINH_TERMS - 1))
+    for k in range(_SINH_TERMS - 2, -1, -1):
+        taylor_sinh = f"{1.0 / math.factorial(2 * k + 1)!r} + x2 * ({taylor_sinh})"
     return _BATCHED.format(alpha_pass=alpha_pass, load_phi=load_phi, loss_code=loss_code,
-                           taylor=taylor, degree=_EXP_DEGREE)
+                           taylor=taylor, degree=_EXP_DEGREE, taylor_sinh=taylor_sinh,
+                           sinh_degree=2 * _SINH_TERMS - 1)
 
 
 _EXP_DEGREE = 13  # Taylor remainder (ln2/2)^14 / 14! < 5e-18 relative on |r| <= ln2/2
+_SINH_TERMS = 8  # x .. x^15/15! on |x| < 1/2: first omitted term / x = 0.5^16 / 17! < 5e-20
 
 _BATCHED_ALPHA = """\
             phik = work[1]
@@ -282,7 +301,7 @@ def _as_int(typingctx, x):
     return types.int64(types.float64), codegen
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _exp(x):
     \"\"\"exp(x) from arithmetic only (vectorizes): 2^k e^r, k = round(x / ln 2), Cody-Waite r, Taylor degree {degree}.
 
@@ -297,6 +316,22 @@ def _exp(x):
     y = 0.0 if x < -707.0 else y
     y = math.inf if x > 709.782712893384 else y
     return x if x != x else y
+
+
+@njit(cache=True, inline="always")
+def _cosh(x):
+    \"\"\"cosh(x) = (e^|x| + e^-|x|) / 2 from _exp (vectorizes): within 2 ulp of libm; inf once e^|x| overflows.\"\"\"
+    a = abs(x)
+    return 0.5 * (_exp(a) + _exp(-a))  # no division: Numba's ZeroDivisionError check would block vectorizing
+
+
+@njit(cache=True, inline="always")
+def _sinh(x):
+    \"\"\"sinh(x) from _exp (vectorizes): Taylor (degree {sinh_degree}) for |x| < 1/2, else (e^|x| - e^-|x|) / 2 with x's sign.\"\"\"
+    a = abs(x)
+    x2 = x * x
+    small = x * ({taylor_sinh})
+    return small if a < 0.5 else math.copysign(0.5 * (_exp(a) - _exp(-a)), x)
 
 
 @njit(cache=True)

@@ -208,7 +208,7 @@ def _as_int(typingctx, x):
     return types.int64(types.float64), codegen
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _exp(x):
     """exp(x) from arithmetic only (vectorizes): 2^k e^r, k = round(x / ln 2), Cody-Waite r, Taylor degree 13.
 
@@ -223,6 +223,22 @@ def _exp(x):
     y = 0.0 if x < -707.0 else y
     y = math.inf if x > 709.782712893384 else y
     return x if x != x else y
+
+
+@njit(cache=True, inline="always")
+def _cosh(x):
+    """cosh(x) = (e^|x| + e^-|x|) / 2 from _exp (vectorizes): within 2 ulp of libm; inf once e^|x| overflows."""
+    a = abs(x)
+    return 0.5 * (_exp(a) + _exp(-a))  # no division: Numba's ZeroDivisionError check would block vectorizing
+
+
+@njit(cache=True, inline="always")
+def _sinh(x):
+    """sinh(x) from _exp (vectorizes): Taylor (degree 15) for |x| < 1/2, else (e^|x| - e^-|x|) / 2 with x's sign."""
+    a = abs(x)
+    x2 = x * x
+    small = x * (1.0 + x2 * (0.16666666666666666 + x2 * (0.008333333333333333 + x2 * (0.0001984126984126984 + x2 * (2.7557319223985893e-06 + x2 * (2.505210838544172e-08 + x2 * (1.6059043836821613e-10 + x2 * (7.647163731819816e-13))))))))
+    return small if a < 0.5 else math.copysign(0.5 * (_exp(a) - _exp(-a)), x)
 
 
 @njit(cache=True)
@@ -264,7 +280,7 @@ def loss_dirs_u(u, V, mu, b, w):
             phik = work[1]
             for i in range(n):
                 ui = uk[i] - m
-                phik[i] = math.cosh(ui)
+                phik[i] = _cosh(ui)
             alpha = _sum4(phik)
             for i in range(n):
                 ui = uk[i] - m

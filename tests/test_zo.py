@@ -58,6 +58,22 @@ def test_vectorizable_exp_is_within_two_ulp_of_libm():
     assert np.isnan(_exp(np.nan))
 
 
+def test_vectorizable_cosh_sinh_are_within_four_ulp_of_libm():
+    import math
+
+    k = kernels("rescaled_sinh")
+    xs = np.concatenate([np.linspace(-700.0, 700.0, 20001), np.linspace(-1.0, 1.0, 4001),
+                         np.geomspace(1e-300, 0.6, 2000), -np.geomspace(1e-300, 0.6, 2000), [0.0, 0.5, -0.5]])
+    for fast, ref_fn in ((k._cosh, math.cosh), (k._sinh, math.sinh)):
+        got = np.array([fast(v) for v in xs])
+        ref = np.array([ref_fn(v) for v in xs])
+        ulps = np.abs(got - ref) / np.maximum(np.spacing(np.abs(ref)), np.finfo(float).tiny)
+        assert np.max(ulps) <= 4.0, (fast, xs[np.argmax(ulps)], np.max(ulps))
+    assert k._cosh(720.0) == np.inf and k._sinh(-720.0) == -np.inf
+    assert np.isnan(k._cosh(np.nan)) and np.isnan(k._sinh(np.nan))
+    assert math.copysign(1.0, k._sinh(-0.0)) == -1.0
+
+
 def test_batched_kernel_is_shift_safe_for_softmax():
     """Per-direction max shift: huge u (exp would overflow unshifted) still gives finite losses."""
     inst, obj, x = _instance("softmax", n=100, d=3)
