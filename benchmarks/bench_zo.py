@@ -88,6 +88,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
               "best_estimate_over_gemm": best["estimate"] / best["gemm"],
               "best_estimate_memo_over_gemm": best["estimate_memo"] / best["gemm"],
               "best_loop_over_estimate": best["loop"] / best["estimate"]}
+    # paired: GEMM, estimate and loop timed back to back in each round, ratio per round, median of
+    # the rounds -- robust to the load of other jobs drifting between the blocks above
+    paired = {"estimate": [], "estimate_memo": [], "loop": []}
+    for _ in range(r):
+        tg = median_time(fns["gemm"], repeat=1, warmup=0)
+        te = median_time(fns["estimate"], repeat=1, warmup=0)
+        paired["estimate"].append(te / tg)
+        paired["estimate_memo"].append(median_time(fns["estimate_memo"], repeat=1, warmup=0) / tg)
+        paired["loop"].append(median_time(fns["loop"], repeat=1, warmup=0) / te)
+    for key, vals in paired.items():
+        ratios[f"paired_{key}"] = float(np.median(vals))
+    print(f"paired rounds (median of {r}): estimate / GEMM = {ratios['paired_estimate']:.2f} "
+          f"(x memoized {ratios['paired_estimate_memo']:.2f}); loop / estimate = {ratios['paired_loop']:.1f}")
     print(f"batched estimate / GEMM = {ratios['estimate_over_gemm']:.2f} median, "
           f"{ratios['best_estimate_over_gemm']:.2f} best (goal <= 1.5); with A x memoized "
           f"{ratios['estimate_memo_over_gemm']:.2f} / {ratios['best_estimate_memo_over_gemm']:.2f}")
