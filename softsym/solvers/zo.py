@@ -55,7 +55,7 @@ def loss_only_backtracking(objective, x: np.ndarray, f: float, g_hat: np.ndarray
             return t, ft
         t *= shrink
     raise SolverFailure(LINE_SEARCH, f"loss-only line search found no decrease after {max_halvings} halvings "
-                                     f"(loss {f:.6g}): the estimate is at the precision limit of mu = "
+                                     f"(loss {f:.6g}): the estimate is at the precision limit of its "
                                      "finite differences")
 
 
