@@ -14,7 +14,7 @@ from pathlib import Path
 
 import sympy as sp
 
-from . import codegen, normalized
+from . import bounds, codegen, normalized
 from .prove import ProofError
 from .spec import SpecError
 
@@ -34,13 +34,15 @@ def _build_normalized(spec) -> MemberFiles:
     f = normalized.derive(spec)
     claims = normalized.prove(f)
     h = spec.fingerprint()
+    mb = bounds.derive_bounds(f)
     return MemberFiles(
         name=spec.name,
         files={f"{spec.name}.py": normalized.emit_module(f, h),
-               f"{spec.name}.md": normalized.emit_page(f, claims, h)},
+               f"{spec.name}.md": normalized.emit_page(f, claims, h, extra=bounds.emit_section(mb)),
+               f"{spec.name}_bounds.py": bounds.emit_module(mb, h)},
         manifest={"family": spec.family, "doc": spec.doc, "seed": spec.seed, "spec_hash": h,
                   "shift_invariant": spec.shift_invariant, "normalized": f.normalized,
-                  "rank2": f.rank2, "proof": claims},
+                  "rank2": f.rank2, "proof": claims, "bounds": bounds.manifest_entry(mb)},
     )
 
 

@@ -574,8 +574,8 @@ def hessp(A, b, w, x, v):
 {batched}'''
 
 
-def emit_page(f: NormalizedFormulas, claims: list[str], spec_hash: str) -> str:
-    """Markdown/LaTeX page of the derived formulas of one member."""
+def emit_page(f: NormalizedFormulas, claims: list[str], spec_hash: str, extra: str = "") -> str:
+    """Markdown/LaTeX page of the derived formulas of one member (``extra``: sections appended)."""
     spec = f.spec
     names = {alpha: r"\alpha", S: "S", T: "T"}
 
@@ -617,4 +617,4 @@ def emit_page(f: NormalizedFormulas, claims: list[str], spec_hash: str) -> str:
                   "raises `softsym.OverflowDetected` when a value overflows.", ""]
     lines += ["## Proven exactly (SymPy, difference simplifies to 0)", ""]
     lines += [f"- {c}" for c in claims]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + extra

@@ -1,0 +1,720 @@
+"""Bound deriver for the normalized family: interval and norm propagation over derived formulas.
+
+From one member's derived structure (``beta, p, q, T``, the sums ``S, T`` and their partial
+derivatives, all from :mod:`softsym.derive.normalized`) this module derives SymPy upper
+bounds, in the region parameters ``R, n, b_norm, w_max``, for
+
+* ``C``       with ``B(u) >= -C I`` (``B`` the u-space Hessian without regularizer), so that
+  ``w_min^2 >= C + l / sigma_min(A)^2`` implies ``hess L >= l I``;
+* ``smooth``  the gradient-Lipschitz constant ``sup ||hess L||``;
+* ``M``       the Hessian-Lipschitz constant;
+* ``G_A, G_b`` the Lipschitz constants of ``grad L`` in ``A`` (spectral norm) and ``b``,
+  giving ``||x*(A,b) - x*(A',b')|| <= (G_A ||A-A'|| + G_b ||b-b'||) / l``.
+
+Region (declared assumptions): ``||A|| <= R``, ``||x||_2 <= R`` (so ``||u||_2 <= R^2`` and
+``|u_i| <= R^2``), ``0 <= w_i <= w_max``, and ``||b||_2 <= b_norm`` ("ball") or ``b`` on the
+probability simplex ("simplex").
+
+Nothing is typed per member.  The rules are:
+
+* **atoms**: ``u_i`` in ``[-R^2, R^2]`` with ``||u||_2 <= R^2``; ``b`` per region; the
+  normalizer ``alpha`` kept as a symbol when ``phi > 0`` (so that powers of ``alpha`` cancel
+  exactly, see below) and as an interval otherwise; in the *normalized view* (members with
+  ``phi > 0``) ``phi(u_i) = alpha F_i`` with ``F`` on the simplex (``0 <= F_i <= 1``,
+  ``||F||_1 = 1``, ``||F||_2 <= 1``).
+* **propagation**: every per-element expression carries an interval and bounds on its
+  1- and 2-norms as a vector over ``i``; sums, products (Hoelder: ``||xy||_2 <= ||x||_inf
+  ||y||_2``, ``||xy||_1 <= ||x||_2 ||y||_2``), integer powers, monotone functions
+  (exp, sinh, cosh, log) follow interval/norm arithmetic; a global sum ``sum_j e_j`` is
+  bounded monomial by monomial by ``n`` times the interval and by ``||e||_1``.
+  Records carry an exact power of ``alpha``: homogeneous expressions (softmax) lose
+  ``alpha`` entirely; otherwise ``alpha`` is replaced by its interval ``n [min phi, max phi]``.
+* **matrix rules**: ``lambda(diag(beta) + p q^T + q p^T + T q q^T)`` is bounded by Weyl
+  (``min beta - 2 ||p|| ||q|| - max(0, -T) ||q||^2``); when ``ell = rho^2 / 2`` the
+  Gauss-Newton split ``B = J^T J + sum_i rho_i hess rho_i`` drops the PSD part for ``C``;
+  the directional derivative ``DB[h]`` follows the chain rule through ``alpha, S, T``.
+
+Each quantity is the minimum over the views and rules that apply; a rule meeting something
+it cannot bound (division by an interval containing 0, an unknown function) yields ``oo``,
+and a member whose every rule gives ``oo`` is reported as "no finite bound".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from . import codegen
+from .normalized import NormalizedFormulas, S, T
+from .spec import alpha, b, u
+
+R, n, b_norm, w_max = sp.symbols("R n b_norm w_max", positive=True)
+F = sp.Symbol("F", nonnegative=True)
+U = R**2
+oo = sp.oo
+
+REGIONS = ("ball", "simplex")
+QUANTITIES = ("C", "smooth", "M", "G_A", "G_b")
+PARAMS = {"ball": (R, n, b_norm, w_max), "simplex": (R, n, w_max)}
+
+ASSUMPTIONS = {
+    "ball": "||A||_2 <= R, ||x||_2 <= R (so ||Ax||_2 <= R^2), ||b||_2 <= b_norm, 0 <= w_i <= w_max",
+    "simplex": "||A||_2 <= R, ||x||_2 <= R (so ||Ax||_2 <= R^2), b >= 0 with sum(b) = 1, 0 <= w_i <= w_max",
+}
+MEANING = {
+    "C": "B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 "
+         "implies hess L >= l I",
+    "smooth": "||hess L(x)|| <= smooth (gradient Lipschitz constant)",
+    "M": "||hess L(x) - hess L(y)|| <= M ||x - y|| (Hessian Lipschitz constant)",
+    "G_A": "||grad L_A(x) - grad L_A'(x)|| <= G_A ||A - A'||_2",
+    "G_b": "||grad L_b(x) - grad L_b'(x)|| <= G_b ||b - b'||_2",
+}
+
+
+# ----------------------------------------------------------------------------------------
+# Scalar helpers
+
+def _nonneg(e: sp.Expr) -> bool:
+    return bool(e == 0 or e.is_nonnegative)
+
+
+def _nonpos(e: sp.Expr) -> bool:
+    return bool(e == 0 or e.is_nonpositive)
+
+
+def _finite(*es: sp.Expr) -> bool:
+    return not any(e.has(oo, -oo, sp.zoo, sp.nan) for e in es)
+
+
+def _extreme(es, larger: bool) -> sp.Expr:
+    """Max (``larger``) or Min of ``es`` without SymPy's expensive automatic comparisons.
+
+    Arguments are deduplicated, infinities dropped, and an argument removed only when its
+    difference to another one has a sign SymPy's assumptions decide; the rest stays an
+    unevaluated Min/Max with arguments in canonical order (deterministic output).
+    """
+    drop = -oo if larger else oo
+    keep = []
+    for e in es:
+        e = sp.sympify(e)
+        if e == drop or e in keep:
+            continue
+        if e == -drop:
+            return e
+        keep.append(e)
+    if not keep:
+        return drop
+    out = []
+    for i, e in enumerate(keep):
+        dominated = False
+        for j, o in enumerate(keep):
+            if i == j:
+                continue
+            diff = (o - e) if larger else (e - o)
+            if diff.is_nonnegative and (not (-diff).is_nonnegative or j < i):
+                dominated = True
+                break
+        if not dominated:
+            out.append(e)
+    if len(out) == 1:
+        return out[0]
+    cls = sp.Max if larger else sp.Min
+    return cls(*sorted(out, key=sp.default_sort_key), evaluate=False)
+
+
+def _min(*es: sp.Expr) -> sp.Expr:
+    return _extreme(es, False)
+
+
+def _max(*es: sp.Expr) -> sp.Expr:
+    return _extreme(es, True)
+
+
+# Reference parameter values for choosing among alternative valid bounds (any alternative is
+# valid; those never the best at any reference point are dropped to keep expressions small).
+_GRID = tuple({R: sp.Float(r), n: sp.Integer(m), b_norm: sp.Float(c), w_max: sp.Integer(0)}
+              for r in ("0.25", "1", "2", "4") for m in (1, 3, 100, 100000) for c in ("0.25", "1"))
+
+
+_FLOAT_FUNCS = {sp.exp: math.exp, sp.sinh: math.sinh, sp.cosh: math.cosh, sp.log: math.log}
+
+
+def _fval(e: sp.Expr, pt: dict, memo: dict) -> float:
+    """Float value of ``e`` at the reference point ``pt`` (inf/nan on overflow or a bad domain)."""
+    if e in memo:
+        return memo[e]
+    try:
+        if e.is_Number:
+            v = float(e)
+        elif e.is_Symbol:
+            v = float(pt[e])
+        elif e.is_Add:
+            v = math.fsum(_fval(a, pt, memo) for a in e.args)
+        elif e.is_Mul:
+            v = math.prod(_fval(a, pt, memo) for a in e.args)
+        elif e.is_Pow:
+            v = _fval(e.base, pt, memo) ** _fval(e.exp, pt, memo)
+        elif isinstance(e, (sp.Min, sp.Max)):
+            vals = [_fval(a, pt, memo) for a in e.args]
+            v = (min if isinstance(e, sp.Min) else max)(vals)
+        else:
+            v = _FLOAT_FUNCS[type(e)](_fval(e.args[0], pt, memo))
+        v = float(v.real) if isinstance(v, complex) else float(v)
+    except (OverflowError, ValueError, ZeroDivisionError, KeyError, TypeError):
+        v = float("nan")
+    memo[e] = v
+    return v
+
+
+_MEMOS: tuple[dict, ...] = tuple({} for _ in range(64))
+
+
+def _value(e: sp.Expr, j: int) -> float:
+    return _fval(e, _GRID[j], _MEMOS[j])
+
+
+def _best(es, larger: bool) -> sp.Expr:
+    """Intersection of alternative valid bounds: Max of lower bounds or Min of upper bounds.
+
+    Alternatives never best (or tied first) at a reference point are dropped; the result is a
+    valid bound whichever alternatives are kept.
+    """
+    es = [sp.sympify(e) for e in es]
+    es = [e for e in es if _finite(e)]
+    if not es:
+        return -oo if larger else oo
+    es = sorted(set(es), key=sp.default_sort_key)
+    if len(es) == 1:
+        return es[0]
+    vals = [[_value(e, j) for j in range(len(_GRID))] for e in es]
+    keep = set()
+    for j in range(len(_GRID)):
+        col = [v[j] for v in vals]
+        ok = [i for i, v in enumerate(col) if v == v]
+        if not ok:
+            continue
+        target = max(col[i] for i in ok) if larger else min(col[i] for i in ok)
+        keep.add(next(i for i in ok if col[i] == target))
+    kept = [es[i] for i in sorted(keep)] or es
+    return _extreme(kept, larger)
+
+
+def _imul(alo, ahi, blo, bhi):
+    """Interval product [alo, ahi] * [blo, bhi]."""
+    if not _finite(alo, ahi, blo, bhi):
+        return -oo, oo
+    if _nonneg(alo):
+        if _nonneg(blo):
+            return alo * blo, ahi * bhi
+        if _nonpos(bhi):
+            return ahi * blo, alo * bhi
+        return ahi * blo, ahi * bhi
+    if _nonpos(ahi):
+        lo, hi = _imul(-ahi, -alo, blo, bhi)
+        return -hi, -lo
+    if _nonneg(blo) or _nonpos(bhi):
+        return _imul(blo, bhi, alo, ahi)
+    prods = [alo * blo, alo * bhi, ahi * blo, ahi * bhi]
+    return _min(*prods), _max(*prods)
+
+
+# ----------------------------------------------------------------------------------------
+# Records: interval and norms of a per-element vector (or a scalar), times alpha**k
+
+@dataclass(frozen=True)
+class Rec:
+    """Value in ``alpha**k * [lo, hi]``; vectors also carry ``||.||_1 <= alpha**k n1``, ``||.||_2 <= alpha**k n2``."""
+
+    lo: sp.Expr
+    hi: sp.Expr
+    n1: sp.Expr | None = None
+    n2: sp.Expr | None = None
+    k: int = 0
+
+    @property
+    def vector(self) -> bool:
+        return self.n1 is not None
+
+    @property
+    def inf(self) -> sp.Expr:
+        """Bound on the largest absolute entry."""
+        if not _finite(self.lo, self.hi):
+            return oo
+        if _nonneg(self.lo):
+            return self.hi
+        if _nonpos(self.hi):
+            return -self.lo
+        return _max(-self.lo, self.hi)
+
+    def finite(self) -> bool:
+        return _finite(self.lo, self.hi, *(e for e in (self.n1, self.n2) if e is not None))
+
+
+UNBOUNDED_SCALAR = Rec(-oo, oo)
+UNBOUNDED_VECTOR = Rec(-oo, oo, oo, oo)
+
+
+def _const(c: sp.Expr) -> Rec:
+    return Rec(sp.sympify(c), sp.sympify(c))
+
+
+def _broadcast(r: Rec) -> Rec:
+    """A scalar as the vector with all entries equal to it."""
+    if r.vector:
+        return r
+    a = r.inf
+    return Rec(r.lo, r.hi, n * a, sp.sqrt(n) * a, r.k)
+
+
+def _scale_pos(r: Rec, lo: sp.Expr, hi: sp.Expr) -> Rec:
+    """r times a positive interval [lo, hi] (used to flatten alpha powers)."""
+    plo, phi = _imul(r.lo, r.hi, lo, hi)
+    if not r.vector:
+        return Rec(plo, phi)
+    return Rec(plo, phi, r.n1 * hi, r.n2 * hi)
+
+
+@dataclass
+class Env:
+    """Atoms of one view of one region."""
+
+    region: str
+    normalized_view: bool
+    alpha_symbolic: bool
+    alpha_lo: sp.Expr
+    alpha_hi: sp.Expr
+    scalars: dict[sp.Symbol, Rec] = field(default_factory=dict)
+
+    # -- atoms ----------------------------------------------------------------------------
+    def atom(self, s: sp.Symbol) -> Rec:
+        if s == u:
+            return Rec(-U, U, sp.sqrt(n) * U, U)
+        if s == b:
+            if self.region == "simplex":
+                return Rec(sp.Integer(0), sp.Integer(1), sp.Integer(1), sp.Integer(1))
+            return Rec(-b_norm, b_norm, sp.sqrt(n) * b_norm, b_norm)
+        if s == F:
+            return Rec(sp.Integer(0), sp.Integer(1), sp.Integer(1), sp.Integer(1))
+        if s == alpha:
+            if self.alpha_symbolic:
+                return Rec(sp.Integer(1), sp.Integer(1), k=1)
+            return Rec(self.alpha_lo, self.alpha_hi)
+        if s in self.scalars:
+            return self.scalars[s]
+        if s in (R, n, b_norm, w_max):
+            return _const(s)
+        return UNBOUNDED_SCALAR
+
+    def flatten(self, r: Rec) -> Rec:
+        """Remove the alpha power by the alpha interval."""
+        if r.k == 0:
+            return r
+        if not _nonneg(self.alpha_lo) or self.alpha_lo == 0 and r.k < 0:
+            return UNBOUNDED_VECTOR if r.vector else UNBOUNDED_SCALAR
+        lo, hi = (self.alpha_lo**r.k, self.alpha_hi**r.k) if r.k > 0 else (self.alpha_hi**r.k, self.alpha_lo**r.k)
+        return _scale_pos(r, lo, hi)
+
+    # -- propagation ----------------------------------------------------------------------
+    def rec(self, e: sp.Expr) -> Rec:
+        """Record of ``e``; the better of ``e`` as written and expanded."""
+        e = sp.sympify(e)
+        r1 = self._rec(e)
+        ex = sp.expand(e)
+        if ex == e:
+            return r1
+        return self._intersect(r1, self._rec(ex))
+
+    def _intersect(self, a: Rec, c: Rec) -> Rec:
+        if a.k != c.k:
+            a, c = self.flatten(a), self.flatten(c)
+        if a.vector != c.vector:
+            a, c = _broadcast(a), _broadcast(c)
+        if not a.finite():
+            return c
+        if not c.finite():
+            return a
+        lo, hi = _best([a.lo, c.lo], True), _best([a.hi, c.hi], False)
+        if not a.vector:
+            return Rec(lo, hi, k=a.k)
+        return Rec(lo, hi, _best([a.n1, c.n1], False), _best([a.n2, c.n2], False), a.k)
+
+    def _rec(self, e: sp.Expr) -> Rec:
+        if e.is_Number:
+            return _const(e)
+        if e.is_Symbol:
+            return self.atom(e)
+        if e.is_Add:
+            out = None
+            for t in sp.Add.make_args(e):
+                out = self._rec(t) if out is None else self.add(out, self._rec(t))
+            return out
+        if e.is_Mul:
+            out = None
+            for t in sp.Mul.make_args(e):
+                out = self._rec(t) if out is None else self.mul(out, self._rec(t))
+            return out
+        if e.is_Pow:
+            return self.pow(self._rec(e.base), e.exp)
+        if isinstance(e, (sp.exp, sp.sinh, sp.cosh, sp.log)):
+            return self.func(type(e), self.flatten(self._rec(e.args[0])))
+        return UNBOUNDED_SCALAR if not e.has(u, b, F) else UNBOUNDED_VECTOR
+
+    def add(self, a: Rec, c: Rec) -> Rec:
+        if a.k != c.k:
+            a, c = self.flatten(a), self.flatten(c)
+        if a.vector or c.vector:
+            a, c = _broadcast(a), _broadcast(c)
+            return Rec(a.lo + c.lo, a.hi + c.hi, a.n1 + c.n1, a.n2 + c.n2, a.k)
+        return Rec(a.lo + c.lo, a.hi + c.hi, k=a.k)
+
+    def mul(self, a: Rec, c: Rec) -> Rec:
+        lo, hi = _imul(a.lo, a.hi, c.lo, c.hi)
+        k = a.k + c.k
+        if not _finite(lo, hi):
+            return UNBOUNDED_VECTOR if (a.vector or c.vector) else UNBOUNDED_SCALAR
+        if a.vector and c.vector:
+            ai, ci = a.inf, c.inf
+            return Rec(lo, hi, _best([a.n2 * c.n2, ai * c.n1, a.n1 * ci], False), _best([ai * c.n2, a.n2 * ci], False), k)
+        if a.vector or c.vector:
+            v, s = (a, c) if a.vector else (c, a)
+            si = s.inf
+            return Rec(lo, hi, v.n1 * si, v.n2 * si, k)
+        return Rec(lo, hi, k=k)
+
+    def pow(self, a: Rec, m: sp.Expr) -> Rec:
+        if not (m.is_Integer and m != 0):
+            return UNBOUNDED_VECTOR if a.vector else UNBOUNDED_SCALAR
+        m = int(m)
+        if m < 0:
+            if not a.vector and a.lo == a.hi == 1:  # a pure power of alpha
+                return Rec(sp.Integer(1), sp.Integer(1), k=a.k * m)
+            if a.lo.is_positive:
+                lo, hi = a.hi**m, a.lo**m
+            elif a.hi.is_negative:
+                lo, hi = (a.lo**m, a.hi**m) if m % 2 else (a.hi**m, a.lo**m)
+                lo, hi = (_min(lo, hi), _max(lo, hi))
+            else:
+                return UNBOUNDED_VECTOR if a.vector else UNBOUNDED_SCALAR
+            r = Rec(lo, hi, k=a.k * m)
+            if a.vector:
+                ai = Rec(lo, hi).inf
+                r = Rec(lo, hi, n * ai, sp.sqrt(n) * ai, a.k * m)
+            return r
+        if _nonneg(a.lo):
+            lo, hi = a.lo**m, a.hi**m
+        elif m % 2:
+            lo, hi = a.lo**m, a.hi**m
+        elif _nonpos(a.hi):
+            lo, hi = a.hi**m, a.lo**m
+        else:
+            lo, hi = sp.Integer(0), a.inf**m
+        if not a.vector:
+            return Rec(lo, hi, k=a.k * m)
+        ai = a.inf
+        return Rec(lo, hi, _best([ai ** (m - 1) * a.n1, ai ** (m - 2) * a.n2**2], False) if m >= 2 else a.n1,
+                   ai ** (m - 1) * a.n2, a.k * m)
+
+    def func(self, f: type, a: Rec) -> Rec:
+        if not a.finite():
+            return UNBOUNDED_VECTOR if a.vector else UNBOUNDED_SCALAR
+        if f in (sp.exp, sp.sinh):
+            lo, hi = f(a.lo), f(a.hi)
+        elif f is sp.cosh:
+            lo = sp.Integer(1) if not (_nonneg(a.lo) or _nonpos(a.hi)) else sp.cosh(_min(abs(a.lo), abs(a.hi)))
+            hi = sp.cosh(a.inf)
+        elif f is sp.log and a.lo.is_positive:
+            lo, hi = sp.log(a.lo), sp.log(a.hi)
+        else:
+            return UNBOUNDED_VECTOR if a.vector else UNBOUNDED_SCALAR
+        if not a.vector:
+            return Rec(lo, hi)
+        ai = Rec(lo, hi).inf
+        return Rec(lo, hi, n * ai, sp.sqrt(n) * ai)
+
+    def sum(self, e: sp.Expr) -> Rec:
+        """Scalar record of ``sum_j e_j`` (monomial by monomial, n times the interval or the 1-norm)."""
+        def one(r: Rec) -> Rec:
+            if not r.vector:
+                return Rec(n * r.lo, n * r.hi, k=r.k)
+            return Rec(_best([n * r.lo, -r.n1], True), _best([n * r.hi, r.n1], False), k=r.k)
+
+        whole = one(self.rec(e))
+        out = None
+        for t in sp.Add.make_args(sp.expand(e)):
+            rt = one(self.rec(t))
+            out = rt if out is None else self.add(out, rt)
+        return self._intersect(whole, out)
+
+
+# ----------------------------------------------------------------------------------------
+# Upper bounds as alpha**k * expr, combined without losing exact alpha cancellation
+
+@dataclass(frozen=True)
+class Mag:
+    """A nonnegative upper bound ``alpha**k * e``."""
+
+    e: sp.Expr
+    k: int = 0
+
+
+def _mag_mul(*ms: Mag) -> Mag:
+    e, k = sp.Integer(1), 0
+    for m in ms:
+        if m.e == 0:
+            return Mag(sp.Integer(0))
+        e, k = e * m.e, k + m.k
+    return Mag(e if _finite(e) else oo, k)
+
+
+class Bounder:
+    """Adds magnitudes, flattening alpha powers through the env when they differ."""
+
+    def __init__(self, env: Env):
+        self.env = env
+
+    def flat(self, m: Mag) -> sp.Expr:
+        if m.k == 0 or m.e == 0:
+            return m.e
+        r = self.env.flatten(Rec(sp.Integer(0), m.e, k=m.k))
+        return r.hi
+
+    def add(self, *ms: Mag) -> Mag:
+        ms = [m for m in ms if m.e != 0]
+        if not ms:
+            return Mag(sp.Integer(0))
+        if len({m.k for m in ms}) == 1:
+            e = sum((m.e for m in ms), sp.Integer(0))
+            return Mag(e if _finite(e) else oo, ms[0].k)
+        e = sum((self.flat(m) for m in ms), sp.Integer(0))
+        return Mag(e if _finite(e) else oo)
+
+    # magnitudes of records
+    @staticmethod
+    def inf(r: Rec) -> Mag:
+        return Mag(r.inf, r.k)
+
+    @staticmethod
+    def n2(r: Rec) -> Mag:
+        return Mag(r.n2 if r.vector else sp.sqrt(n) * r.inf, r.k)
+
+    @staticmethod
+    def neg_lo(r: Rec) -> Mag:
+        """Upper bound on max(0, -value)."""
+        return Mag(sp.Integer(0) if _nonneg(r.lo) else (oo if not _finite(r.lo) else _max(0, -r.lo)), r.k)
+
+    @staticmethod
+    def pos_hi(r: Rec) -> Mag:
+        """Upper bound on max(0, value)."""
+        return Mag(sp.Integer(0) if _nonpos(r.hi) else (oo if not _finite(r.hi) else _max(0, r.hi)), r.k)
+
+
+# ----------------------------------------------------------------------------------------
+# The derivation
+
+@dataclass(frozen=True)
+class MemberBounds:
+    """Derived bounds of one member: ``exprs[region][quantity]`` (SymPy, in PARAMS[region])."""
+
+    name: str
+    exprs: dict[str, dict[str, sp.Expr]]
+    rules: dict[str, list[str]]
+
+    def finite(self, region: str, quantity: str) -> bool:
+        return _finite(self.exprs[region][quantity])
+
+
+def _rho(f: NormalizedFormulas) -> sp.Expr | None:
+    """``rho`` with ``ell = rho**2 / 2`` when the loss is a half square, else None."""
+    two = sp.sympify(2 * f.ell)
+    if two.is_Pow and two.exp == 2:
+        return two.base
+    fac = sp.factor(two)
+    if fac.is_Pow and fac.exp == 2:
+        return fac.base
+    return None
+
+
+def _normalize(e: sp.Expr, phi: sp.Expr) -> sp.Expr:
+    """phi(u) -> alpha F (exp(m u) -> (alpha F)**m when phi = exp(u))."""
+    e = sp.sympify(e)
+    if phi == sp.exp(u):
+        e = e.replace(lambda x: isinstance(x, sp.exp) and (x.args[0] / u).is_Integer,
+                      lambda x: (alpha * F) ** (x.args[0] / u))
+    return e.xreplace({phi: alpha * F})
+
+
+def _views(f: NormalizedFormulas, region: str) -> list[tuple[str, Env, object]]:
+    """(name, env, transform) for every view that applies to the member."""
+    probe = Env(region, False, False, sp.Integer(0), sp.Integer(0))
+    if f.normalized:
+        a = probe.sum(f.phi)
+        a_lo, a_hi = a.lo, a.hi
+    else:
+        a_lo = a_hi = sp.Integer(0)
+    pos = bool(f.normalized and a_lo.is_positive)
+    views = [("direct", Env(region, False, pos, a_lo, a_hi), lambda e: sp.sympify(e))]
+    if pos and _nonneg(probe.rec(f.phi).lo):
+        views.append(("normalized", Env(region, True, True, a_lo, a_hi), lambda e: _normalize(e, f.phi)))
+    return views
+
+
+def _structure_bounds(f: NormalizedFormulas, env: Env, tr, rho) -> dict[str, list[tuple[str, Mag]]]:
+    """Candidate magnitudes of every quantity in one view (alpha powers still symbolic)."""
+    P = f.partials
+    d = sp.diff
+    bd = Bounder(env)
+    # global sums
+    ell_a = P["ell_alpha"]
+    env.scalars[S] = env.sum(tr(ell_a))
+    env.scalars[T] = env.sum(tr(P["ell_alphaalpha"]))
+    T3 = env.sum(tr(d(ell_a, alpha, 2)))
+    rec = lambda e: env.rec(tr(e))  # noqa: E731
+
+    beta, p, q = f.beta_main, f.p, f.q
+    r_beta, r_p, r_q, r_T = rec(beta), rec(p), rec(q), env.scalars[T]
+    nq, np_ = bd.n2(r_q), bd.n2(r_p)
+    out: dict[str, list[tuple[str, Mag]]] = {k: [] for k in ("C", "Lam", "g", "Mu", "Gb")}
+
+    def rank2(rp: Rec, rt: Rec) -> tuple[Mag, Mag]:
+        """(bound on -lambda_min, bound on lambda_max) of p q^T + q p^T + T q q^T."""
+        pq = _mag_mul(Mag(2), bd.n2(rp), nq)
+        return (bd.add(pq, _mag_mul(bd.neg_lo(rt), nq, nq)), bd.add(pq, _mag_mul(bd.pos_hi(rt), nq, nq)))
+
+    # Weyl on the structure as derived
+    neg, pos = rank2(r_p, r_T) if f.rank2 else (Mag(0), Mag(0))
+    out["C"].append(("Weyl", bd.add(bd.neg_lo(r_beta), neg)))
+    out["Lam"].append(("Weyl", bd.add(bd.pos_hi(r_beta), pos)))
+
+    # Gauss-Newton split for ell = rho^2 / 2: B = J^T J + sum_i rho_i hess rho_i
+    if rho is not None:
+        S_R, T_R = sp.Symbol("S_R", real=True), sp.Symbol("T_R", real=True)
+        env.scalars[S_R] = env.sum(tr(rho * d(rho, alpha)))
+        env.scalars[T_R] = env.sum(tr(rho * d(rho, alpha, 2)))
+        beta_R = rho * d(rho, u, 2) + S_R * P["phi_uu"]
+        r_bR = rec(beta_R)
+        negR, posR = rank2(rec(rho * d(rho, u, alpha)), env.scalars[T_R]) if f.rank2 else (Mag(0), Mag(0))
+        J = bd.add(bd.inf(rec(d(rho, u))), _mag_mul(bd.n2(rec(d(rho, alpha))), nq))
+        out["C"].append(("Gauss-Newton split + Weyl", bd.add(bd.neg_lo(r_bR), negR)))
+        out["Lam"].append(("Gauss-Newton split + Weyl", bd.add(_mag_mul(J, J), bd.pos_hi(r_bR), posR)))
+
+    # gradient u-space norm
+    out["g"].append(("norm propagation", bd.n2(rec(f.g_main))))
+
+    # Hessian-Lipschitz in u: ||DB[h]|| for ||h||_2 = 1 by the chain rule through alpha, S, T
+    Da = nq
+    DS = bd.add(np_, _mag_mul(bd.inf(r_T), Da))
+    DT = bd.add(bd.n2(rec(d(P["ell_alphaalpha"], u))), _mag_mul(bd.inf(T3), Da))
+
+    def D(e: sp.Expr, vec_norm) -> Mag:
+        terms = [bd.inf(rec(d(e, u)))]
+        for sym, dv in ((alpha, Da), (S, DS), (T, DT)):
+            de = d(e, sym)
+            if de != 0:
+                terms.append(_mag_mul(vec_norm(rec(de)), dv))
+        return bd.add(*terms)
+
+    Dbeta = D(beta, bd.inf)
+    if f.rank2:
+        Dp, Dq = D(p, bd.n2), D(q, bd.n2)
+        Mu = bd.add(Dbeta, _mag_mul(Mag(2), bd.add(_mag_mul(Dp, nq), _mag_mul(np_, Dq))),
+                    _mag_mul(DT, nq, nq), _mag_mul(Mag(2), bd.inf(r_T), nq, Dq))
+    else:
+        Mu = Dbeta
+    out["Mu"].append(("chain rule + Weyl", Mu))
+
+    # sensitivity of g to b: dg/db = diag(ell_ub) + phi' ell_alphab^T
+    Gb = bd.inf(rec(d(P["ell_u"], b)))
+    if f.normalized:
+        Gb = bd.add(Gb, _mag_mul(nq, bd.n2(rec(d(ell_a, b)))))
+    out["Gb"].append(("norm propagation", Gb))
+    return out
+
+
+def derive_bounds(f: NormalizedFormulas) -> MemberBounds:
+    """Bounds of every quantity in every region for one member (deterministic)."""
+    rho = _rho(f)
+    exprs: dict[str, dict[str, sp.Expr]] = {}
+    rules: dict[str, list[str]] = {}
+    for region in REGIONS:
+        cands: dict[str, list[tuple[str, sp.Expr]]] = {}
+        for vname, env, tr in _views(f, region):
+            bd = Bounder(env)
+            for key, ms in _structure_bounds(f, env, tr, rho).items():
+                for rule, m in ms:
+                    e = bd.flat(m)
+                    if _finite(e):
+                        cands.setdefault(key, []).append((f"{rule} ({vname} view)", e))
+        best = {key: _best([e for _, e in cands.get(key, [])], False) for key in ("C", "Lam", "g", "Mu", "Gb")}
+        C = best["C"]
+        Hu = _max(best["Lam"] + w_max**2, C) if _finite(best["Lam"], C) else oo
+        smooth = R**2 * Hu
+        q = {
+            "C": C,
+            "smooth": smooth,
+            "M": R**3 * best["Mu"],
+            "G_A": best["g"] + w_max**2 * R**2 + smooth,
+            "G_b": R * best["Gb"],
+        }
+        if region == "simplex":
+            q = {k: v.subs(b_norm, 1) for k, v in q.items()}
+        exprs[region] = {k: (v if _finite(v) else oo) for k, v in q.items()}
+        rules[region] = sorted({r for key in cands for r, _ in cands[key]})
+    return MemberBounds(name=f.spec.name, exprs=exprs, rules=rules)
+
+
+# ----------------------------------------------------------------------------------------
+# Emission
+
+_PNAMES = {R: "R", n: "n", b_norm: "b_norm", w_max: "w_max"}
+
+
+def emit_module(mb: MemberBounds, spec_hash: str) -> str:
+    """Source of ``generated/<name>_bounds.py``: plain-Python evaluators of every bound."""
+    lines = [f"# {codegen.HEADER}",
+             f'"""Derived bounds for `{mb.name}` (see softsym.derive.bounds and {mb.name}.md).',
+             "",
+             "Each function returns an upper bound (math.inf when the rules give no finite bound).",
+             '"""', "", "import math", "", f'NAME = "{mb.name}"', f'SPEC_HASH = "{spec_hash}"',
+             f"QUANTITIES = {QUANTITIES!r}", f"REGIONS = {REGIONS!r}",
+             "ASSUMPTIONS = {"]
+    lines += [f"    {r!r}: {ASSUMPTIONS[r]!r}," for r in REGIONS] + ["}", "FINITE = {"]
+    lines += [f"    ({r!r}, {q!r}): {mb.finite(r, q)}," for r in REGIONS for q in QUANTITIES] + ["}"]
+    for region in REGIONS:
+        args = ", ".join(_PNAMES[p] for p in PARAMS[region])
+        for q in QUANTITIES:
+            e = mb.exprs[region][q]
+            lines += ["", "", f"def {q}_{region}({args}):", f'    """{MEANING[q]} ({region} region)."""']
+            if not _finite(e):
+                lines.append("    return math.inf")
+                continue
+            body = codegen.code_block([("out", e)], _PNAMES, indent=4)
+            lines += [body, "    return float(out)"]
+    lines += ["", "", "FUNCTIONS = {"]
+    lines += [f"    ({r!r}, {q!r}): {q}_{r}," for r in REGIONS for q in QUANTITIES] + ["}", ""]
+    return "\n".join(lines)
+
+
+def emit_section(mb: MemberBounds) -> str:
+    """Markdown/LaTeX section appended to the member's formulas page."""
+    names = {b_norm: r"\|b\|", w_max: r"w_{\max}"}
+    lines = ["", "## Derived bounds (interval and norm propagation, `softsym.derive.bounds`)", "",
+             "Constants: $C$ with $B(x) \\succeq -C I$ (so $w_{\\min}^2 \\ge C + l/\\sigma_{\\min}(A)^2$ "
+             "gives $\\nabla^2 L \\succeq l I$), smoothness $\\sup\\|\\nabla^2 L\\|$, Hessian-Lipschitz $M$, and "
+             "$G_A, G_b$ with $\\|x^*(A,b) - x^*(A',b')\\| \\le (G_A\\|A-A'\\| + G_b\\|b-b'\\|)/l$.", ""]
+    for region in REGIONS:
+        lines += [f"### Region `{region}`: {ASSUMPTIONS[region]}", "",
+                  "Rules used: " + "; ".join(mb.rules[region]) + ".", ""]
+        for q in QUANTITIES:
+            e = mb.exprs[region][q]
+            body = codegen.latex(e, names) if _finite(e) else "\\infty \\text{ (no finite bound from the rules)}"
+            lines += [f"$${q.replace('_', '_{') + ('}' if '_' in q else '')} \\le {body}$$", ""]
+    return "\n".join(lines)
+
+
+def manifest_entry(mb: MemberBounds) -> dict:
+    """Bounds info for the manifest."""
+    return {"module": f"{mb.name}_bounds", "regions": list(REGIONS), "quantities": list(QUANTITIES),
+            "assumptions": dict(ASSUMPTIONS),
+            "finite": {r: {q: mb.finite(r, q) for q in QUANTITIES} for r in REGIONS}}
