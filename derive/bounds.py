@@ -88,7 +88,44 @@ def _finite(*es: sp.Expr) -> bool:
     return not any(e.has(oo, -oo, sp.zoo, sp.nan) for e in es)
 
 
-def _extreme(es, larger: bool) -> sp.Expr:
+class _Extreme(sp.Function):
+    """Unevaluated min/max printed through a helper of the emitted module."""
+
+    _py = ""
+    _tex = ""
+
+    def _pythoncode(self, printer) -> str:
+        return f"{self._py}({', '.join(printer._print(a) for a in self.args)})"
+
+    def _latex(self, printer) -> str:
+        return rf"\{self._tex}\left({', '.join(printer._print(a) for a in self.args)}\right)"
+
+
+class HullMin(_Extreme):
+    """min of values all of which matter (interval hulls): NaN propagates."""
+
+    _py, _tex = "_hmin", "min"
+
+
+class HullMax(_Extreme):
+    """max of values all of which matter: NaN propagates."""
+
+    _py, _tex = "_hmax", "max"
+
+
+class Least(_Extreme):
+    """min of alternative valid upper bounds: one that cannot be evaluated (NaN) is skipped."""
+
+    _py, _tex = "_least", "min"
+
+
+class Greatest(_Extreme):
+    """max of alternative valid lower bounds: NaN skipped."""
+
+    _py, _tex = "_greatest", "max"
+
+
+def _extreme(es, larger: bool, alternatives: bool = False) -> sp.Expr:
     """Max (``larger``) or Min of ``es`` without SymPy's expensive automatic comparisons.
 
     Arguments are deduplicated, infinities dropped, and an argument removed only when its
@@ -120,8 +157,8 @@ def _extreme(es, larger: bool) -> sp.Expr:
             out.append(e)
     if len(out) == 1:
         return out[0]
-    cls = sp.Max if larger else sp.Min
-    return cls(*sorted(out, key=sp.default_sort_key), evaluate=False)
+    cls = (Greatest if larger else Least) if alternatives else (HullMax if larger else HullMin)
+    return cls(*sorted(out, key=sp.default_sort_key))
 
 
 def _min(*es: sp.Expr) -> sp.Expr:
@@ -156,9 +193,11 @@ def _fval(e: sp.Expr, pt: dict, memo: dict) -> float:
             v = math.prod(_fval(a, pt, memo) for a in e.args)
         elif e.is_Pow:
             v = _fval(e.base, pt, memo) ** _fval(e.exp, pt, memo)
-        elif isinstance(e, (sp.Min, sp.Max)):
+        elif isinstance(e, _Extreme):
             vals = [_fval(a, pt, memo) for a in e.args]
-            v = (min if isinstance(e, sp.Min) else max)(vals)
+            if isinstance(e, (Least, Greatest)):
+                vals = [x for x in vals if x == x] or [float("nan")]
+            v = (min if isinstance(e, (HullMin, Least)) else max)(vals)
         else:
             v = _FLOAT_FUNCS[type(e)](_fval(e.args[0], pt, memo))
         v = float(v.real) if isinstance(v, complex) else float(v)
@@ -198,7 +237,7 @@ def _best(es, larger: bool) -> sp.Expr:
         target = max(col[i] for i in ok) if larger else min(col[i] for i in ok)
         keep.add(next(i for i in ok if col[i] == target))
     kept = [es[i] for i in sorted(keep)] or es
-    return _extreme(kept, larger)
+    return _extreme(kept, larger, alternatives=True)
 
 
 def _imul(alo, ahi, blo, bhi):
@@ -670,15 +709,83 @@ def derive_bounds(f: NormalizedFormulas) -> MemberBounds:
 _PNAMES = {R: "R", n: "n", b_norm: "b_norm", w_max: "w_max"}
 
 
+class _SafePrinter(codegen._KernelPrinter):
+    """Prints exp/sinh/cosh/powers through overflow-safe helpers of the emitted module."""
+
+    def _print_exp(self, e):  # noqa: N802 (SymPy printer protocol)
+        return f"_exp({self._print(e.args[0])})"
+
+    def _print_sinh(self, e):  # noqa: N802
+        return f"_sinh({self._print(e.args[0])})"
+
+    def _print_cosh(self, e):  # noqa: N802
+        return f"_cosh({self._print(e.args[0])})"
+
+    def _print_Pow(self, e, rational=False):  # noqa: N802
+        if e.exp == sp.Rational(1, 2):
+            return f"math.sqrt({self._print(e.base)})"
+        return f"_pow({self._print(e.base)}, {self._print(e.exp)})"
+
+
+_HELPERS = '''
+
+def _guard(f, x):
+    try:
+        return f(x)
+    except OverflowError:
+        return math.copysign(math.inf, x) if f is not math.cosh else math.inf
+
+
+def _exp(x):
+    return _guard(math.exp, x)
+
+
+def _sinh(x):
+    return _guard(math.sinh, x)
+
+
+def _cosh(x):
+    return _guard(math.cosh, x)
+
+
+def _pow(x, y):
+    try:
+        return x ** y
+    except OverflowError:
+        return math.inf if x > 0 or float(y).is_integer() and int(y) % 2 == 0 else -math.inf
+    except ZeroDivisionError:
+        return math.inf
+
+
+def _hmin(*a):
+    return math.nan if any(v != v for v in a) else min(a)
+
+
+def _hmax(*a):
+    return math.nan if any(v != v for v in a) else max(a)
+
+
+def _least(*a):
+    a = [v for v in a if v == v]
+    return min(a) if a else math.nan
+
+
+def _greatest(*a):
+    a = [v for v in a if v == v]
+    return max(a) if a else math.nan
+'''
+
+
 def emit_module(mb: MemberBounds, spec_hash: str) -> str:
     """Source of ``generated/<name>_bounds.py``: plain-Python evaluators of every bound."""
     lines = [f"# {codegen.HEADER}",
              f'"""Derived bounds for `{mb.name}` (see softsym.derive.bounds and {mb.name}.md).',
              "",
-             "Each function returns an upper bound (math.inf when the rules give no finite bound).",
+             "Each function returns an upper bound (math.inf when the rules give no finite bound;",
+             "NaN when it cannot be evaluated in floating point, which callers treat as unknown).",
              '"""', "", "import math", "", f'NAME = "{mb.name}"', f'SPEC_HASH = "{spec_hash}"',
-             f"QUANTITIES = {QUANTITIES!r}", f"REGIONS = {REGIONS!r}",
-             "ASSUMPTIONS = {"]
+             f"QUANTITIES = {QUANTITIES!r}", f"REGIONS = {REGIONS!r}", "",
+             _HELPERS.strip("\n"), "", "", "ASSUMPTIONS = {"]
     lines += [f"    {r!r}: {ASSUMPTIONS[r]!r}," for r in REGIONS] + ["}", "FINITE = {"]
     lines += [f"    ({r!r}, {q!r}): {mb.finite(r, q)}," for r in REGIONS for q in QUANTITIES] + ["}"]
     for region in REGIONS:
@@ -689,7 +796,7 @@ def emit_module(mb: MemberBounds, spec_hash: str) -> str:
             if not _finite(e):
                 lines.append("    return math.inf")
                 continue
-            body = codegen.code_block([("out", e)], _PNAMES, indent=4)
+            body = codegen.code_block([("out", e)], _PNAMES, indent=4, printer_cls=_SafePrinter)
             lines += [body, "    return float(out)"]
     lines += ["", "", "FUNCTIONS = {"]
     lines += [f"    ({r!r}, {q!r}): {q}_{r}," for r in REGIONS for q in QUANTITIES] + ["}", ""]

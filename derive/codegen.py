@@ -31,7 +31,7 @@ class _KernelPrinter(PythonCodePrinter):
 
 
 def code_block(assignments: Sequence[tuple[str, sp.Expr]], names: Mapping[sp.Symbol, str],
-               indent: int, prefix: str = "c") -> str:
+               indent: int, prefix: str = "c", printer_cls: type | None = None) -> str:
     """Lines computing ``name = expr`` for every assignment, sharing subexpressions.
 
     Temporaries are named ``{prefix}0, {prefix}1, ...``; ``names`` maps every free symbol of
@@ -47,7 +47,7 @@ def code_block(assignments: Sequence[tuple[str, sp.Expr]], names: Mapping[sp.Sym
     allnames = dict(names)
     for sym, _ in replacements:
         allnames[sym] = str(sym)
-    printer = _KernelPrinter(allnames)
+    printer = (printer_cls or _KernelPrinter)(allnames)
     pad = " " * indent
     lines = [f"{pad}{sym} = {printer.doprint(e)}" for sym, e in replacements]
     lines += [f"{pad}{name} = {printer.doprint(e)}" for (name, _), e in zip(assignments, reduced)]

@@ -20,7 +20,8 @@ DEFAULT_MAXITER = {"newton": 100, "gd": 10_000}
 
 
 def minimize(objective, x0=None, method: str = "newton", tol: float = 1e-10, maxiter: int | None = None,
-             callback: Callable[[OptimizeResult], Any] | None = None, **options: Any) -> OptimizeResult:
+             callback: Callable[[OptimizeResult], Any] | None = None, certify_start: bool = True,
+             **options: Any) -> OptimizeResult:
     """Minimize ``objective`` from ``x0`` (default 0) with ``method``.
 
     Stops when ||grad L(x)|| <= tol * ||grad L(x0)|| (relative gradient norm) or after
@@ -30,6 +31,9 @@ def minimize(objective, x0=None, method: str = "newton", tol: float = 1e-10, max
     cap, 2 line search/non-descent, 3 overflow, 4 indefinite Hessian, 99 callback stopped.
     ``callback(intermediate_result)`` is called after every iteration; raising
     ``StopIteration`` stops cleanly.  Extra keyword options go to the method.
+    With ``certify_start`` the result also reports ``start_certified`` and ``start_condition``:
+    whether the derived bounds certify the Newton theory's start condition
+    ``M ||x0 - x*|| <= 0.1 l`` (see ``softsym.bounds.start_condition``).
     """
     if method not in SOLVERS:
         raise ValidationError(f"unknown method {method!r}; available: {', '.join(sorted(SOLVERS))}")
@@ -38,7 +42,13 @@ def minimize(objective, x0=None, method: str = "newton", tol: float = 1e-10, max
         x0 = np.zeros(objective.d)
     if maxiter is None:
         maxiter = DEFAULT_MAXITER.get(method, 1000)
-    return run(solver, objective, x0, tol, maxiter, callback)
+    res = run(solver, objective, x0, tol, maxiter, callback)
+    if certify_start:
+        from ..bounds import start_condition
+
+        grad0 = res.history["grad_norm"][0] if res.history["grad_norm"] else None
+        res.update(start_condition(objective, x0, grad0))
+    return res
 
 
 __all__ = ["SOLVERS", "Solver", "SolverFailure", "State", "minimize", "register", "run"]
