@@ -34,7 +34,7 @@ REGIONS = ("ball", "simplex")
 @cache
 def _module(name: str) -> ModuleType:
     info = member(name, family="normalized")
-    mod = importlib.import_module(f"softsym.kernels.{info.name}_bounds")
+    mod = importlib.import_module(f"{info.package}.{info.name}_bounds")
     if mod.SPEC_HASH != info.spec_hash:
         raise RuntimeError(f"generated bounds module of {name} does not match the manifest; run `make generate`")
     return mod

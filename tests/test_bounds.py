@@ -1,0 +1,168 @@
+"""Derived bounds: emitted evaluators, adversarial certification, perturbation, start condition."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import softsym
+from softsym import bounds as sb
+from softsym.derive import bounds as db
+from softsym.derive import normalized
+from softsym.derive.spec import NormalizedSpec, alpha, b, u
+from softsym.errors import UnknownObjectiveError, ValidationError
+
+MEMBERS = [m.name for m in softsym.catalogue("normalized")]
+
+
+def test_every_member_has_finite_bounds_at_moderate_radius():
+    for name in MEMBERS:
+        for region in sb.REGIONS:
+            bd = sb.bounds(name, R=1.0, n=5, region=region)
+            assert all(bd.finite.values()), (name, region, bd.finite)
+            vals = bd.as_dict()
+            assert all(math.isfinite(v) and v >= 0 for v in vals.values()), (name, region, vals)
+            # smoothness dominates the curvature both ways: R^2 max(lambda_max, C)
+            assert bd.smooth >= bd.R**2 * bd.C * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("name", MEMBERS)
+def test_certification_finds_no_violation(name):
+    cert = sb.certify(name, R=(1.0, 2.0), n=(2, 4), seed=1, restarts=2, maxfev=150)
+    assert not cert.violations, f"{name}: derived bound violated\n{cert.table()}"
+    assert all(r.worst > 0 for r in cert.rows if r.quantity in ("smooth", "G_b")), cert.table()
+
+
+@pytest.mark.parametrize("name", ["softmax", "softmax_xent"])
+def test_certification_on_the_simplex_finds_no_violation(name):
+    cert = sb.certify(name, R=(1.0, 4.0), n=(3,), region="simplex", seed=2, restarts=2, maxfev=150)
+    assert not cert.violations, f"{name}: derived bound violated\n{cert.table()}"
+
+
+def test_search_reaches_the_known_softmax_worst_case():
+    # MATH.md: search finds lambda_min(B) ~ -0.31 for softmax; our search must see it too,
+    # otherwise "no violation" would mean little.
+    cert = sb.certify("softmax", R=(4.0,), n=(2,), quantities=("C",), seed=0, restarts=3, maxfev=300)
+    row = cert.row("C", 4.0, 2)
+    assert 0.3 < row.worst <= row.bound
+
+
+def test_certify_is_deterministic():
+    kw = dict(R=(1.0,), n=(3,), quantities=("C", "G_b"), seed=5, restarts=2, maxfev=60)
+    assert sb.certify("rescaled_cosh", **kw).rows == sb.certify("rescaled_cosh", **kw).rows
+
+
+def _solve(name, A, b, w):
+    res = softsym.minimize(softsym.objective(name, A, b, w), method="newton", tol=1e-13)
+    assert res.success, res.message
+    return res.x
+
+
+@pytest.mark.parametrize("name", ["softmax", "rescaled_exp", "rescaled_cosh", "rescaled_sinh", "exp", "softmax_xent"])
+def test_perturbation_bound_holds_on_random_perturbations(name):
+    rng = np.random.default_rng(11)
+    n, d, R, l = 12, 3, 1.0, 0.5
+    A = rng.standard_normal((n, d))
+    A *= 0.7 / np.linalg.norm(A, 2)
+    x_star = rng.standard_normal(d)
+    x_star *= 0.5 / np.linalg.norm(x_star)
+    bvec = softsym.datasets.planted(name, A, x_star)
+    region = "simplex" if name == "softmax_xent" else "ball"
+    bn = 1.0
+    if region == "ball":
+        bvec = bvec * min(1.0, 0.8 / np.linalg.norm(bvec))
+    # regularize so that hess L >= l I on the region for A and all perturbations of it
+    smin_lo = np.linalg.svd(A, compute_uv=False)[-1] - 0.1
+    bd0 = sb.bounds(name, R=R, n=n, b_norm=bn, region=region)
+    w = np.full(n, math.sqrt(bd0.C + l / smin_lo**2))
+    bd = sb.bounds(name, R=R, n=n, b_norm=bn, w_max=float(w[0]), l=l, region=region)
+    x0 = _solve(name, A, bvec, w)
+    for eps in (1e-3, 1e-2, 1e-1):
+        for _ in range(3):
+            dA = rng.standard_normal((n, d))
+            dA *= eps / np.linalg.norm(dA, 2)
+            A2 = A + dA
+            if region == "simplex":
+                b2 = np.abs(bvec + eps * rng.standard_normal(n) / math.sqrt(n))
+                b2 /= b2.sum()
+            else:
+                db_ = rng.standard_normal(n)
+                b2 = bvec + eps * db_ / np.linalg.norm(db_)
+                b2 *= min(1.0, bn / np.linalg.norm(b2))
+            assert np.linalg.norm(A2, 2) <= R and np.linalg.svd(A2, compute_uv=False)[-1] >= smin_lo
+            x2 = _solve(name, A2, b2, w)
+            assert max(np.linalg.norm(x0), np.linalg.norm(x2)) <= R
+            moved = np.linalg.norm(x2 - x0)
+            bound = bd.perturbation(np.linalg.norm(dA, 2), np.linalg.norm(b2 - bvec))
+            assert moved <= bound, (name, eps, moved, bound)
+
+
+def test_w_required_and_perturbation_need_l():
+    bd = sb.bounds("softmax", R=1.0, n=4)
+    with pytest.raises(ValidationError, match="l="):
+        bd.w_required(0.5)
+    bd = sb.bounds("softmax", R=1.0, n=4, l=0.25)
+    assert bd.w_required(0.5) == pytest.approx(math.sqrt(bd.C + 1.0))
+
+
+def test_bounds_validates_arguments():
+    with pytest.raises(UnknownObjectiveError):
+        sb.bounds("nope")
+    with pytest.raises(ValidationError, match="region"):
+        sb.bounds("softmax", region="cube")
+    with pytest.raises(ValidationError, match="R"):
+        sb.bounds("softmax", R=0.0)
+    with pytest.raises(ValidationError, match="n"):
+        sb.bounds("softmax", n=0)
+    with pytest.raises(ValidationError, match="quantities"):
+        sb.certify("softmax", quantities=("K",))
+
+
+def test_large_radius_overflows_to_inf_never_nan():
+    bd = sb.bounds("rescaled_exp", R=40.0, n=10)
+    assert all(v == math.inf for v in bd.as_dict().values())
+    # softmax stays finite: its normalized view gives n- and exp-free rules
+    bd = sb.bounds("softmax", R=40.0, n=10)
+    assert math.isfinite(bd.C) and bd.C <= 9.0
+
+
+def _planted_softmax(w_value):
+    inst = softsym.datasets.synthetic("softmax", 60, 3, seed=3, radius=0.3)
+    A = inst.A / np.linalg.norm(inst.A, 2)
+    bvec = softsym.datasets.planted("softmax", A, inst.x_star)
+    return softsym.objective("softmax", A, bvec, np.full(60, w_value)), inst.x_star
+
+
+def test_start_condition_is_certified_near_the_solution():
+    obj, x_star = _planted_softmax(10.0)
+    res = softsym.minimize(obj, 0.9 * x_star, method="newton")
+    assert res.success and res.start_certified, res.start_condition
+    sc = res.start_condition
+    assert sc["lhs"] <= sc["rhs"] and sc["l"] > 0
+    # the certified distance bound really holds
+    assert np.linalg.norm(0.9 * x_star - res.x) <= sc["dist_bound"] * (1 + 1e-9)
+
+
+def test_start_condition_not_certified_without_regularizer():
+    obj, x_star = _planted_softmax(0.0)
+    res = softsym.minimize(obj, np.zeros(3), method="gd", maxiter=5)
+    assert res.start_certified is False
+    assert "strong convexity not certified" in res.start_condition["reason"]
+    res = softsym.minimize(obj, np.zeros(3), method="gd", maxiter=5, certify_start=False)
+    assert "start_certified" not in res
+
+
+def test_rules_report_no_finite_bound_explicitly():
+    # normalizing by sum sinh(u_i), which can vanish: no rule bounds 1/alpha
+    spec = NormalizedSpec(name="sinh_softmax", doc="d", seed="-", phi=sp.sinh(u), ell=(sp.sinh(u) / alpha - b) ** 2 / 2)
+    mb = db.derive_bounds(normalized.derive(spec))
+    assert not mb.finite("ball", "C") and not mb.finite("ball", "M")
+    assert "no finite bound" in db.emit_section(mb)
+    src = db.emit_module(mb, "0" * 64)
+    ns: dict = {}
+    exec(compile(src, "sinh_softmax_bounds", "exec"), ns)  # noqa: S102 - our own generated source
+    assert ns["C_ball"](1.0, 3, 1.0, 0.0) == math.inf
+    assert ns["FINITE"][("ball", "C")] is False
