@@ -355,6 +355,10 @@ class Env:
         lo, hi = (self.alpha_lo**r.k, self.alpha_hi**r.k) if r.k > 0 else (self.alpha_hi**r.k, self.alpha_lo**r.k)
         return _scale_pos(r, lo, hi)
 
+    def direct_rec(self, e: sp.Expr) -> Rec:
+        """Record of ``e`` in the direct view (phi kept as a function of u)."""
+        return Env(self.region, False, self.alpha_symbolic, self.alpha_lo, self.alpha_hi).rec(e)
+
     # -- propagation ----------------------------------------------------------------------
     def rec(self, e: sp.Expr) -> Rec:
         """Record of ``e``; the better of ``e`` as written and expanded."""
@@ -662,6 +666,29 @@ def _structure_bounds(f: NormalizedFormulas, env: Env, tr, rho) -> dict[str, lis
     else:
         Mu = Dbeta
     out["Mu"].append(("chain rule + Weyl", Mu))
+
+    # Centering (shift-invariant members with q > 0): L(u + c 1) = L(u) gives B 1 = 0 and
+    # DB[h] 1 = 0, so v^T B v = w^T B w with w = v - m 1, m = pi.v, pi = q / Q, Q = sum q;
+    # then q.w = 0 removes the rank-2 terms: v^T B v = sum_i beta_i w_i^2, and
+    # sum_i pi_i w_i^2 <= max(pi) ||v||^2 <= ||v||^2 bounds it by sup_i |beta_i| Q / q_i.
+    # Likewise w^T DB[h] w = sum_i Dbeta_i w_i^2 + 2 (p.w)(Dq.w).
+    if f.spec.shift_invariant and f.rank2 and env.direct_rec(q).lo.is_positive:
+        Q = sp.Symbol("Q_sum", positive=True)
+        env.scalars[Q] = env.sum(tr(q))
+
+        def per_weight(e: sp.Expr) -> Rec:
+            return env.rec(sp.cancel(tr(e) * Q / tr(q)))
+
+        sb = per_weight(beta)
+        out["C"].append(("shift-invariance centering", bd.neg_lo(sb)))
+        out["Lam"].append(("shift-invariance centering", bd.pos_hi(sb)))
+        terms = [bd.inf(per_weight(d(beta, u)))]
+        for sym, dv in ((alpha, Da), (S, DS)):
+            de = d(beta, sym)
+            if de != 0:
+                terms.append(_mag_mul(bd.inf(per_weight(de)), dv))
+        terms.append(_mag_mul(Mag(2), bd.inf(per_weight(p)), bd.inf(per_weight(P["phi_uu"]))))
+        out["Mu"].append(("shift-invariance centering", bd.add(*terms)))
 
     # sensitivity of g to b: dg/db = diag(ell_ub) + phi' ell_alphab^T
     Gb = bd.inf(rec(d(P["ell_u"], b)))

@@ -81,7 +81,7 @@ def C_ball(R, n, b_norm, w_max):
     c0 = math.sqrt(n)
     c1 = _pow(R, 2)
     c2 = b_norm/c0
-    out = _least(2*b_norm*c0, c2*_exp(4*c1) + c2*_exp(2*c1))
+    out = _least(b_norm*c0, c2*_exp(4*c1) + c2*_exp(2*c1))
     return float(out)
 
 
@@ -90,16 +90,17 @@ def smooth_ball(R, n, b_norm, w_max):
     c0 = _pow(R, 2)
     c1 = math.sqrt(n)
     c2 = b_norm/c1
-    out = c0*(_pow(w_max, 2) + _least(2*b_norm*c1, c2*_exp(4*c0) + c2*_exp(2*c0)))
+    out = c0*(_pow(w_max, 2) + _least(b_norm*c1, c2*_exp(4*c0) + c2*_exp(2*c0)))
     return float(out)
 
 
 def M_ball(R, n, b_norm, w_max):
     """||hess L(x) - hess L(y)|| <= M ||x - y|| (Hessian Lipschitz constant) (ball region)."""
     c0 = math.sqrt(n)
-    c1 = _pow(R, 2)
-    c2 = b_norm/n
-    out = _pow(R, 3)*_least(6*b_norm*c0, b_norm*_exp(2*c1)/c0 + 2*c2*_exp(6*c1) + 3*c2*_exp(4*c1))
+    c1 = 2*b_norm
+    c2 = _pow(R, 2)
+    c3 = _pow(n, -1)
+    out = _pow(R, 3)*_least(c0*c1, 3*b_norm*c3*_exp(4*c2) + b_norm*_exp(2*c2)/c0 + c1*c3*_exp(6*c2))
     return float(out)
 
 
@@ -111,7 +112,7 @@ def G_A_ball(R, n, b_norm, w_max):
     c3 = b_norm*c2
     c4 = b_norm*_exp(2*c0)
     c5 = _pow(c2, -1)
-    out = c0*c1 + c0*(c1 + _least(2*c3, b_norm*c5*_exp(4*c0) + c4*c5)) + _least(b_norm + c3, b_norm + c4)
+    out = c0*c1 + c0*(c1 + _least(c3, b_norm*c5*_exp(4*c0) + c4*c5)) + _least(b_norm + c3, b_norm + c4)
     return float(out)
 
 
@@ -123,15 +124,14 @@ def G_b_ball(R, n, b_norm, w_max):
 
 def C_simplex(R, n, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (simplex region)."""
-    out = _least(1, _exp(4*_pow(R, 2))/n)
+    out = 0
     return float(out)
 
 
 def smooth_simplex(R, n, w_max):
     """||hess L(x)|| <= smooth (gradient Lipschitz constant) (simplex region)."""
     c0 = _pow(R, 2)
-    c1 = _pow(n, -1)
-    out = c0*_hmax(_pow(w_max, 2) + _least(1, c1*_exp(2*c0)), _least(1, c1*_exp(4*c0)))
+    out = c0*_hmax(0, _pow(w_max, 2) + _least(1, _exp(2*c0)/n))
     return float(out)
 
 
@@ -139,7 +139,7 @@ def M_simplex(R, n, w_max):
     """||hess L(x) - hess L(y)|| <= M ||x - y|| (Hessian Lipschitz constant) (simplex region)."""
     c0 = _pow(R, 2)
     c1 = _pow(n, -3/2)
-    out = _pow(R, 3)*_least(6, 2*c1*_exp(6*c0) + 3*c1*_exp(4*c0) + _exp(2*c0)/n)
+    out = _pow(R, 3)*_least(2, 2*c1*_exp(6*c0) + 3*c1*_exp(4*c0) + _exp(2*c0)/n)
     return float(out)
 
 
@@ -148,8 +148,7 @@ def G_A_simplex(R, n, w_max):
     c0 = _pow(R, 2)
     c1 = _pow(w_max, 2)
     c2 = _exp(2*c0)
-    c3 = _pow(n, -1)
-    out = c0*c1 + c0*_hmax(c1 + _least(1, c2*c3), _least(1, c3*_exp(4*c0))) + _least(2, c2/math.sqrt(n) + 1)
+    out = c0*c1 + c0*_hmax(0, c1 + _least(1, c2/n)) + _least(2, c2/math.sqrt(n) + 1)
     return float(out)
 
 
