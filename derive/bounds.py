@@ -832,9 +832,9 @@ def emit_module(mb: MemberBounds, spec_hash: str) -> str:
 
 def emit_section(mb: MemberBounds) -> str:
     """Markdown/LaTeX section appended to the member's formulas page."""
-    names = {b_norm: r"\|b\|", w_max: r"w_{\max}"}
+    names = {b_norm: r"\bar b", w_max: r"w_{\max}"}
     lines = ["", "## Derived bounds (interval and norm propagation, `softsym.derive.bounds`)", "",
-             "Constants: $C$ with $B(x) \\succeq -C I$ (so $w_{\\min}^2 \\ge C + l/\\sigma_{\\min}(A)^2$ "
+             "Here $\\bar b$ is the bound on $\\lVert b\\rVert_2$ of the ball region. Constants: $C$ with $B(x) \\succeq -C I$ (so $w_{\\min}^2 \\ge C + l/\\sigma_{\\min}(A)^2$ "
              "gives $\\nabla^2 L \\succeq l I$), smoothness $\\sup\\|\\nabla^2 L\\|$, Hessian-Lipschitz $M$, and "
              "$G_A, G_b$ with $\\|x^*(A,b) - x^*(A',b')\\| \\le (G_A\\|A-A'\\| + G_b\\|b-b'\\|)/l$.", ""]
     for region in REGIONS:

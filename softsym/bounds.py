@@ -175,6 +175,12 @@ class _Problem:
         # With A = I the Hessian in x is the u-space matrix B(u) (regularizer w = 0).
         return _finite(self.k.hess(self.eye, b, self.zero_w, u))
 
+    def _scale(self, u: np.ndarray, b: np.ndarray) -> float:
+        """Size of the terms B is assembled from: max|beta| + 2 max|p| max|q| + |T| max|q|^2."""
+        _, _, beta, p, q, T = self.k.pieces_u(u, b, self.zero_w)
+        mq = float(np.max(np.abs(q)))
+        return float(np.max(np.abs(beta)) + 2 * np.max(np.abs(p)) * mq + abs(T) * mq * mq)
+
     def _jac(self, A: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
         return _finite(self.k.grad(A, b, self.zero_w, x))
 
@@ -185,8 +191,13 @@ class _Problem:
         if self.q in ("C", "smooth"):
             u, b = _to_ball(parts[0], U), self._b(parts[1])
             ev = np.linalg.eigvalsh(self._hess_u(u, b))
+            # The computed B (sums of terms of size `scale`, then eigvalsh) is B + E with
+            # ||E|| <~ n eps scale: count only what survives that rounding, so a value found is
+            # a value of the true B.
+            top = float(np.max(np.abs(ev)))
+            err = 8.0 * self.n * np.finfo(float).eps * max(top, self._scale(u, b))
             # realized by A = R I, x = u / R: hess L = R^2 B(u)
-            return max(0.0, -float(ev[0])) if self.q == "C" else R**2 * float(np.max(np.abs(ev)))
+            return max(0.0, -float(ev[0]) - err) if self.q == "C" else R**2 * max(0.0, top - err)
         if self.q == "M":
             # a pair u, v = u + t h at distance t = min_gap R^2 (the Lipschitz ratio is a local sup)
             u = _to_ball(parts[0], U)
