@@ -133,10 +133,16 @@ def _to_ball(z: np.ndarray, r: float) -> np.ndarray:
 
 def _to_simplex(z: np.ndarray) -> np.ndarray:
     """Euclidean projection onto the probability simplex."""
+    if not np.all(np.isfinite(z)) or float(np.max(np.abs(z))) > 1e150:
+        z = np.clip(np.nan_to_num(z), -1e150, 1e150)
+        top = np.zeros_like(z)
+        top[int(np.argmax(z))] = 1.0
+        return top
     s = np.sort(z)[::-1]
     css = np.cumsum(s) - 1.0
     idx = np.arange(1, z.size + 1)
-    rho = int(np.nonzero(s - css / idx > 0)[0][-1])
+    pos = np.nonzero(s - css / idx > 0)[0]
+    rho = int(pos[-1]) if pos.size else 0
     return np.maximum(z - css[rho] / (rho + 1.0), 0.0)
 
 
