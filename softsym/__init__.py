@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from . import datasets
 from .errors import OverflowDetected, UnknownObjectiveError, ValidationError
+from .guarantees import Bounds, Certificate, bounds, certify
 from .objective import MemberInfo, Objective, catalogue, load_kernels, objective
 from .solvers import minimize
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Bounds", "Certificate", "bounds", "certify",
     "MemberInfo", "Objective", "OverflowDetected", "UnknownObjectiveError", "ValidationError",
     "catalogue", "datasets", "load_kernels", "minimize", "objective",
 ]

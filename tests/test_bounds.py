@@ -9,7 +9,7 @@ import pytest
 import sympy as sp
 
 import softsym
-from softsym import bounds as sb
+from softsym import guarantees as sb
 from softsym.derive import bounds as db
 from softsym.derive import normalized
 from softsym.derive.spec import NormalizedSpec, alpha, b, u

@@ -33,7 +33,7 @@ def minimize(objective, x0=None, method: str = "newton", tol: float = 1e-10, max
     ``StopIteration`` stops cleanly.  Extra keyword options go to the method.
     With ``certify_start`` the result also reports ``start_certified`` and ``start_condition``:
     whether the derived bounds certify the Newton theory's start condition
-    ``M ||x0 - x*|| <= 0.1 l`` (see ``softsym.bounds.start_condition``).
+    ``M ||x0 - x*|| <= 0.1 l`` (see ``softsym.guarantees.start_condition``).
     """
     if method not in SOLVERS:
         raise ValidationError(f"unknown method {method!r}; available: {', '.join(sorted(SOLVERS))}")
@@ -44,7 +44,7 @@ def minimize(objective, x0=None, method: str = "newton", tol: float = 1e-10, max
         maxiter = DEFAULT_MAXITER.get(method, 1000)
     res = run(solver, objective, x0, tol, maxiter, callback)
     if certify_start:
-        from ..bounds import start_condition
+        from ..guarantees import start_condition
 
         grad0 = res.history["grad_norm"][0] if res.history["grad_norm"] else None
         res.update(start_condition(objective, x0, grad0))

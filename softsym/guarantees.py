@@ -337,7 +337,7 @@ def certify(name: str, R=(1.0, 2.0, 4.0), n=(2, 3, 5), b_norm: float = 1.0, regi
                     worst = max(worst, prob.safe_value(z0), prob.safe_value(res.x))
                 tight = bound / worst if worst > 0 else math.inf
                 violated = worst > bound * (1 + rtol) + 1e-300
-                rows.append(CertRow(q, r, m, bound, worst, tight, bool(violated)))
+                rows.append(CertRow(q, r, m, float(bound), float(worst), float(tight), bool(violated)))
     return Certificate(name=member(name).name, region=region, b_norm=b_norm, seed=seed, restarts=restarts,
                        maxfev=maxfev, assumptions=_module(name).ASSUMPTIONS[region], rows=tuple(rows))
 
@@ -445,7 +445,7 @@ def demo_section(out_dir) -> str:
     plt.close(fig)
     lines = ["## Derived bounds and their certification", "",
              "Bounds derived symbolically by interval and norm propagation over each member's "
-             "Hessian structure (`softsym.bounds`); the adversarial search (seed 0, 3 restarts x 80 "
+             "Hessian structure (`softsym.guarantees`); the adversarial search (seed 0, 3 restarts x 80 "
              f"Powell evaluations per cell, n = {n}, b in the unit ball, w = 0) looks for values above them. "
              "Tightness = bound / worst found (1 is exact); a violation would be flagged.", ""]
     for c in certs:
