@@ -368,11 +368,13 @@ def start_condition(objective, x0, g0: float | None = None) -> dict:
     A, b, w = objective.A, objective.b, objective.w
     x0 = np.asarray(x0, dtype=float)
     n, d = A.shape
+    w_min2 = float(np.min(w * w))
+    if w_min2 == 0:   # l = sigma_min^2 (w_min^2 - C) <= 0: decided without touching A
+        return fail("w_min = 0: the regularizer gives no strong convexity, so l > 0 is not certified", w_min2=0.0)
     ev = np.linalg.eigvalsh(A.T @ A)
     smin2, smax = max(float(ev[0]), 0.0), math.sqrt(max(float(ev[-1]), 0.0))
     if smin2 <= 0:
         return fail("sigma_min(A) = 0: no strong convexity from the regularizer")
-    w_min2 = float(np.min(w * w))
     simplex = bool(np.all(b >= 0) and abs(float(b.sum()) - 1.0) <= 1e-12)
     region = "simplex" if simplex else "ball"
     b_norm = max(float(np.linalg.norm(b)), np.finfo(float).tiny)

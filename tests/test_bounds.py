@@ -150,7 +150,7 @@ def test_start_condition_not_certified_without_regularizer():
     obj, x_star = _planted_softmax(0.0)
     res = softsym.minimize(obj, np.zeros(3), method="gd", maxiter=5)
     assert res.start_certified is False
-    assert "strong convexity not certified" in res.start_condition["reason"]
+    assert "no strong convexity" in res.start_condition["reason"]
     res = softsym.minimize(obj, np.zeros(3), method="gd", maxiter=5, certify_start=False)
     assert "start_certified" not in res
 
