@@ -7,7 +7,9 @@ W = diag(w), added by its family.
 
 from __future__ import annotations
 
-from sympy import cosh, exp, log, sinh
+from sympy import Piecewise, cosh, exp, log, sinh, sqrt
+
+from .ntk import TwoLayerSpec, m
 
 from .spec import NormalizedSpec, alpha, b, u
 
@@ -46,4 +48,15 @@ NORMALIZED: tuple[NormalizedSpec, ...] = (
     ),
 )
 
-CATALOGUE = NORMALIZED
+# Two-layer networks (seed 004): softmax with the paper's scale kappa = m; ReLU and exp with
+# the standard NTK scale 1/sqrt(m) (O(1) NTK entries at init), for comparison.
+TWO_LAYER: tuple[TwoLayerSpec, ...] = (
+    TwoLayerSpec(name="two_layer_softmax", doc="two-layer softmax network F = kappa <a, softmax(W^T x)>",
+                 seed="004", activation="softmax", sigma=exp(u), phi=exp(u), kappa=m, shift_invariant=True),
+    TwoLayerSpec(name="two_layer_relu", doc="two-layer ReLU network F = kappa <a, relu(W^T x)>", seed="-",
+                 activation="relu", sigma=Piecewise((u, u > 0), (0, True)), kappa=1 / sqrt(m)),
+    TwoLayerSpec(name="two_layer_exp", doc="two-layer exp network F = kappa <a, exp(W^T x)>", seed="-",
+                 activation="exp", sigma=exp(u), kappa=1 / sqrt(m)),
+)
+
+CATALOGUE = NORMALIZED + TWO_LAYER

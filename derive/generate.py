@@ -14,7 +14,7 @@ from pathlib import Path
 
 import sympy as sp
 
-from . import codegen, normalized
+from . import codegen, normalized, ntk
 from .prove import ProofError
 from .spec import SpecError
 
@@ -44,9 +44,23 @@ def _build_normalized(spec) -> MemberFiles:
     )
 
 
+def _build_two_layer(spec) -> MemberFiles:
+    f = ntk.derive(spec)
+    claims = ntk.prove(f)
+    h = spec.fingerprint()
+    return MemberFiles(
+        name=spec.name,
+        files={f"{spec.name}.py": ntk.emit_module(f, h), f"{spec.name}.md": ntk.emit_page(f, claims, h)},
+        manifest={"family": spec.family, "doc": spec.doc, "seed": spec.seed, "spec_hash": h,
+                  "activation": spec.activation, "shift_invariant": spec.shift_invariant,
+                  "normalized": f.normalized, "proof": claims},
+    )
+
+
 # One builder per family: a new family registers here.
 FAMILIES: dict[str, Callable[[object], MemberFiles]] = {
     "normalized": _build_normalized,
+    "two_layer": _build_two_layer,
 }
 
 
