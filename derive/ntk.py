@@ -206,22 +206,36 @@ def prove(f: TwoLayerFormulas) -> list[str]:
 # Emission
 
 _NAMES = {u: "ui", a: "ai", alpha: "alpha", kappa: "kappa", S: "S"}
+_PH = sp.Symbol("phi_value", real=True)
 
 
 def emit_module(f: TwoLayerFormulas, spec_hash: str) -> str:
-    """Source of the Numba kernel module for one member."""
+    """Source of the Numba kernel module for one member.
+
+    For normalized members every occurrence of phi(u) in the per-neuron formulas is replaced
+    by the value ``ph = E[i, r]`` the normalizer pass stored (an exact rewrite: ``ph = phi(u)``),
+    so exponentials are evaluated once per neuron and input.
+    """
     spec = f.spec
+    names = dict(_NAMES)
+
+    def per_neuron(expr):
+        return expr.subs(f.phi, _PH) if f.normalized else expr
+
+    if f.normalized:
+        names[_PH] = "ph"
     return _MODULE.format(
         header=codegen.HEADER, name=spec.name, doc=spec.doc, seed=spec.seed, spec_hash=spec_hash,
         activation=spec.activation, normalized=f.normalized, shift_invariant=spec.shift_invariant,
         kappa=codegen.code_block([("k", sp.sympify(spec.kappa))], {m: "m"}, indent=4),
         shift="np.max(U[i])" if spec.shift_invariant else "0.0",
-        phi_code=codegen.code_block([("alpha_r", f.phi)], _NAMES, indent=12) if f.normalized else
-        "            alpha_r = 0.0",
+        phi_code=codegen.code_block([("alpha_r", f.phi)], _NAMES, indent=16) if f.normalized else
+        "                alpha_r = 0.0",
         alpha_init="0.0" if f.normalized else "1.0",
-        act_code=codegen.code_block([("P[i, r]", f.act)], _NAMES, indent=12),
-        s_code=codegen.code_block([("s_r", f.h_alpha)], _NAMES, indent=12),
-        g_code=codegen.code_block([("g_r", f.g)], _NAMES, indent=12),
+        load_ph="            ph = E[i, r]" if f.normalized else "",
+        act_code=codegen.code_block([("P[i, r]", per_neuron(f.act))], names, indent=12),
+        pass_code=codegen.code_block([("s_r", per_neuron(f.h_alpha)), ("gu_r", per_neuron(f.h_u)),
+                                      ("q_r", per_neuron(f.phi_u))], names, indent=12),
     )
 
 
@@ -237,7 +251,8 @@ The runtime (softsym.ntk) validates inputs and checks outputs for overflow.
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
+from scipy.linalg.blas import dsyrk as _syrk
 
 NAME = "{name}"
 SPEC_HASH = "{spec_hash}"
@@ -252,54 +267,68 @@ def default_kappa(m):
     return float(k)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _alphas(U):
-    """(shift_i, alpha_i) per row: alpha_i = sum_r phi(u_ir - shift_i) (1 without a normalizer)."""
+    """(shift, alpha, E) per row: alpha_i = sum_r phi(u_ir - shift_i) (1 without a normalizer).
+
+    E[i, r] = phi(u_ir - shift_i) is kept (normalized members) so later passes reuse it.
+    """
     n, m = U.shape
     shift = np.empty(n)
     al = np.empty(n)
-    for i in range(n):
+    E = np.empty((n, m if NORMALIZED else 0))
+    for i in prange(n):
         shift[i] = {shift}
         alpha = {alpha_init}
-        for r in range(m):
-            ui = U[i, r] - shift[i]
+        if NORMALIZED:
+            for r in range(m):
+                ui = U[i, r] - shift[i]
 {phi_code}
-            alpha += alpha_r
+                E[i, r] = alpha_r
+                alpha += alpha_r
         al[i] = alpha
-    return shift, al
+    return shift, al, E
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def activations(U):
     """P (n, m) with F = kappa P a: P_ir = sigma(u_ir) / alpha_i."""
     n, m = U.shape
-    shift, al = _alphas(U)
+    shift, al, E = _alphas(U)
     P = np.empty((n, m))
-    for i in range(n):
+    for i in prange(n):
         alpha = al[i]
         for r in range(m):
             ui = U[i, r] - shift[i]
+{load_ph}
 {act_code}
     return P
 
 
-@njit(cache=True)
-def _g_rows(U, Aw, kappa, shift, al, G, row0, stride):
-    """G[row0 + stride*i, r] = dF/du_ir for the scalar output with per-row weights Aw[i] (n, m)."""
+@njit(cache=True, parallel=True)
+def _g_rows(U, Aw, arow, kappa, shift, al, E, G, row0, stride):
+    """G[row0 + stride*i, r] = dF/du_ir for the scalar output with weights Aw[arow[i]] (m,).
+
+    One pass computes h_u, phi' and S = sum_r h_alpha; a second adds S phi' (normalizer only).
+    """
     n, m = U.shape
-    for i in range(n):
+    for i in prange(n):
         alpha = al[i]
+        w = Aw[arow[i]]
+        row = row0 + stride * i
+        q = np.empty(m)
         S = 0.0
         for r in range(m):
             ui = U[i, r] - shift[i]
-            ai = Aw[i, r]
-{s_code}
+            ai = w[r]
+{load_ph}
+{pass_code}
             S += s_r
-        for r in range(m):
-            ui = U[i, r] - shift[i]
-            ai = Aw[i, r]
-{g_code}
-            G[row0 + stride * i, r] = g_r
+            G[row, r] = gu_r
+            q[r] = q_r
+        if NORMALIZED:
+            for r in range(m):
+                G[row, r] += S * q[r]
 
 
 @njit(cache=True)
@@ -307,14 +336,11 @@ def jac_rows(U, a, kappa):
     """G (n*c, m), row i*c + j = dF_j(W, x_i)/du_i; the Jacobian row is x_i (x) G[i*c + j]."""
     n, m = U.shape
     c = a.shape[1]
-    shift, al = _alphas(U)
+    shift, al, E = _alphas(U)
     G = np.empty((n * c, m))
-    Aw = np.empty((n, m))
+    aT = np.ascontiguousarray(a.T)
     for j in range(c):
-        for i in range(n):
-            for r in range(m):
-                Aw[i, r] = a[r, j]
-        _g_rows(U, Aw, kappa, shift, al, G, j, c)
+        _g_rows(U, aT, np.full(n, j), kappa, shift, al, E, G, j, c)
     return G
 
 
@@ -322,24 +348,30 @@ def jac_rows(U, a, kappa):
 def vjp_rows(U, D, kappa):
     """Gamma (n, m), Gamma_i = sum_j D'_ij dF_j/du_i where D = R a^T (n, m) holds a r_i per row."""
     n, m = U.shape
-    shift, al = _alphas(U)
+    shift, al, E = _alphas(U)
     Gam = np.empty((n, m))
-    _g_rows(U, D, kappa, shift, al, Gam, 0, 1)
+    _g_rows(U, D, np.arange(n), kappa, shift, al, E, Gam, 0, 1)
     return Gam
 
 
 @njit(cache=True)
-def ntk_gram(X, G, c):
-    """H = (X X^T (x) 1_c 1_c^T) o (G G^T): two BLAS Grams and one Hadamard pass."""
-    K = X @ X.T
-    GG = G @ G.T
-    N = GG.shape[0]
+def _hadamard_upper(K, C, c):
+    """H = (K (x) 1_c 1_c^T) o C from the upper triangle of C (both triangles written)."""
+    N = C.shape[0]
+    H = np.empty((N, N))
     for p in range(N):
         for q in range(p, N):
-            v = K[p // c, q // c] * GG[p, q]
-            GG[p, q] = v
-            GG[q, p] = v
-    return GG
+            v = K[p // c, q // c] * C[p, q]
+            H[p, q] = v
+            H[q, p] = v
+    return H
+
+
+def ntk_gram(X, G, c):
+    """H = (X X^T (x) 1_c 1_c^T) o (G G^T): two BLAS Grams (dsyrk: upper triangle) and one Hadamard pass."""
+    K = _syrk(1.0, X.T, trans=1)
+    C = _syrk(1.0, G.T, trans=1)
+    return _hadamard_upper(K, C, c)
 
 
 @njit(cache=True)
@@ -359,7 +391,6 @@ def loss_grad(W, X, Y, a, kappa):
     return loss, X.T @ Gam, F
 
 
-@njit(cache=True)
 def ntk(W, X, a, kappa):
     """NTK Gram (n*c, n*c) at W over inputs X (rows ordered i*c + j)."""
     G = jac_rows(X @ W, a, kappa)

@@ -9,7 +9,8 @@ The runtime (softsym.ntk) validates inputs and checks outputs for overflow.
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
+from scipy.linalg.blas import dsyrk as _syrk
 
 NAME = "two_layer_softmax"
 SPEC_HASH = "ad43d1c99f2b841055ddc938b639bab31225f6cb802ebb0ddfa2cba8d41a057d"
@@ -24,55 +25,71 @@ def default_kappa(m):
     return float(k)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _alphas(U):
-    """(shift_i, alpha_i) per row: alpha_i = sum_r phi(u_ir - shift_i) (1 without a normalizer)."""
+    """(shift, alpha, E) per row: alpha_i = sum_r phi(u_ir - shift_i) (1 without a normalizer).
+
+    E[i, r] = phi(u_ir - shift_i) is kept (normalized members) so later passes reuse it.
+    """
     n, m = U.shape
     shift = np.empty(n)
     al = np.empty(n)
-    for i in range(n):
+    E = np.empty((n, m if NORMALIZED else 0))
+    for i in prange(n):
         shift[i] = np.max(U[i])
         alpha = 0.0
-        for r in range(m):
-            ui = U[i, r] - shift[i]
-            alpha_r = math.exp(ui)
-            alpha += alpha_r
+        if NORMALIZED:
+            for r in range(m):
+                ui = U[i, r] - shift[i]
+                alpha_r = math.exp(ui)
+                E[i, r] = alpha_r
+                alpha += alpha_r
         al[i] = alpha
-    return shift, al
+    return shift, al, E
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def activations(U):
     """P (n, m) with F = kappa P a: P_ir = sigma(u_ir) / alpha_i."""
     n, m = U.shape
-    shift, al = _alphas(U)
+    shift, al, E = _alphas(U)
     P = np.empty((n, m))
-    for i in range(n):
+    for i in prange(n):
         alpha = al[i]
         for r in range(m):
             ui = U[i, r] - shift[i]
-            P[i, r] = math.exp(ui)/alpha
+            ph = E[i, r]
+            P[i, r] = ph/alpha
     return P
 
 
-@njit(cache=True)
-def _g_rows(U, Aw, kappa, shift, al, G, row0, stride):
-    """G[row0 + stride*i, r] = dF/du_ir for the scalar output with per-row weights Aw[i] (n, m)."""
+@njit(cache=True, parallel=True)
+def _g_rows(U, Aw, arow, kappa, shift, al, E, G, row0, stride):
+    """G[row0 + stride*i, r] = dF/du_ir for the scalar output with weights Aw[arow[i]] (m,).
+
+    One pass computes h_u, phi' and S = sum_r h_alpha; a second adds S phi' (normalizer only).
+    """
     n, m = U.shape
-    for i in range(n):
+    for i in prange(n):
         alpha = al[i]
+        w = Aw[arow[i]]
+        row = row0 + stride * i
+        q = np.empty(m)
         S = 0.0
         for r in range(m):
             ui = U[i, r] - shift[i]
-            ai = Aw[i, r]
-            s_r = -ai*kappa*math.exp(ui)/alpha**2
+            ai = w[r]
+            ph = E[i, r]
+            c0 = ai*kappa*ph
+            s_r = -c0/alpha**2
+            gu_r = c0/alpha
+            q_r = ph
             S += s_r
-        for r in range(m):
-            ui = U[i, r] - shift[i]
-            ai = Aw[i, r]
-            c0 = math.exp(ui)
-            g_r = S*c0 + ai*c0*kappa/alpha
-            G[row0 + stride * i, r] = g_r
+            G[row, r] = gu_r
+            q[r] = q_r
+        if NORMALIZED:
+            for r in range(m):
+                G[row, r] += S * q[r]
 
 
 @njit(cache=True)
@@ -80,14 +97,11 @@ def jac_rows(U, a, kappa):
     """G (n*c, m), row i*c + j = dF_j(W, x_i)/du_i; the Jacobian row is x_i (x) G[i*c + j]."""
     n, m = U.shape
     c = a.shape[1]
-    shift, al = _alphas(U)
+    shift, al, E = _alphas(U)
     G = np.empty((n * c, m))
-    Aw = np.empty((n, m))
+    aT = np.ascontiguousarray(a.T)
     for j in range(c):
-        for i in range(n):
-            for r in range(m):
-                Aw[i, r] = a[r, j]
-        _g_rows(U, Aw, kappa, shift, al, G, j, c)
+        _g_rows(U, aT, np.full(n, j), kappa, shift, al, E, G, j, c)
     return G
 
 
@@ -95,24 +109,30 @@ def jac_rows(U, a, kappa):
 def vjp_rows(U, D, kappa):
     """Gamma (n, m), Gamma_i = sum_j D'_ij dF_j/du_i where D = R a^T (n, m) holds a r_i per row."""
     n, m = U.shape
-    shift, al = _alphas(U)
+    shift, al, E = _alphas(U)
     Gam = np.empty((n, m))
-    _g_rows(U, D, kappa, shift, al, Gam, 0, 1)
+    _g_rows(U, D, np.arange(n), kappa, shift, al, E, Gam, 0, 1)
     return Gam
 
 
 @njit(cache=True)
-def ntk_gram(X, G, c):
-    """H = (X X^T (x) 1_c 1_c^T) o (G G^T): two BLAS Grams and one Hadamard pass."""
-    K = X @ X.T
-    GG = G @ G.T
-    N = GG.shape[0]
+def _hadamard_upper(K, C, c):
+    """H = (K (x) 1_c 1_c^T) o C from the upper triangle of C (both triangles written)."""
+    N = C.shape[0]
+    H = np.empty((N, N))
     for p in range(N):
         for q in range(p, N):
-            v = K[p // c, q // c] * GG[p, q]
-            GG[p, q] = v
-            GG[q, p] = v
-    return GG
+            v = K[p // c, q // c] * C[p, q]
+            H[p, q] = v
+            H[q, p] = v
+    return H
+
+
+def ntk_gram(X, G, c):
+    """H = (X X^T (x) 1_c 1_c^T) o (G G^T): two BLAS Grams (dsyrk: upper triangle) and one Hadamard pass."""
+    K = _syrk(1.0, X.T, trans=1)
+    C = _syrk(1.0, G.T, trans=1)
+    return _hadamard_upper(K, C, c)
 
 
 @njit(cache=True)
@@ -132,7 +152,6 @@ def loss_grad(W, X, Y, a, kappa):
     return loss, X.T @ Gam, F
 
 
-@njit(cache=True)
 def ntk(W, X, a, kappa):
     """NTK Gram (n*c, n*c) at W over inputs X (rows ordered i*c + j)."""
     G = jac_rows(X @ W, a, kappa)
