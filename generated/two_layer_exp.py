@@ -9,7 +9,7 @@ The runtime (softsym.ntk) validates inputs and checks outputs for overflow.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 from scipy.linalg.blas import dsyrk as _syrk
 
 NAME = "two_layer_exp"
@@ -25,7 +25,7 @@ def default_kappa(m):
     return float(k)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _alphas(U):
     """(shift, alpha, E) per row: alpha_i = sum_r phi(u_ir - shift_i) (1 without a normalizer).
 
@@ -35,7 +35,7 @@ def _alphas(U):
     shift = np.empty(n)
     al = np.empty(n)
     E = np.empty((n, m if NORMALIZED else 0))
-    for i in prange(n):
+    for i in range(n):
         shift[i] = 0.0
         alpha = 1.0
         if NORMALIZED:
@@ -48,13 +48,13 @@ def _alphas(U):
     return shift, al, E
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def activations(U):
     """P (n, m) with F = kappa P a: P_ir = sigma(u_ir) / alpha_i."""
     n, m = U.shape
     shift, al, E = _alphas(U)
     P = np.empty((n, m))
-    for i in prange(n):
+    for i in range(n):
         alpha = al[i]
         for r in range(m):
             ui = U[i, r] - shift[i]
@@ -63,14 +63,14 @@ def activations(U):
     return P
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _g_rows(U, Aw, arow, kappa, shift, al, E, G, row0, stride):
     """G[row0 + stride*i, r] = dF/du_ir for the scalar output with weights Aw[arow[i]] (m,).
 
     One pass computes h_u, phi' and S = sum_r h_alpha; a second adds S phi' (normalizer only).
     """
     n, m = U.shape
-    for i in prange(n):
+    for i in range(n):
         alpha = al[i]
         w = Aw[arow[i]]
         row = row0 + stride * i

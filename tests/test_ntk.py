@@ -201,3 +201,18 @@ def test_spec_validation():
     with pytest.raises(ValueError, match="shift invariance"):
         dntk.TwoLayerSpec(name="bad", doc="-", seed="-", activation="bad", sigma=dntk.u, kappa=dntk.m,
                           shift_invariant=True)
+
+
+def test_generation_refuses_to_emit_an_unproven_member(monkeypatch):
+    from softsym.derive import generate
+
+    spec = next(s for s in TWO_LAYER if s.activation == "exp")
+    good = dntk.derive
+
+    def wrong(s):
+        f = good(s)
+        return dataclasses.replace(f, h_u=2 * f.h_u)
+
+    monkeypatch.setattr(dntk, "derive", wrong)
+    with pytest.raises(ProofError, match="refusing to emit"):
+        generate.build([spec])
