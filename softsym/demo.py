@@ -92,6 +92,7 @@ SECTIONS: list[tuple[str, str, object]] = [
     ("000", "Softmax regression (and the classical members)", _section_000),
     ("001", "Rescaled exp / cosh / sinh regression", _section_001),
     ("002", "Zeroth-order softmax optimization", "softsym.zo:demo_section"),
+    ("004", "Two-layer softmax networks: NTK, GD training, diffusion scores", "softsym.ntk:demo_section"),
 ]
 
 

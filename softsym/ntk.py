@@ -32,10 +32,7 @@ from .objective import catalogue, kernels
 @cache
 def activations() -> dict[str, str]:
     """Available activations -> their catalogue member names (``two_layer`` family)."""
-    from .objective import _manifest
-
-    members = _manifest()["members"]
-    return {members[i.name]["activation"]: i.name for i in catalogue("two_layer")}
+    return {kernels(i.name).ACTIVATION: i.name for i in catalogue("two_layer")}
 
 
 def _member_kernels(activation: str) -> ModuleType:
@@ -296,7 +293,7 @@ def demo_section(out_dir: Path) -> str:
     score_rows = demo_rows()
     best = next(r for r in score_rows if r["activation"] == "softmax" and r["m"] == max(x["m"] for x in score_rows))
     plot_score_field(out_dir / "ntk_score_field.png", best["model"])
-    lines = ["## Two-layer softmax networks and their NTK (seed 004)", "",
+    lines = ["### NTK and gradient descent", "",
              "Full-batch GD on 1/2 sum (F(W, x_i) - y_i)^2, n = 32 points on the unit sphere in R^8, "
              f"lr = 1/lambda_max(H(W_0)), at most {steps} steps: steps until loss <= {eps:g} x initial loss, "
              "relative NTK drift max_t ||H(W_t) - H(W_0)||_2 / ||H(W_0)||_2, condition number of H(W_0), "
@@ -308,6 +305,7 @@ def demo_section(out_dir: Path) -> str:
         lines.append(f"| {r['activation']} | {r['m']} | {st} | {r['rel_drift']:.2e} | {r['cond0']:.3g} | "
                      f"{r['lam_min_ratio']:.3f} |")
     lines += ["", "![loss, NTK drift and lambda_min during training](ntk_training.png)", "",
+              "### Diffusion score estimation", "",
               "Denoising score matching of a 3-component Gaussian mixture in R^2 under the OU process "
               f"(n = 1000 noisy samples, {score_rows[0]['steps']} GD steps, lr = 1/lambda_max); relative L2 error "
               "against the exact score on fresh samples of p_t.", "",
