@@ -153,7 +153,7 @@ def score_error(gm: GaussianMixture, model, t: float, n: int = 4000, seed: int =
 
 
 def demo_rows(widths=(32, 128), ts=(0.5,), activations_=("softmax", "relu", "exp"), steps: int = 300,
-              n: int = 1000, seed: int = 0) -> list[dict]:
+              n: int = 800, seed: int = 0) -> list[dict]:
     """Score errors of each (activation, width, t) on :meth:`GaussianMixture.ring` (key ``model``
     holds the trained :class:`ScoreModel`)."""
     gm = GaussianMixture.ring()
