@@ -7,9 +7,10 @@ W = diag(w), added by its family.
 
 from __future__ import annotations
 
-from sympy import Piecewise, cosh, exp, log, sinh, sqrt
+from sympy import Piecewise, cosh, exp, log, pi, sinh, sqrt
 
 from .ntk import TwoLayerSpec, m
+from .score import MixtureScoreSpec, mu, v, x
 
 from .spec import NormalizedSpec, alpha, b, u
 
@@ -59,4 +60,10 @@ TWO_LAYER: tuple[TwoLayerSpec, ...] = (
                  activation="exp", sigma=exp(u), kappa=1 / sqrt(m)),
 )
 
-CATALOGUE = NORMALIZED + TWO_LAYER
+# The exact score of isotropic Gaussian mixtures (diffusion targets for the score networks).
+MIXTURE_SCORE = (
+    MixtureScoreSpec(name="gaussian_mixture_score", doc="score of an isotropic Gaussian mixture", seed="004",
+                     q=-(x - mu) ** 2 / (2 * v) - log(2 * pi * v) / 2),
+)
+
+CATALOGUE = NORMALIZED + TWO_LAYER + MIXTURE_SCORE

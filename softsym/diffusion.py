@@ -28,6 +28,9 @@ import numpy as np
 from ._validate import as_array, count, positive
 from .errors import ValidationError
 from .ntk import TwoLayerNetwork
+from .objective import kernels
+
+_SCORE_MEMBER = "gaussian_mixture_score"
 
 
 @dataclass(frozen=True)
@@ -70,30 +73,23 @@ class GaussianMixture:
         e = np.exp(-t)
         return e * self.means, e**2 * self.stds**2 + (1.0 - e**2)
 
-    def _log_parts(self, x, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _args(self, x, t: float) -> tuple:
         x = as_array("x", x, 2, (None, self.d))
         mu, var = self.at(t)
-        diff = x[:, None, :] - mu[None, :, :]                  # (n, k, d)
-        logc = (np.log(self.weights) - 0.5 * self.d * np.log(2 * np.pi * var)
-                - 0.5 * np.sum(diff**2, axis=2) / var)         # (n, k)
-        return logc, diff, var
+        return x, np.ascontiguousarray(mu), var, np.log(self.weights)
 
     def log_density(self, x, t: float) -> np.ndarray:
-        """``log p_t(x)`` (n,)."""
-        logc, _, _ = self._log_parts(x, t)
-        mx = logc.max(axis=1, keepdims=True)
-        return mx[:, 0] + np.log(np.exp(logc - mx).sum(axis=1))
+        """``log p_t(x)`` (n,), from the generated ``gaussian_mixture_score`` kernels."""
+        return kernels(_SCORE_MEMBER).log_density(*self._args(x, t))
 
     def score(self, x, t: float) -> np.ndarray:
-        """Exact ``grad log p_t(x)`` (n, d): ``sum_k r_k(x) (-(x - m_k)/v_k)``, ``r = softmax(log terms)``.
+        """Exact ``grad log p_t(x)`` (n, d): ``sum_k r_k(x) q_x``, ``r = softmax_k(log w_k + ell_k(x))``.
 
-        (The score of a Gaussian mixture is itself a softmax-weighted sum -- the reason a
-        softmax network is a natural score model.)
+        Derived and proven in ``derive/score.py`` (see ``generated/gaussian_mixture_score.md``).
+        The score of a Gaussian mixture is itself a softmax-weighted sum -- the reason a softmax
+        network is a natural score model.
         """
-        logc, diff, var = self._log_parts(x, t)
-        r = np.exp(logc - logc.max(axis=1, keepdims=True))
-        r /= r.sum(axis=1, keepdims=True)
-        return -np.einsum("nk,nkd->nd", r / var[None, :], diff)
+        return kernels(_SCORE_MEMBER).score(*self._args(x, t))
 
     def sample(self, n: int, t: float = 0.0, seed: int | np.random.Generator = 0) -> np.ndarray:
         """``n`` samples of ``p_t``."""

@@ -81,3 +81,18 @@ def test_bad_input():
         train_score(gm, 0.0)
     with pytest.raises(ValidationError, match="x"):
         features(np.zeros(3))
+
+
+def test_score_matches_the_mixture_oracle():
+    """Independent oracle: grad log p_t = -sum_k r_k (x - m_k) / v_k with responsibilities r."""
+    gm = _gm3()
+    t = 0.4
+    x = np.random.default_rng(5).standard_normal((15, 3))
+    mu, var = gm.at(t)
+    diff = x[:, None, :] - mu[None]
+    logc = np.log(gm.weights) - 1.5 * np.log(2 * np.pi * var) - 0.5 * (diff**2).sum(axis=2) / var
+    r = np.exp(logc - logc.max(axis=1, keepdims=True))
+    r /= r.sum(axis=1, keepdims=True)
+    assert np.allclose(gm.score(x, t), -np.einsum("nk,nkd->nd", r / var, diff), rtol=1e-12, atol=1e-12)
+    lse = logc.max(axis=1) + np.log(np.exp(logc - logc.max(axis=1, keepdims=True)).sum(axis=1))
+    assert np.allclose(gm.log_density(x, t), lse, rtol=1e-12)
