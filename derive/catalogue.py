@@ -7,7 +7,10 @@ W = diag(w), added by its family.
 
 from __future__ import annotations
 
-from sympy import cosh, exp, log, sinh
+from sympy import Piecewise, cosh, exp, log, pi, sinh, sqrt
+
+from .ntk import TwoLayerSpec, m
+from .score import MixtureScoreSpec, mu, v, x
 
 from .spec import NormalizedSpec, alpha, b, u
 
@@ -46,4 +49,21 @@ NORMALIZED: tuple[NormalizedSpec, ...] = (
     ),
 )
 
-CATALOGUE = NORMALIZED
+# Two-layer networks (seed 004): softmax with the paper's scale kappa = m; ReLU and exp with
+# the standard NTK scale 1/sqrt(m) (O(1) NTK entries at init), for comparison.
+TWO_LAYER: tuple[TwoLayerSpec, ...] = (
+    TwoLayerSpec(name="two_layer_softmax", doc="two-layer softmax network F = kappa <a, softmax(W^T x)>",
+                 seed="004", activation="softmax", sigma=exp(u), phi=exp(u), kappa=m, shift_invariant=True),
+    TwoLayerSpec(name="two_layer_relu", doc="two-layer ReLU network F = kappa <a, relu(W^T x)>", seed="-",
+                 activation="relu", sigma=Piecewise((u, u > 0), (0, True)), kappa=1 / sqrt(m)),
+    TwoLayerSpec(name="two_layer_exp", doc="two-layer exp network F = kappa <a, exp(W^T x)>", seed="-",
+                 activation="exp", sigma=exp(u), kappa=1 / sqrt(m)),
+)
+
+# The exact score of isotropic Gaussian mixtures (diffusion targets for the score networks).
+MIXTURE_SCORE = (
+    MixtureScoreSpec(name="gaussian_mixture_score", doc="score of an isotropic Gaussian mixture", seed="004",
+                     q=-(x - mu) ** 2 / (2 * v) - log(2 * pi * v) / 2),
+)
+
+CATALOGUE = NORMALIZED + TWO_LAYER + MIXTURE_SCORE

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import sympy as sp
 
-from . import bounds, codegen, normalized
+from . import bounds, codegen, normalized, ntk, score
 from .prove import ProofError
 from .spec import SpecError
 
@@ -46,9 +46,34 @@ def _build_normalized(spec) -> MemberFiles:
     )
 
 
+def _build_two_layer(spec) -> MemberFiles:
+    f = ntk.derive(spec)
+    claims = ntk.prove(f)
+    h = spec.fingerprint()
+    return MemberFiles(
+        name=spec.name,
+        files={f"{spec.name}.py": ntk.emit_module(f, h), f"{spec.name}.md": ntk.emit_page(f, claims, h)},
+        manifest={"family": spec.family, "doc": spec.doc, "seed": spec.seed, "spec_hash": h,
+                  "activation": spec.activation, "shift_invariant": spec.shift_invariant,
+                  "normalized": f.normalized, "proof": claims},
+    )
+
+
+def _build_mixture_score(spec) -> MemberFiles:
+    f = score.derive(spec)
+    claims = score.prove(f)
+    h = spec.fingerprint()
+    return MemberFiles(name=spec.name, files={f"{spec.name}.py": score.emit_module(f, h),
+                                              f"{spec.name}.md": score.emit_page(f, claims, h)},
+                       manifest={"family": spec.family, "doc": spec.doc, "seed": spec.seed, "spec_hash": h,
+                                 "proof": claims})
+
+
 # One builder per family: a new family registers here.
 FAMILIES: dict[str, Callable[[object], MemberFiles]] = {
     "normalized": _build_normalized,
+    "two_layer": _build_two_layer,
+    "mixture_score": _build_mixture_score,
 }
 
 
