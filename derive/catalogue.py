@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sympy import cosh, exp, log, sinh
 
+from .attention import AttentionSpec, s
 from .spec import NormalizedSpec, alpha, b, u
 
 _RESCALED_DOC = "rescaled {f} regression: min 1/2 ||{f}(Ax) - <{f}(Ax), 1> b||^2"
@@ -46,4 +47,13 @@ NORMALIZED: tuple[NormalizedSpec, ...] = (
     ),
 )
 
-CATALOGUE = NORMALIZED
+ATTENTION: tuple[AttentionSpec, ...] = (
+    AttentionSpec(
+        name="attention",
+        doc="single-layer attention regression: min ||row-softmax(A1 X A2^T) A3 Y - B||_F^2",
+        seed="003",
+        ell=(s - b) ** 2,
+    ),
+)
+
+CATALOGUE = NORMALIZED + ATTENTION

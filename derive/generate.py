@@ -14,7 +14,7 @@ from pathlib import Path
 
 import sympy as sp
 
-from . import bounds, codegen, normalized
+from . import attention, bounds, codegen, normalized
 from .prove import ProofError
 from .spec import SpecError
 
@@ -49,6 +49,7 @@ def _build_normalized(spec) -> MemberFiles:
 # One builder per family: a new family registers here.
 FAMILIES: dict[str, Callable[[object], MemberFiles]] = {
     "normalized": _build_normalized,
+    "attention": lambda spec: MemberFiles(spec.name, *attention.member_files(spec)),
 }
 
 
