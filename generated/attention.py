@@ -11,7 +11,7 @@ The runtime (softsym.attention) validates inputs and checks outputs for overflow
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 NAME = "attention"
 SPEC_HASH = "de3c5664632289919cb05c53b404446b379dd5e7c613a7542aff79baf3544610"
@@ -49,11 +49,11 @@ def reg_grad(Z, lam):
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def softmax_rows(U):
     """In place: U <- row-softmax(U), each row evaluated at u - max(u) (shift invariant)."""
     n, m = U.shape
-    for j in prange(n):
+    for j in range(n):
         mx = U[j, 0]
         for i in range(1, m):
             if U[j, i] > mx:
@@ -69,13 +69,13 @@ def softmax_rows(U):
             U[j, i] *= inv
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def outer_loss(S, B):
     """(sum ell(S, B), ell_s(S, B)) over all entries of S = F A3 Y."""
     n, d = S.shape
     Ls = np.empty((n, d))
     part = np.empty(n)
-    for j in prange(n):
+    for j in range(n):
         acc = 0.0
         for k in range(d):
             si = S[j, k]
@@ -110,12 +110,12 @@ def forward(A1, A2, A3, X, Y):
     return F, K, K @ Y
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def softmax_backward(F, C):
     """In place: C <- F o (C - gamma 1^T), gamma = rowsum(F o C) (dL/dF -> dL/dU); returns gamma."""
     n, m = C.shape
     gamma = np.empty(n)
-    for j in prange(n):
+    for j in range(n):
         g = 0.0
         for i in range(m):
             g += F[j, i] * C[j, i]
@@ -157,12 +157,12 @@ def hess_state(A1, A2, A3, B, X, Y, reg_x, reg_y):
     return val + reg_value(X, reg_x) + reg_value(Y, reg_y), gX, gY, F, C, gamma
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _jvp_rows(F, dU, out):
     """out <- J dU row-wise (J = diag f - f f^T); returns t1 = rowsum(F o dU)."""
     n, m = F.shape
     t1 = np.empty(n)
-    for j in prange(n):
+    for j in range(n):
         t = 0.0
         for i in range(m):
             t += F[j, i] * dU[j, i]
@@ -172,11 +172,11 @@ def _jvp_rows(F, dU, out):
     return t1
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _hvp_rows(F, C, gamma, dU, t1, P):
     """In place: P <- J P + [diag(f o (c - gamma)) - (f o c) f^T - f (f o c)^T + 2 gamma f f^T] du, per row."""
     n, m = F.shape
-    for j in prange(n):
+    for j in range(n):
         t2 = 0.0
         t3 = 0.0
         for i in range(m):
@@ -199,19 +199,19 @@ def hessp_x(A1, A2, A3, Y, F, C, gamma, D, reg_x):
     return A1.T @ (P @ A2) + reg_curv(reg_x) * D
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def khatri_rao(P, Q):
     """Row-wise Kronecker product: out[i, a d + b] = P[i, a] Q[i, b] (n, d^2)."""
     n, d = P.shape
     out = np.empty((n, d * d))
-    for i in prange(n):
+    for i in range(n):
         for a in range(d):
             for c in range(d):
                 out[i, a * d + c] = P[i, a] * Q[i, c]
     return out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _row_blocks(M, S, Q, D2, Pc, gamma, d):
     """Per row j the (d, d) block C_j = A2^T B_j A2, flattened (n, d^2).
 
@@ -220,7 +220,7 @@ def _row_blocks(M, S, Q, D2, Pc, gamma, d):
     """
     n = M.shape[0]
     out = np.empty((n, d * d))
-    for j in prange(n):
+    for j in range(n):
         Mj = np.empty((d, d))
         for a in range(d):
             for c in range(d):

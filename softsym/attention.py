@@ -156,7 +156,9 @@ class AttentionRegression:
         (2) takes a Newton step in x = vec(X) at that Y -- ``method="newton"``: the full
         d^2 x d^2 Hessian (Cholesky, shifted when indefinite; for small d), ``"newton-cg"``:
         truncated conjugate gradients on O(n^2 d) Hessian-vector products -- with Armijo
-        backtracking on L(., Y).  Stops when ||grad L(X, Y)|| <= tol ||grad L(X0, Y0)||
+        backtracking on L(., Y).  The alternation converges linearly, not quadratically: the
+        X-step uses d2L/dx2 at fixed Y, not the reduced Hessian of min_Y L (the X-Y coupling is
+        ignored).  Stops when ||grad L(X, Y)|| <= tol ||grad L(X0, Y0)||
         (joint gradient) or after ``maxiter`` iterations.
 
         ``X0`` and ``Y0`` default to zero.  Returns a ``scipy.optimize.OptimizeResult`` with
@@ -322,7 +324,7 @@ def demo_section(out_dir: pathlib.Path) -> str:
 
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    n, d = 200, 4
+    n, d = 100, 3
     inst = planted(n, d, seed=3)
     rng = np.random.default_rng(4)
     X0 = inst.X_star + 0.5 * np.linalg.norm(inst.X_star) * rng.standard_normal((d, d)) / d
@@ -330,13 +332,13 @@ def demo_section(out_dir: pathlib.Path) -> str:
     for method in METHODS:
         prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B)
         t0 = time.perf_counter()
-        res = prob.solve(X0=X0, method=method, tol=1e-10, maxiter=100)
+        res = prob.solve(X0=X0, method=method, tol=1e-10, maxiter=400)
         dt = time.perf_counter() - t0
         ex = np.linalg.norm(res.X - inst.X_star) / np.linalg.norm(inst.X_star)
         ey = np.linalg.norm(res.Y - inst.Y_star) / np.linalg.norm(inst.Y_star)
         rows.append(f"| {method} | {res.nit} | {res.fun:.2e} | {res.rel_grad_norm:.1e} | {ex:.1e} | {ey:.1e} "
                     f"| {res.success} | {dt:.2f} |")
-        ax.semilogy(np.maximum(res.history["fun"], 1e-32), "o-", label=method)
+        ax.semilogy(np.maximum(res.history["fun"], 1e-32), "o-", ms=3, label=method)
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss L(X, Y)")
     ax.set_title(f"attention regression, planted (X*, Y*), n={n}, d={d}")
@@ -347,7 +349,8 @@ def demo_section(out_dir: pathlib.Path) -> str:
     plt.close(fig)
     lines = ["## Single-layer attention regression (seed 003)", "",
              f"Planted instance n = {n}, d = {d} (B = row-softmax(A1 X* A2^T) A3 Y*), start X0 = X* + "
-             "noise (relative 50%), Y0 = 0. Alternating exact Y-minimization with a Newton step in X.", "",
+             "noise (relative 50%), Y0 = 0. Alternating exact Y-minimization with a Newton step in X; "
+             "the alternation converges linearly (the X-step ignores the X-Y coupling).", "",
              "| method | iterations | final loss | rel. grad | ‖X−X*‖/‖X*‖ | ‖Y−Y*‖/‖Y*‖ | success | seconds |",
              "|---|---|---|---|---|---|---|---|", *rows, "",
              "![convergence](attention_convergence.png)", ""]
