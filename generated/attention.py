@@ -111,18 +111,19 @@ def forward(A1, A2, A3, X, Y):
 
 
 @njit(cache=True)
-def softmax_backward(F, C):
-    """In place: C <- F o (C - gamma 1^T), gamma = rowsum(F o C) (dL/dF -> dL/dU); returns gamma."""
-    n, m = C.shape
-    gamma = np.empty(n)
+def softmax_jvp(F, V, out):
+    """out <- J V row-wise, J = diag(f) - f f^T (symmetric: also dL/dF -> dL/dU); returns
+    rowsum(F o V).  ``out`` may be ``V`` itself (in place)."""
+    n, m = F.shape
+    t1 = np.empty(n)
     for j in range(n):
-        g = 0.0
+        t = 0.0
         for i in range(m):
-            g += F[j, i] * C[j, i]
+            t += F[j, i] * V[j, i]
         for i in range(m):
-            C[j, i] = F[j, i] * (C[j, i] - g)
-        gamma[j] = g
-    return gamma
+            out[j, i] = F[j, i] * (V[j, i] - t)
+        t1[j] = t
+    return t1
 
 
 @njit(cache=True)
@@ -133,43 +134,33 @@ def loss(A1, A2, A3, B, X, Y, reg_x, reg_y):
 
 
 @njit(cache=True)
-def value_and_grad(A1, A2, A3, B, X, Y, reg_x, reg_y):
-    """(L, dL/dX, dL/dY): four n^2 d GEMMs (U, K = F A3, C = (Ls Y^T) A3^T, G A2) and fused passes."""
+def _forward_backward(A1, A2, A3, B, X, Y, reg_x, reg_y, keep):
+    """(L, dL/dX, dL/dY, F, C, gamma): four n^2 d GEMMs (U, K = F A3, C = (Ls Y^T) A3^T, G A2).
+
+    C = dL/dF is kept intact when ``keep`` (for Hessian products), else overwritten by
+    dL/dU = F o (C - gamma 1^T) in place; gamma = rowsum(F o C).
+    """
     F, K, S = forward(A1, A2, A3, X, Y)
     val, Ls = outer_loss(S, B)
     gY = K.T @ Ls + reg_grad(Y, reg_y)
     C = (Ls @ Y.T) @ A3.T
-    softmax_backward(F, C)
-    gX = A1.T @ (C @ A2) + reg_grad(X, reg_x)
-    return val + reg_value(X, reg_x) + reg_value(Y, reg_y), gX, gY
-
-
-@njit(cache=True)
-def hess_state(A1, A2, A3, B, X, Y, reg_x, reg_y):
-    """(L, dL/dX, dL/dY, F, C, gamma) with C = dL/dF and gamma = rowsum(F o C), for hessp_x/hess_x."""
-    F, K, S = forward(A1, A2, A3, X, Y)
-    val, Ls = outer_loss(S, B)
-    gY = K.T @ Ls + reg_grad(Y, reg_y)
-    C = (Ls @ Y.T) @ A3.T
-    G = C.copy()
-    gamma = softmax_backward(F, G)
+    G = C.copy() if keep else C
+    gamma = softmax_jvp(F, G, G)
     gX = A1.T @ (G @ A2) + reg_grad(X, reg_x)
     return val + reg_value(X, reg_x) + reg_value(Y, reg_y), gX, gY, F, C, gamma
 
 
 @njit(cache=True)
-def _jvp_rows(F, dU, out):
-    """out <- J dU row-wise (J = diag f - f f^T); returns t1 = rowsum(F o dU)."""
-    n, m = F.shape
-    t1 = np.empty(n)
-    for j in range(n):
-        t = 0.0
-        for i in range(m):
-            t += F[j, i] * dU[j, i]
-        for i in range(m):
-            out[j, i] = F[j, i] * (dU[j, i] - t)
-        t1[j] = t
-    return t1
+def value_and_grad(A1, A2, A3, B, X, Y, reg_x, reg_y):
+    """(L, dL/dX, dL/dY) in one fused pass."""
+    val, gX, gY, _, _, _ = _forward_backward(A1, A2, A3, B, X, Y, reg_x, reg_y, False)
+    return val, gX, gY
+
+
+@njit(cache=True)
+def hess_state(A1, A2, A3, B, X, Y, reg_x, reg_y):
+    """(L, dL/dX, dL/dY, F, C, gamma) with C = dL/dF and gamma = rowsum(F o C), for hessp_x/hess_x."""
+    return _forward_backward(A1, A2, A3, B, X, Y, reg_x, reg_y, True)
 
 
 @njit(cache=True)
@@ -193,7 +184,7 @@ def hessp_x(A1, A2, A3, Y, F, C, gamma, D, reg_x):
     """d2L/dx2 vec(D) as a (d, d) matrix, O(n^2 d): dU = A1 D A2^T, H_u dU row-wise, A1^T (.) A2."""
     dU = (A1 @ D) @ A2.T
     JdU = np.empty_like(dU)
-    t1 = _jvp_rows(F, dU, JdU)
+    t1 = softmax_jvp(F, dU, JdU)
     P = ((ELL_SS * ((JdU @ A3) @ Y)) @ Y.T) @ A3.T
     _hvp_rows(F, C, gamma, dU, t1, P)
     return A1.T @ (P @ A2) + reg_curv(reg_x) * D
