@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sympy import Piecewise, cosh, exp, log, pi, sinh, sqrt
 
+from .attention import AttentionSpec, s
 from .ntk import TwoLayerSpec, m
 from .score import MixtureScoreSpec, mu, v, x
 
@@ -66,4 +67,13 @@ MIXTURE_SCORE = (
                      q=-(x - mu) ** 2 / (2 * v) - log(2 * pi * v) / 2),
 )
 
-CATALOGUE = NORMALIZED + TWO_LAYER + MIXTURE_SCORE
+ATTENTION: tuple[AttentionSpec, ...] = (
+    AttentionSpec(
+        name="attention",
+        doc="single-layer attention regression: min ||row-softmax(A1 X A2^T) A3 Y - B||_F^2",
+        seed="003",
+        ell=(s - b) ** 2,
+    ),
+)
+
+CATALOGUE = NORMALIZED + ATTENTION + TWO_LAYER + MIXTURE_SCORE

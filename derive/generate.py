@@ -14,7 +14,7 @@ from pathlib import Path
 
 import sympy as sp
 
-from . import bounds, codegen, normalized, ntk, score
+from . import attention, bounds, codegen, normalized, ntk, score
 from .prove import ProofError
 from .spec import SpecError
 
@@ -72,6 +72,7 @@ def _build_mixture_score(spec) -> MemberFiles:
 # One builder per family: a new family registers here.
 FAMILIES: dict[str, Callable[[object], MemberFiles]] = {
     "normalized": _build_normalized,
+    "attention": lambda spec: MemberFiles(spec.name, *attention.member_files(spec)),
     "two_layer": _build_two_layer,
     "mixture_score": _build_mixture_score,
 }

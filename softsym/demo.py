@@ -93,6 +93,7 @@ SECTIONS: list[tuple[str, str, object]] = [
     ("001", "Rescaled exp / cosh / sinh regression", _section_001),
     ("001", "Derived bounds and their certified tightness", "softsym.guarantees:demo_section"),
     ("002", "Zeroth-order softmax optimization", "softsym.zo:demo_section"),
+    ("003", "Single-layer attention regression", "softsym.attention:demo_section"),
     ("004", "Two-layer softmax networks: NTK, GD training, diffusion scores", "softsym.ntk:demo_section"),
 ]
 

@@ -1,0 +1,38 @@
+"""The attention family's derivation: spec validation and refusal to emit on a failed proof."""
+
+from __future__ import annotations
+
+import pytest
+import sympy as sp
+
+from softsym.derive import attention, generate
+from softsym.derive.prove import ProofError
+from softsym.derive.spec import SpecError, b
+
+SPEC = attention.AttentionSpec(name="att_test", doc="test", seed="003", ell=(attention.s - b) ** 2)
+
+
+def test_spec_rejects_non_quadratic_or_unknown_symbols():
+    with pytest.raises(SpecError, match="positive constant"):
+        attention.AttentionSpec(name="a", doc="", seed="-", ell=(attention.s - b) ** 4)
+    with pytest.raises(SpecError, match="unknown symbols"):
+        attention.AttentionSpec(name="a", doc="", seed="-", ell=(attention.s - sp.Symbol("q")) ** 2)
+    with pytest.raises(SpecError, match="name"):
+        attention.AttentionSpec(name="Bad", doc="", seed="-", ell=(attention.s - b) ** 2)
+
+
+def test_tiny_proof_passes_and_a_wrong_formula_is_refused(monkeypatch):
+    monkeypatch.setattr(attention, "PROOF_SIZES", ((1, 1, True), (2, 1, False)))
+    files, manifest = attention.member_files(SPEC)
+    assert set(files) == {"att_test.py", "att_test.md"} and manifest["proof"]
+    assert "row-major" in files["att_test.md"]
+    real = attention.structured
+
+    def wrong(*args):
+        out = list(real(*args))
+        out[1] = out[1] + sp.ones(*out[1].shape) * sp.Rational(1, 10**6)  # perturb dL/dX
+        return tuple(out)
+
+    monkeypatch.setattr(attention, "structured", wrong)
+    with pytest.raises(ProofError, match="refusing to emit"):
+        generate.build_member(SPEC)
