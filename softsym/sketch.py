@@ -16,8 +16,7 @@ Data access: every function reaches ``A`` only through a *row access* object (se
 in-memory numpy array (e.g. a Dask-backed one) provides ``row_access()`` returning an object
 with the same five members; n-vectors (weights, scores) are plain numpy arrays.
 
-Randomness only through ``seed`` (an int or a ``numpy.random.Generator``); same seed, same bits
-(the CountSketch kernel sums fixed row chunks in a fixed order, independent of thread count).
+Randomness only through ``seed`` (an int or a ``numpy.random.Generator``); same seed, same bits.
 """
 
 from __future__ import annotations
@@ -26,13 +25,11 @@ import math
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._validate import as_array, count, positive
 from .errors import ValidationError
 
-#: fixed number of row chunks of the CountSketch kernel (part of the result's bits; not the thread count)
-_CHUNKS = 8
 #: rows per block when forming ||a_i^T Z||^2 without materializing the (n, k) product
 _BLOCK = 1 << 16
 
@@ -60,21 +57,17 @@ class RowAccess(Protocol):
     def sq_row_norms(self, Z: np.ndarray) -> np.ndarray: ...
 
 
-@njit(parallel=True, cache=True)
-def _countsketch(A, scale, bucket, k, chunks):
+@njit(cache=True)
+def _countsketch(A, scale, bucket, k):
+    """``S diag(scale) A`` in one pass over the rows (serial: memory-bound, and deterministic)."""
     n, d = A.shape
-    part = np.zeros((chunks, k, d))
-    step = (n + chunks - 1) // chunks
-    for c in prange(chunks):
-        for i in range(c * step, min(n, (c + 1) * step)):
-            s = scale[i]
-            if s != 0.0:
-                r = bucket[i]
-                for j in range(d):
-                    part[c, r, j] += s * A[i, j]
-    out = part[0].copy()
-    for c in range(1, chunks):
-        out += part[c]
+    out = np.zeros((k, d))
+    for i in range(n):
+        s = scale[i]
+        if s != 0.0:
+            r = bucket[i]
+            for j in range(d):
+                out[r, j] += s * A[i, j]
     return out
 
 
@@ -92,7 +85,7 @@ class DenseRows:
         return self.A[idx]
 
     def countsketch(self, scale: np.ndarray, bucket: np.ndarray, k: int) -> np.ndarray:
-        return _countsketch(self.A, scale, bucket, k, _CHUNKS)
+        return _countsketch(self.A, scale, bucket, k)
 
     def sq_row_norms(self, Z: np.ndarray) -> np.ndarray:
         out = np.empty(self.n)
@@ -209,10 +202,16 @@ def sample_rows(scores, m: int, seed=0) -> tuple[np.ndarray, np.ndarray]:
     if np.any(tau < 0) or not tau.sum() > 0:
         raise ValidationError("scores must be >= 0 with a positive sum")
     m = count("m", m, 1)
-    p = tau / tau.sum()
-    draws = _rng(seed).choice(tau.size, size=m, p=p)
-    idx, cnt = np.unique(draws, return_counts=True)
-    return idx, cnt / (m * p[idx])
+    cdf = np.cumsum(tau)
+    total = cdf[-1]
+    # m sorted i.i.d. uniforms (normalized exponential spacings), then inverse-CDF sampling:
+    # sorted queries make the search cache friendly and the draws come out sorted
+    gaps = np.cumsum(_rng(seed).standard_exponential(m + 1))
+    draws = np.minimum(np.searchsorted(cdf, gaps[:-1] * (total / gaps[-1]), side="right"), tau.size - 1)
+    starts = np.flatnonzero(np.diff(draws, prepend=-1))
+    idx = draws[starts]
+    cnt = np.diff(starts, append=m)
+    return idx, cnt * total / (m * tau[idx])
 
 
 def sampled_gram(data, weights, idx: np.ndarray, reweight: np.ndarray) -> np.ndarray:
