@@ -71,6 +71,24 @@ def _countsketch(A, scale, bucket, k):
     return out
 
 
+@njit(cache=True)
+def _rmatmat_thin(A, V):
+    """``A^T V`` for a few columns ``V``: one fused pass over the rows of ``A`` (memory-bound)."""
+    n, d = A.shape
+    k = V.shape[1]
+    out = np.zeros((d, k))
+    acc = np.zeros((k, d))
+    for i in range(n):
+        for j in range(k):
+            v = V[i, j]
+            for c in range(d):
+                acc[j, c] += v * A[i, c]
+    for j in range(k):
+        for c in range(d):
+            out[c, j] = acc[j, c]
+    return out
+
+
 class DenseRows:
     """:class:`RowAccess` for an in-memory float64 C-contiguous ``A`` (no copies)."""
 
@@ -79,6 +97,8 @@ class DenseRows:
         self.n, self.d = A.shape
 
     def rmatmat(self, V: np.ndarray) -> np.ndarray:
+        if V.shape[1] <= 8:  # BLAS is slow for (n x d)^T (n x few); one fused pass is memory-bound
+            return _rmatmat_thin(self.A, np.ascontiguousarray(V))
         return self.A.T @ V
 
     def take(self, idx: np.ndarray) -> np.ndarray:
@@ -159,7 +179,7 @@ def leverage_scores(data, weights=None, *, method: str = "auto", seed=0, sketch_
         return w * rows.sq_row_norms(T)
     bucket = rng.integers(0, k, size=n)
     signs = rng.integers(0, 2, size=n) * 2.0 - 1.0
-    T = _inverse_factor(rows.countsketch(sw * signs, bucket, k))
+    T = _inverse_factor(np.linalg.qr(rows.countsketch(sw * signs, bucket, k), mode="r"))
     r = T.shape[1]
     kjl = min(r, 32) if jl_dim is None else count("jl_dim", jl_dim, 1)
     if kjl < r:

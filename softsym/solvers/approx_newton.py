@@ -14,7 +14,8 @@ and one ``A^T [g p q]``), a gather of the sampled rows and an ``m d^2`` Gram pro
 depend on ``x``; they are computed at a *reference* ``beta0`` and reused while the
 over-estimate ``tau_i(beta) <= (beta_i/beta0_i) tau0_i / (t (1 - s(t)))``
 (:func:`softsym.sketch.reused_scores`) inflates the sample size by at most ``refresh``
-(default 2), and recomputed otherwise.
+(default 2), and recomputed otherwise; in signed steps (``beta`` not positive, no guarantee)
+the reference is reused with the sample size capped at ``refresh`` times the reference's.
 
 Modes: ``"paper"`` takes the full step with no safeguard; when ``beta`` has non-positive
 entries (the papers need ``w^2`` large enough for ``beta > 0``) or ``H~`` is not positive
@@ -22,14 +23,16 @@ definite it stops with ``status=4`` and says so.  ``"safeguarded"`` adds Armijo 
 samples ``|beta|`` with signs when ``beta`` is not positive (no spectral guarantee in those
 steps; counted in ``signed_steps``) and shifts an indefinite ``H~`` (``shifted_steps``).
 
-Data access (what a non-numpy objective must provide): ``d``, ``n``, ``pieces(x)`` (numpy
-n-vectors), ``fun(x)`` (safeguarded mode only), ``hess(x)`` (only when ``m >= n``: then the
+Data access (what a non-numpy objective must provide): ``d``, ``n``, ``pieces(x)`` (n-vectors
+are turned into numpy arrays with ``np.asarray``: 16 MB each at n = 2e6), ``fun(x)`` (safeguarded mode only), ``hess(x)`` (only when ``m >= n``: then the
 exact Hessian is cheaper and is used, counted in ``exact_steps``), ``hessp(x, v)`` (only with
 ``refine > 0``) and
 ``softsym.sketch.row_access(objective)`` (``objective.row_access()`` or ``objective.A``).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
@@ -41,6 +44,14 @@ from .base import INDEFINITE, Solver, SolverFailure, State, backtracking, regist
 from .newton import shifted_cholesky_solve
 
 MODES = ("paper", "safeguarded")
+
+
+def _as_numpy(pc):
+    """Pieces with numpy n-vectors (a lazy objective may hand out e.g. Dask vectors)."""
+    if all(isinstance(v, np.ndarray) for v in (pc.g, pc.beta, pc.p, pc.q)):
+        return pc
+    return dataclasses.replace(pc, **{k: np.asarray(getattr(pc, k), dtype=np.float64)
+                                      for k in ("u", "g", "beta", "p", "q")})
 
 
 def _assemble(rows, pc, ap: np.ndarray, aq: np.ndarray, scores: np.ndarray, m: int, rng) -> np.ndarray:
@@ -62,7 +73,7 @@ def sparsified_hessian(objective, x, eps0: float = 0.25, delta: float = 0.01, se
     x = np.asarray(x, dtype=float)
     rows = sketch.row_access(objective)
     rng = sketch._rng(seed)
-    pc = objective.pieces(x)
+    pc = _as_numpy(objective.pieces(x))
     G = rows.rmatmat(np.column_stack((pc.p, pc.q)))
     tau = sketch.leverage_scores(rows, np.abs(pc.beta), method=leverage, seed=rng)
     m = sketch.sample_size(max(float(tau.sum()), 1.0), x.size, eps0, delta)
@@ -110,7 +121,7 @@ class ApproxNewton(Solver):
     # -- state ----------------------------------------------------------------------------
     def _evaluate(self, objective, rows, x: np.ndarray, extra: dict) -> State:
         """Loss, gradient and the rank-2 vectors at x: one A^T [g p q] pass."""
-        pc = objective.pieces(x)
+        pc = _as_numpy(objective.pieces(x))
         G = rows.rmatmat(np.column_stack((pc.g, pc.p, pc.q)))
         extra = dict(extra, pieces=pc, ap=np.ascontiguousarray(G[:, 1]), aq=np.ascontiguousarray(G[:, 2]))
         return State(x=x, f=pc.loss, g=np.ascontiguousarray(G[:, 0]), extra=extra)
@@ -123,13 +134,19 @@ class ApproxNewton(Solver):
         return self._evaluate(objective, rows, x0, extra)
 
     # -- one iteration --------------------------------------------------------------------
-    def _scores(self, ex: dict, weights: np.ndarray) -> tuple[np.ndarray, float]:
-        """Leverage over-estimates of diag(sqrt(weights)) A: reused from the reference when cheap enough."""
+    def _scores(self, ex: dict, weights: np.ndarray, signed: bool) -> tuple[np.ndarray, float]:
+        """Leverage over-estimates of diag(sqrt(weights)) A: reused from the reference when cheap enough.
+
+        In signed steps (no guarantee to keep) the reference is reused whenever it covers every
+        row, with the sample size capped at ``refresh`` times the reference's.
+        """
         ref = ex["ref"]
         if ref is not None:
             got = sketch.reused_scores(weights, ref[0], ref[1])
             if got is not None and got[1] <= self.refresh * ref[2]:
                 return got
+            if got is not None and signed:
+                return got[0], self.refresh * ref[2]
         tau = sketch.leverage_scores(ex["rows"], weights, method=self.leverage, seed=ex["rng"],
                                      sketch_size=self.sketch_size, jl_dim=self.jl_dim)
         d_eff = float(tau.sum())
@@ -154,7 +171,7 @@ class ApproxNewton(Solver):
         # at least d_eff = 1 (a single non-zero row); if even that needs >= n rows, skip the scores
         m = sketch.sample_size(1.0, d, self.eps0, self.delta)
         if m < objective.n:
-            scores, d_eff = self._scores(ex, weights)
+            scores, d_eff = self._scores(ex, weights, signed)
             m = sketch.sample_size(max(d_eff, 1.0), d, self.eps0, self.delta)
         ap, aq = ex["ap"], ex["aq"]
         if m >= objective.n:
