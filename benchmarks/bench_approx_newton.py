@@ -174,7 +174,8 @@ def bench_instance(spec, budget: float, peers: bool) -> dict:
         for method in ("trust-exact", "trust-ncg", "Newton-CG", "L-BFGS-B"):
             peer = softsym.objective(member, obj.A, obj.b, obj.w)
             row["scipy"][method] = run_scipy(peer, method, budget)
-            print(f"  scipy {method}: {row['scipy'][method][0]:.3g} s ({row['scipy'][method][1]} it)", flush=True)
+            hit, nit, msg = row["scipy"][method]
+            print(f"  scipy {method}: {hit:.3g} s ({nit} it; {msg})", flush=True)
     print(f"  newton {row['newton']}\n  approx {row['approx-newton']}\n  refine {row['approx+refine']}", flush=True)
     return row
 
