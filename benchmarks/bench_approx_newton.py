@@ -130,7 +130,9 @@ def plot(label: str, runs: dict, xstar: np.ndarray, path: Path) -> None:
         ax.set_ylabel(r"$\|x_t - x^*\|$")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-    ax1.set_xlim(0, max(len(xs) for name, (_, xs) in runs.items() if name != "gd") + 3)
+    fast = [(res, xs) for name, (res, xs) in runs.items() if name != "gd"]
+    ax1.set_xlim(0, max(len(xs) for _, xs in fast) + 3)
+    ax2.set_xlim(0, 1.3 * max(res.history["time"][len(xs) - 1] for res, xs in fast))
     fig.suptitle(f"{label}: exact Newton vs approximate Newton vs gradient descent")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
