@@ -134,6 +134,9 @@ class RowsOnly:
     def fun(self, x):
         return self._obj.fun(x)
 
+    def jac(self, x):
+        return self._obj.jac(x)
+
 
 def test_solver_runs_through_the_row_access_interface_only(solved):
     obj, _ = solved

@@ -24,7 +24,8 @@ samples ``|beta|`` with signs when ``beta`` is not positive (no spectral guarant
 steps; counted in ``signed_steps``) and shifts an indefinite ``H~`` (``shifted_steps``).
 
 Data access (what a non-numpy objective must provide): ``d``, ``n``, ``pieces(x)`` (n-vectors
-are turned into numpy arrays with ``np.asarray``: 16 MB each at n = 2e6), ``fun(x)`` (safeguarded mode only), ``hess(x)`` (only when ``m >= n``: then the
+are turned into numpy arrays with ``np.asarray``: 16 MB each at n = 2e6), ``fun(x)`` and ``jac(x)`` (safeguarded mode only: the shared Armijo / approximate-Wolfe line
+search), ``hess(x)`` (only when ``m >= n``: then the
 exact Hessian is cheaper and is used, counted in ``exact_steps``), ``hessp(x, v)`` (only with
 ``refine > 0``) and
 ``softsym.sketch.row_access(objective)`` (``objective.row_access()`` or ``objective.A``).
@@ -184,10 +185,7 @@ class ApproxNewton(Solver):
         step = factor(-state.g)
         for _ in range(self.refine):  # iterative refinement with exact Hessian-vector products
             step += factor(-state.g - objective.hessp(state.x, step))
-        slope = float(state.g @ step)
-        if self.mode == "paper" or (slope < 0 and -slope <= 64 * np.finfo(float).eps * max(1.0, abs(state.f))):
-            # paper mode, or a predicted decrease below the loss's rounding error (a line search
-            # would only see noise there): the full step
+        if self.mode == "paper":
             x = state.x + step
         else:
             t, _ = backtracking(objective, state.x, state.f, state.g, step)
