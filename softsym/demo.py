@@ -90,6 +90,7 @@ def _section_001(out_dir: Path) -> tuple[str, bool]:
 # (seed, title, built-in section or "module:function" of a capability's demo_section)
 SECTIONS: list[tuple[str, str, object]] = [
     ("000", "Softmax regression (and the classical members)", _section_000),
+    ("000", "Approximate Newton with a leverage-score sparsified Hessian", "softsym.solvers.approx_newton:demo_section"),
     ("001", "Rescaled exp / cosh / sinh regression", _section_001),
     ("001", "Derived bounds and their certified tightness", "softsym.guarantees:demo_section"),
     ("002", "Zeroth-order softmax optimization", "softsym.zo:demo_section"),

@@ -14,6 +14,7 @@ from scipy.optimize import OptimizeResult
 from ..errors import ValidationError
 from . import gd, newton  # noqa: F401  (registration)
 from . import zo  # noqa: F401  (registration)
+from . import approx_newton  # noqa: F401  (registration)
 from .base import SOLVERS, Solver, SolverFailure, State, register, run
 
 DEFAULT_MAXITER = {"newton": 100, "gd": 10_000}
