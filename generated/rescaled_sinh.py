@@ -17,6 +17,7 @@ SPEC_HASH = "2bf9e2308f5efed0316263c83196bda31a9f7ebbbe25a188092b3ce291adfc61"
 SHIFT_INVARIANT = False
 NORMALIZED = True
 RANK2 = True
+GRAM_ROWS = 4096
 
 
 @njit(cache=True)
@@ -174,13 +175,17 @@ def grad_partial(A, u, b, w, m, alpha, S):
 
 @njit(cache=True, nogil=True)
 def _weighted_gram(A, beta):
-    """A^T diag(beta) A."""
+    """A^T diag(beta) A, one GEMM per block of GRAM_ROWS rows (temporary memory GRAM_ROWS x d)."""
     n, d = A.shape
-    Ab = np.empty_like(A)
-    for i in range(n):
-        for k in range(d):
-            Ab[i, k] = A[i, k] * beta[i]
-    return A.T @ Ab
+    H = np.zeros((d, d))
+    Ab = np.empty((min(GRAM_ROWS, n), d))
+    for s in range(0, n, GRAM_ROWS):
+        e = min(s + GRAM_ROWS, n)
+        for i in range(s, e):
+            for k in range(d):
+                Ab[i - s, k] = A[i, k] * beta[i]
+        H += A[s:e].T @ Ab[: e - s]
+    return H
 
 
 @njit(cache=True, nogil=True)
@@ -188,6 +193,13 @@ def hess_partial(A, u, b, w, m, alpha, S):
     """(A_c^T g_c, A_c^T diag(beta_c) A_c, A_c^T p_c, A_c^T q_c) of a row chunk (sum them; then hess_combine)."""
     g, beta, p, q = pieces_at(u, b, w, m, alpha, S)
     return A.T @ g, _weighted_gram(A, beta), A.T @ p, A.T @ q
+
+
+@njit(cache=True, nogil=True)
+def rank2_partial(A, u, b, w, m, alpha, S):
+    """(A_c^T p_c, A_c^T q_c) of a row chunk (sum them; then hessp_combine)."""
+    _, _, p, q = pieces_at(u, b, w, m, alpha, S)
+    return A.T @ p, A.T @ q
 
 
 @njit(cache=True, nogil=True)
