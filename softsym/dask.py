@@ -14,13 +14,13 @@ the interface of :class:`softsym.objective.Objective`, so every solver runs on i
 Every evaluation is a graph of the member's generated per-chunk partial kernels
 (``softsym.kernels.<member>``: ``alpha_partial``, ``alpha_combine``, ``sums_partial``,
 ``grad_partial``, ``hess_partial``, ``rank2_partial``, ``hessp_partial``) joined by a
-fixed-order pairwise tree of sums, so results are reproducible bit for bit:
+fixed-order tree of sums, so results are reproducible bit for bit:
 
-1. ``u_c = A_c x`` per chunk, kept on the workers (``n`` floats) for all work at this ``x``;
-2. per chunk the local shift and ``sum phi(u - m_c)``, combined with the derived rescale
-   factor into the global ``(m, alpha)`` (max-shifted sums: no overflow, as in memory);
-3. per chunk ``(L_c, S_c, T_c)``, summed;
-4. one pass over ``A`` per derivative: ``A_c^T g_c`` (gradient), ``A_c^T diag(beta_c) A_c``
+1. ``u_c = A_c x`` per chunk, kept on the workers (``n`` floats) for all work at this ``x``,
+   with the chunk's local shift ``m_c`` and ``sum phi(u - m_c)``; these combine with the
+   derived rescale factor into the global ``(m, alpha)`` (max-shifted sums: no overflow);
+2. per chunk ``(L_c, S_c, T_c)``, summed;
+3. one pass over ``A`` per derivative: ``A_c^T g_c`` (gradient), ``A_c^T diag(beta_c) A_c``
    with ``A_c^T p_c, A_c^T q_c`` (Hessian; the rank-2 part and symmetrisation run locally
    in ``hess_combine``), ``A_c^T diag(beta_c) A_c v`` (Hessian-vector product).
 
@@ -33,7 +33,6 @@ parts in the same pass over ``A`` (Newton needs both at every iterate), so Newto
 from __future__ import annotations
 
 import json
-import operator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,63 +51,50 @@ __all__ = ["DaskObjective", "DiskInstance", "open_npy_chunks", "save_npy_chunks"
 
 
 # ----------------------------------------------------------------------------------------
-# Tasks (module level, so worker processes unpickle them by reference)
+# Block functions (module level, so worker processes unpickle them by reference).  They run
+# through da.blockwise, so the task that loads a chunk of A (from_array, zarr, npy chunks)
+# is fused into the task that uses it: no chunk of A is ever held, spilled or sent alone.
 
 def _f64(a) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float64)
 
 
-def _t_matvec(a, x):
+def _b_u(a, x):
     return _f64(a) @ x
 
 
-def _t_alpha(name, u):
-    return kernels(name).alpha_partial(u)
+def _b_alpha(u, name):
+    return np.array(kernels(name).alpha_partial(u))
 
 
-def _t_alpha_combine(name, parts):
-    ms = np.array([p[0] for p in parts], dtype=np.float64)
-    alphas = np.array([p[1] for p in parts], dtype=np.float64)
-    return kernels(name).alpha_combine(ms, alphas)
+def _combine_alpha(name, parts):
+    parts = parts.reshape(-1, 2)
+    return np.array(kernels(name).alpha_combine(np.ascontiguousarray(parts[:, 0]), np.ascontiguousarray(parts[:, 1])))
 
 
-def _t_sums(name, u, b, w, ma):
-    return kernels(name).sums_partial(u, b, w, ma[0], ma[1])
+def _b_sums(u, b, w, ma, name):
+    return np.array(kernels(name).sums_partial(u, b, w, ma[0], ma[1]))
 
 
-def _t_grad(name, a, u, b, w, m, alpha, S):
-    return kernels(name).grad_partial(_f64(a), u, b, w, m, alpha, S)
+def _b_grad(a, u, b, w, name, m, alpha, S):
+    return kernels(name).grad_partial(_f64(a), u, b, w, m, alpha, S)[None, :]
 
 
-def _t_hess(name, a, u, b, w, m, alpha, S):
-    return kernels(name).hess_partial(_f64(a), u, b, w, m, alpha, S)
+def _b_hess(a, u, b, w, name, m, alpha, S):
+    ag, H0, ap, aq = kernels(name).hess_partial(_f64(a), u, b, w, m, alpha, S)
+    return np.concatenate((H0, ag[:, None], ap[:, None], aq[:, None]), axis=1)[None]
 
 
-def _t_rank2(name, a, u, b, w, m, alpha, S):
-    return kernels(name).rank2_partial(_f64(a), u, b, w, m, alpha, S)
+def _b_hessp(a, u, b, w, name, m, alpha, S, v, rank2):
+    a = _f64(a)
+    out = [kernels(name).hessp_partial(a, u, b, w, m, alpha, S, v)]
+    if rank2:
+        out += kernels(name).rank2_partial(a, u, b, w, m, alpha, S)
+    return np.stack(out)[None]
 
 
-def _t_hessp(name, a, u, b, w, m, alpha, S, v):
-    return kernels(name).hessp_partial(_f64(a), u, b, w, m, alpha, S, v)
-
-
-def _t_pieces(name, u, b, w, m, alpha, S):
-    return kernels(name).pieces_at(u, b, w, m, alpha, S)
-
-
-def _add(x, y):
-    if isinstance(x, tuple):
-        return tuple(map(operator.add, x, y))
-    return x + y
-
-
-def _tree_sum(items: list) -> Any:
-    """Delayed sum of ``items`` by a fixed pairwise tree (same order, same bits, every run)."""
-    items = list(items)
-    while len(items) > 1:
-        items = [delayed(_add, pure=True)(items[i], items[i + 1]) if i + 1 < len(items) else items[i]
-                 for i in range(0, len(items), 2)]
-    return items[0]
+def _b_pieces(u, b, w, name, m, alpha, S):
+    return np.stack(kernels(name).pieces_at(u, b, w, m, alpha, S))
 
 
 # ----------------------------------------------------------------------------------------
@@ -166,10 +152,7 @@ class DaskObjective:
         self.b = self.b.persist()
         if w is not None:  # zeros stay lazy: each task makes its own chunk
             self.w = self.w.persist()
-        self._A_blocks = list(self.A.to_delayed().ravel())
-        self._b_blocks = list(self.b.to_delayed().ravel())
-        self._w_blocks = list(self.w.to_delayed().ravel())
-        self.nchunks = len(self._A_blocks)
+        self.nchunks = len(rows)
         self._k = kernels(self.name)
         self._fuse = fuse_hess
         self.nfev = self.njev = self.nhev = 0
@@ -184,9 +167,8 @@ class DaskObjective:
         x = as_array("x", x, 1, (self.d,))
         if self._x is None or not np.array_equal(x, self._x):
             self._x = x.copy()
-            xd = delayed(self._x, pure=True)
-            u = [delayed(_t_matvec, pure=True)(a, xd) for a in self._A_blocks]
-            self._cache = {"u": list(dask.persist(*u))}
+            u = self.A.map_blocks(_b_u, self._x, drop_axis=1, dtype=np.float64, meta=np.empty((0,)))
+            self._cache = {"u": u.persist()}
         return self._cache
 
     def _check(self, what: str, *values) -> None:
@@ -197,33 +179,34 @@ class DaskObjective:
                     " rescale A or start closer to 0")
                 raise OverflowDetected(f"{self.name}: non-finite {what} at this x (chunked evaluation){hint}")
 
-    def _chunks(self, c: dict[str, Any]):
-        return zip(self._A_blocks, c["u"], self._b_blocks, self._w_blocks)
-
     def _globals(self, c: dict[str, Any]) -> None:
         """(m, alpha) by max-shifted chunk sums, then (L, S, T): one round trip on u."""
         if "loss" in c:
             return
-        parts = [delayed(_t_alpha, pure=True)(self.name, u) for u in c["u"]]
-        ma = delayed(_t_alpha_combine, pure=True)(self.name, parts)
-        sums = _tree_sum([delayed(_t_sums, pure=True)(self.name, u, b, w, ma)
-                          for _, u, b, w in self._chunks(c)])
-        (m, alpha), (loss, S, T) = dask.compute(ma, sums)
+        parts = c["u"].map_blocks(_b_alpha, self.name, chunks=(2,), dtype=np.float64, meta=np.empty((0,)))
+        ma = delayed(_combine_alpha, pure=True)(self.name, parts)
+        sums = da.blockwise(_b_sums, "i", c["u"], "i", self.b, "i", self.w, "i", ma, None, self.name, None,
+                            adjust_chunks={"i": 3}, dtype=np.float64, meta=np.empty((0,)))
+        (m, alpha), (loss, S, T) = dask.compute(ma, sums.reshape(-1, 3).sum(axis=0))
         self._check("loss", loss, S, T, alpha)
         c.update(m=float(m), alpha=float(alpha), loss=float(loss), S=float(S), T=float(T))
 
-    def _reduce(self, c: dict[str, Any], task, *extra) -> Any:
-        """Tree sum over chunks of ``task(name, A_c, u_c, b_c, w_c, m, alpha, S, *extra)``."""
+    def _reduce(self, c: dict[str, Any], func, out: str, new: dict[str, int], *extra) -> da.Array:
+        """Lazy sum over row chunks of ``func(A_c, u_c, b_c, w_c, name, m, alpha, S, *extra)``."""
         self._globals(c)
-        g = (c["m"], c["alpha"], c["S"])
-        parts = [delayed(task, pure=True)(self.name, a, u, b, w, *g, *extra) for a, u, b, w in self._chunks(c)]
-        return _tree_sum(parts)
+        consts = [self.name, c["m"], c["alpha"], c["S"], *extra]
+        parts = da.blockwise(func, out, self.A, "ij", c["u"], "i", self.b, "i", self.w, "i",
+                             *(z for k in consts for z in (k, None)), adjust_chunks={"i": 1}, new_axes=new,
+                             dtype=np.float64, meta=np.empty((0,) * len(out)))
+        return parts.sum(axis=0)
 
     def _hess_parts(self, c: dict[str, Any]) -> None:
         if "H0" not in c:
-            ag, H0, ap, aq = dask.compute(self._reduce(c, _t_hess))[0]
-            self._check("Hessian", ag, H0, ap, aq)
-            c.update(jac=ag, H0=H0, ap=ap, aq=aq)
+            d = self.d
+            parts = self._reduce(c, _b_hess, "ijk", {"k": d + 3}).compute()
+            self._check("Hessian", parts)
+            c.update(H0=np.ascontiguousarray(parts[:, :d]), jac=parts[:, d].copy(),
+                     ap=parts[:, d + 1].copy(), aq=parts[:, d + 2].copy())
 
     def fun(self, x) -> float:
         """L(x)."""
@@ -240,7 +223,7 @@ class DaskObjective:
             if self._fuse:
                 self._hess_parts(c)
             else:
-                jac = dask.compute(self._reduce(c, _t_grad))[0]
+                jac = self._reduce(c, _b_grad, "ij", {}).compute()
                 self._check("gradient", jac)
                 c["jac"] = jac
             self.njev += 1
@@ -274,14 +257,12 @@ class DaskObjective:
         if "H0" in c:
             hv = c["H0"] @ v
         else:
-            todo = [self._reduce(c, _t_hessp, delayed(v, pure=True))]
-            if "ap" not in c:
-                todo.append(self._reduce(c, _t_rank2))
-            out = dask.compute(*todo)
+            rank2 = "ap" not in c
+            out = self._reduce(c, _b_hessp, "ikj", {"k": 3 if rank2 else 1}, v, rank2).compute()
+            self._check("Hessian-vector product", out)
             hv = out[0]
-            if len(out) > 1:
-                c["ap"], c["aq"] = out[1]
-            self._check("Hessian-vector product", hv, c["ap"], c["aq"])
+            if rank2:
+                c["ap"], c["aq"] = out[1], out[2]
         self._count_hess(c)
         return self._k.hessp_combine(hv, c["ap"], c["aq"], c["T"], v)
 
@@ -290,15 +271,10 @@ class DaskObjective:
         c = self._point(x)
         self._globals(c)
         if "pieces" not in c:
-            rows = self.A.chunks[0]
-            cols: list[list[da.Array]] = [[], [], [], []]
-            for (_, u, b, w), nc in zip(self._chunks(c), rows):
-                t = delayed(_t_pieces, pure=True, nout=4)(self.name, u, b, w, c["m"], c["alpha"], c["S"])
-                for j in range(4):
-                    cols[j].append(da.from_delayed(t[j], (nc,), dtype=np.float64))
-            u = da.concatenate([da.from_delayed(u, (nc,), dtype=np.float64) for u, nc in zip(c["u"], rows)])
-            g, beta, p, q = (da.concatenate(col) for col in cols)
-            c["pieces"] = Pieces(u=u, loss=c["loss"], g=g, beta=beta, p=p, q=q, T=c["T"])
+            P = da.blockwise(_b_pieces, "ki", c["u"], "i", self.b, "i", self.w, "i", self.name, None,
+                             c["m"], None, c["alpha"], None, c["S"], None, new_axes={"k": 4},
+                             dtype=np.float64, meta=np.empty((0, 0)))
+            c["pieces"] = Pieces(u=c["u"], loss=c["loss"], g=P[0], beta=P[1], p=P[2], q=P[3], T=c["T"])
             self._count_hess(c)
         return c["pieces"]
 
@@ -316,8 +292,8 @@ def _t_save(block, path: str) -> int:
     return int(block.shape[0])
 
 
-def _t_load(path: str) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+def _load_block(directory: str, block_id=None) -> np.ndarray:
+    return np.load(_chunk_path(Path(directory), block_id[0]), mmap_mode="r", allow_pickle=False)
 
 
 def _chunk_path(directory: Path, i: int) -> Path:
@@ -357,10 +333,9 @@ def open_npy_chunks(directory) -> da.Array:
         meta = json.loads((directory / _META).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ValidationError(f"{directory} holds no {_META}; write it with save_npy_chunks") from None
-    d = int(meta["d"])
-    parts = [da.from_delayed(delayed(_t_load, pure=True)(str(_chunk_path(directory, i))), (int(r), d),
-                             dtype=np.float64) for i, r in enumerate(meta["rows"])]
-    return da.concatenate(parts, axis=0)
+    rows = tuple(int(r) for r in meta["rows"])
+    return da.map_blocks(_load_block, str(directory), chunks=(rows, (int(meta["d"]),)), dtype=np.float64,
+                         meta=np.empty((0, 0)), name=f"npy-chunks-{dask.base.tokenize(str(directory.resolve()), meta)}")
 
 
 @dataclass(frozen=True)
@@ -375,7 +350,8 @@ class DiskInstance:
     x_star: np.ndarray
 
     def objective(self, **options: Any) -> DaskObjective:
-        return DaskObjective(self.name, self.A, self.b, self.w, **options)
+        """The :class:`DaskObjective`; the finiteness pass over ``A`` is skipped (written finite)."""
+        return DaskObjective(self.name, self.A, self.b, self.w, **{"check_finite": False, **options})
 
 
 def _t_random_block(seed: int, i: int, rows: int, d: int, path: str) -> int:
