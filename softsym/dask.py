@@ -40,13 +40,14 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+import scipy.sparse
 from dask import delayed
 
 from ._validate import as_array, count, positive
 from .errors import OverflowDetected, ValidationError
 from .objective import Pieces, kernels, member
 
-__all__ = ["DaskObjective", "DiskInstance", "open_npy_chunks", "save_npy_chunks", "synthetic_on_disk",
+__all__ = ["DaskObjective", "DaskRows", "DiskInstance", "open_npy_chunks", "save_npy_chunks", "synthetic_on_disk",
            "demo_section"]
 
 
@@ -96,6 +97,24 @@ def _b_hessp(a, u, b, w, name, m, alpha, S, v, rank2):
 def _b_pieces(u, b, w, name, m, alpha, S):
     return np.stack(kernels(name).pieces_at(u, b, w, m, alpha, S))
 
+
+
+def _b_rmatmat(a, V):
+    return (_f64(a).T @ V)[None]
+
+
+def _b_take(a, idx, offset):
+    return _f64(a)[idx - offset]
+
+
+def _b_countsketch(a, scale, bucket, k):
+    S = scipy.sparse.csr_matrix((scale, (bucket, np.arange(bucket.size))), shape=(k, bucket.size))
+    return np.asarray(S @ _f64(a))[None]
+
+
+def _b_sq_row_norms(a, Z):
+    P = _f64(a) @ Z
+    return np.einsum("ij,ij->i", P, P)
 
 # ----------------------------------------------------------------------------------------
 # The objective
@@ -278,7 +297,59 @@ class DaskObjective:
             self._count_hess(c)
         return c["pieces"]
 
+    def row_access(self) -> DaskRows:
+        """Row access to ``A`` for sketching solvers (approximate Newton): see :class:`DaskRows`."""
+        return DaskRows(self.A)
+
     __call__ = fun
+
+
+class DaskRows:
+    """Row access to a row-chunked Dask ``A`` for sketching solvers (``softsym.sketch.RowAccess``).
+
+    ``rmatmat(V)`` = ``A^T V`` (V an (n, k) numpy array, shipped chunk by chunk),
+    ``take(idx)`` = ``A[idx]`` (sorted indices; only the chunks holding them are read),
+    ``countsketch(scale, bucket, k)`` = ``S diag(scale) A`` (``S[bucket[i], i] = 1``) and
+    ``sq_row_norms(Z)`` = ``||(A Z)_i||^2``: each one pass over ``A`` with per-chunk partial
+    results summed on the cluster; results are numpy arrays.
+    """
+
+    def __init__(self, A: da.Array):
+        self.A = A
+        self.n, self.d = (int(s) for s in A.shape)
+        self._rows = A.chunks[0]
+        self._starts = np.cumsum((0,) + self._rows)
+
+    def _vector(self, v: np.ndarray, name: str) -> da.Array:
+        v = np.ascontiguousarray(v)
+        if v.shape[0] != self.n:
+            raise ValidationError(f"{name} must have {self.n} rows, got shape {v.shape}")
+        return da.from_array(v, chunks=(self._rows,) + v.shape[1:])
+
+    def rmatmat(self, V: np.ndarray) -> np.ndarray:
+        V = self._vector(np.asarray(V, dtype=np.float64), "V")
+        return da.blockwise(_b_rmatmat, "ijk", self.A, "ij", V, "ik", adjust_chunks={"i": 1},
+                            dtype=np.float64, meta=np.empty((0, 0, 0))).sum(axis=0).compute()
+
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64)
+        cut = np.searchsorted(idx, self._starts)
+        parts = [delayed(_b_take, pure=True)(blk, idx[cut[c]:cut[c + 1]], int(self._starts[c]))
+                 for c, blk in enumerate(self.A.to_delayed().ravel()) if cut[c + 1] > cut[c]]
+        out = dask.compute(*parts)
+        return np.concatenate(out) if out else np.empty((0, self.d))
+
+    def countsketch(self, scale: np.ndarray, bucket: np.ndarray, k: int) -> np.ndarray:
+        scale = self._vector(np.asarray(scale, dtype=np.float64), "scale")
+        bucket = self._vector(np.asarray(bucket, dtype=np.int64), "bucket")
+        return da.blockwise(_b_countsketch, "ikj", self.A, "ij", scale, "i", bucket, "i", k, None,
+                            adjust_chunks={"i": 1}, new_axes={"k": k}, dtype=np.float64,
+                            meta=np.empty((0, 0, 0))).sum(axis=0).compute()
+
+    def sq_row_norms(self, Z: np.ndarray) -> np.ndarray:
+        Z = np.ascontiguousarray(Z, dtype=np.float64)
+        return self.A.map_blocks(_b_sq_row_norms, Z, drop_axis=1, dtype=np.float64,
+                                 meta=np.empty((0,))).compute()
 
 
 # ----------------------------------------------------------------------------------------

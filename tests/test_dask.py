@@ -147,3 +147,33 @@ def test_out_of_core_solve_without_killing_a_worker(tmp_path):
         assert res.success, res.message
         assert np.linalg.norm(res.x - inst.x_star) < 1e-6 * np.linalg.norm(inst.x_star)
         assert c.run(os.getpid) == pids  # no worker was restarted
+
+
+def test_row_access_for_sketching_solvers(client):
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((300, 4))
+    rows = softsym.objective("softmax", da.from_array(A, chunks=(70, 4)), np.ones(300)).row_access()
+    assert (rows.n, rows.d) == (300, 4)
+    V = rng.standard_normal((300, 3))
+    assert rel(rows.rmatmat(V), A.T @ V) < RTOL
+    idx = np.array([0, 5, 69, 70, 71, 250, 299])
+    np.testing.assert_array_equal(rows.take(idx), A[idx])
+    scale, bucket = rng.standard_normal(300), rng.integers(0, 6, 300)
+    S = np.zeros((6, 300))
+    S[bucket, np.arange(300)] = scale
+    assert rel(rows.countsketch(scale, bucket, 6), S @ A) < RTOL
+    Z = rng.standard_normal((4, 2))
+    assert rel(rows.sq_row_norms(Z), np.sum((A @ Z) ** 2, axis=1)) < RTOL
+
+
+@pytest.mark.skipif("approx-newton" not in softsym.solvers.SOLVERS,
+                    reason="approximate Newton (issue 4) is not merged into this branch yet")
+def test_approx_newton_iterates_match(client):
+    inst = synthetic("softmax", 6000, 5, seed=1, w=1.0)
+    dsk = softsym.objective("softmax", da.from_array(inst.A, chunks=(1600, 5)), inst.b, inst.w)
+    its = {"mem": [], "dsk": []}
+    r_mem = softsym.minimize(inst.objective(), method="approx-newton", seed=3, callback=lambda r: its["mem"].append(r.x))
+    r_dsk = softsym.minimize(dsk, method="approx-newton", seed=3, callback=lambda r: its["dsk"].append(r.x))
+    assert r_mem.success and r_dsk.success and r_dsk.nit == r_mem.nit
+    for a, b in zip(its["dsk"], its["mem"]):
+        assert rel(a, b) < 1e-10
