@@ -21,7 +21,7 @@ RTOL = 1e-12
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0",
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
         yield c
 
@@ -138,7 +138,7 @@ def test_out_of_core_solve_without_killing_a_worker(tmp_path):
         return psutil.Process().memory_info().rss
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=limit,
-                      dashboard_address=None, silence_logs=logging.CRITICAL) as cluster, Client(cluster) as c:
+                      dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, Client(cluster) as c:
         pids = c.run(os.getpid)
         inst = synthetic_on_disk(tmp_path / "A", "softmax", n=2_200_000, d=24, chunk_rows=125_000, seed=0)
         res = softsym.minimize(inst.objective(), method="newton", tol=1e-8)
