@@ -33,6 +33,7 @@ parts in the same pass over ``A`` (Newton needs both at every iterate), so Newto
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,6 @@ def _b_pieces(u, b, w, name, m, alpha, S):
     return np.stack(kernels(name).pieces_at(u, b, w, m, alpha, S))
 
 
-
 def _b_rmatmat(a, V):
     return (_f64(a).T @ V)[None]
 
@@ -115,6 +115,7 @@ def _b_countsketch(a, scale, bucket, k):
 def _b_sq_row_norms(a, Z):
     P = _f64(a) @ Z
     return np.einsum("ij,ij->i", P, P)
+
 
 # ----------------------------------------------------------------------------------------
 # The objective
@@ -168,9 +169,11 @@ class DaskObjective:
             for what, good in zip("Abw", ok):
                 if not good:
                     raise ValidationError(f"{what} has non-finite entries (NaN or inf)")
-        self.b = self.b.persist()
-        if w is not None:  # zeros stay lazy: each task makes its own chunk
-            self.w = self.w.persist()
+        with warnings.catch_warnings():  # NumPy b, w travel to the workers once, inside the graph
+            warnings.filterwarnings("ignore", message="Sending large graph")
+            self.b = self.b.persist()
+            if w is not None:  # zeros stay lazy: each task makes its own chunk
+                self.w = self.w.persist()
         self.nchunks = len(rows)
         self._k = kernels(self.name)
         self._fuse = fuse_hess
@@ -286,13 +289,14 @@ class DaskObjective:
         return self._k.hessp_combine(hv, c["ap"], c["aq"], c["T"], v)
 
     def pieces(self, x) -> Pieces:
-        """The structured derivatives in u-space, with ``u, g, beta, p, q`` as lazy Dask vectors."""
+        """The structured derivatives in u-space; ``u, g, beta, p, q`` are Dask vectors persisted on the
+        workers (``np.asarray`` gathers one)."""
         c = self._point(x)
         self._globals(c)
         if "pieces" not in c:
             P = da.blockwise(_b_pieces, "ki", c["u"], "i", self.b, "i", self.w, "i", self.name, None,
                              c["m"], None, c["alpha"], None, c["S"], None, new_axes={"k": 4},
-                             dtype=np.float64, meta=np.empty((0, 0)))
+                             dtype=np.float64, meta=np.empty((0, 0))).persist()
             c["pieces"] = Pieces(u=c["u"], loss=c["loss"], g=P[0], beta=P[1], p=P[2], q=P[3], T=c["T"])
             self._count_hess(c)
         return c["pieces"]

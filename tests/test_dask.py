@@ -141,7 +141,7 @@ def test_out_of_core_solve_without_killing_a_worker(tmp_path):
                       dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, Client(cluster) as c:
         pids = c.run(os.getpid)
         inst = synthetic_on_disk(tmp_path / "A", "softmax", n=2_200_000, d=24, chunk_rows=125_000, seed=0)
-        res = softsym.minimize(inst.objective(), method="newton", tol=1e-8)
+        res = softsym.minimize(inst.objective(), 0.8 * inst.x_star, method="newton", tol=1e-8)
         free = sum(limit - r for r in c.run(rss).values())  # with softsym and its kernels loaded
         assert inst.A.nbytes > limit and inst.A.nbytes > free
         assert res.success, res.message
@@ -177,3 +177,14 @@ def test_approx_newton_iterates_match(client):
     assert r_mem.success and r_dsk.success and r_dsk.nit == r_mem.nit
     for a, b in zip(its["dsk"], its["mem"]):
         assert rel(a, b) < 1e-10
+
+
+def test_works_without_a_distributed_client():
+    """Any Dask scheduler runs it; here the synchronous one (no cluster)."""
+    import dask
+
+    inst = synthetic("softmax", 300, 3, seed=4, w=0.1)
+    x = np.full(3, 0.2)
+    with dask.config.set(scheduler="sync"):
+        dsk = softsym.objective("softmax", da.from_array(inst.A, chunks=(120, 3)), inst.b, inst.w)
+        assert rel(dsk.hess(x), inst.objective().hess(x)) < RTOL
