@@ -78,6 +78,15 @@ def _b_sums(u, b, w, ma, name):
     return np.array(kernels(name).sums_partial(u, b, w, ma[0], ma[1]))
 
 
+def _b_apply(a, u, b, w, func, name, *args):
+    """``func(a, u, b, w, name, m, alpha, S, *extra)``; args are (m, alpha, S, *extra) or, when the
+    globals are computed in the same graph, ((m, alpha), (L, S, T), *extra)."""
+    if isinstance(args[0], np.ndarray):
+        (m, alpha), (_, S, _), *extra = args
+        args = (m, alpha, S, *extra)
+    return func(a, u, b, w, name, *args)
+
+
 def _b_grad(a, u, b, w, name, m, alpha, S):
     return kernels(name).grad_partial(_f64(a), u, b, w, m, alpha, S)[None, :]
 
@@ -201,23 +210,30 @@ class DaskObjective:
                     " rescale A or start closer to 0")
                 raise OverflowDetected(f"{self.name}: non-finite {what} at this x (chunked evaluation){hint}")
 
-    def _globals(self, c: dict[str, Any]) -> None:
-        """(m, alpha) by max-shifted chunk sums, then (L, S, T): one round trip on u."""
-        if "loss" in c:
-            return
+    def _lazy_globals(self, c: dict[str, Any]) -> tuple[Any, Any]:
+        """Delayed (m, alpha) from max-shifted chunk sums, and (L, S, T) from chunk sums."""
         parts = c["u"].map_blocks(_b_alpha, self.name, chunks=(2,), dtype=np.float64, meta=np.empty((0,)))
         ma = delayed(_combine_alpha, pure=True)(self.name, parts)
         sums = da.blockwise(_b_sums, "i", c["u"], "i", self.b, "i", self.w, "i", ma, None, self.name, None,
                             adjust_chunks={"i": 3}, dtype=np.float64, meta=np.empty((0,)))
-        (m, alpha), (loss, S, T) = dask.compute(ma, sums.reshape(-1, 3).sum(axis=0))
+        return ma, sums.reshape(-1, 3).sum(axis=0).to_delayed().ravel()[0]
+
+    def _compute(self, c: dict[str, Any], *lazy) -> tuple:
+        """Compute ``lazy`` together with the global sums when they are not known yet (one round trip)."""
+        if "loss" in c:
+            return dask.compute(*lazy)
+        (m, alpha), (loss, S, T), *out = dask.compute(*self._lazy_globals(c), *lazy)
         self._check("loss", loss, S, T, alpha)
         c.update(m=float(m), alpha=float(alpha), loss=float(loss), S=float(S), T=float(T))
+        return tuple(out)
 
     def _reduce(self, c: dict[str, Any], func, out: str, new: dict[str, int], *extra) -> da.Array:
         """Lazy sum over row chunks of ``func(A_c, u_c, b_c, w_c, name, m, alpha, S, *extra)``."""
-        self._globals(c)
-        consts = [self.name, c["m"], c["alpha"], c["S"], *extra]
-        parts = da.blockwise(func, out, self.A, "ij", c["u"], "i", self.b, "i", self.w, "i",
+        if "loss" in c:
+            consts = [func, self.name, c["m"], c["alpha"], c["S"], *extra]
+        else:  # the globals are computed in the same graph
+            consts = [func, self.name, *self._lazy_globals(c), *extra]
+        parts = da.blockwise(_b_apply, out, self.A, "ij", c["u"], "i", self.b, "i", self.w, "i",
                              *(z for k in consts for z in (k, None)), adjust_chunks={"i": 1}, new_axes=new,
                              dtype=np.float64, meta=np.empty((0,) * len(out)))
         return parts.sum(axis=0)
@@ -225,7 +241,7 @@ class DaskObjective:
     def _hess_parts(self, c: dict[str, Any]) -> None:
         if "H0" not in c:
             d = self.d
-            parts = self._reduce(c, _b_hess, "ijk", {"k": d + 3}).compute()
+            parts = self._compute(c, self._reduce(c, _b_hess, "ijk", {"k": d + 3}))[0]
             self._check("Hessian", parts)
             c.update(H0=np.ascontiguousarray(parts[:, :d]), jac=parts[:, d].copy(),
                      ap=parts[:, d + 1].copy(), aq=parts[:, d + 2].copy())
@@ -234,7 +250,7 @@ class DaskObjective:
         """L(x)."""
         c = self._point(x)
         if "loss" not in c:
-            self._globals(c)
+            self._compute(c)
             self.nfev += 1
         return c["loss"]
 
@@ -245,7 +261,7 @@ class DaskObjective:
             if self._fuse:
                 self._hess_parts(c)
             else:
-                jac = self._reduce(c, _b_grad, "ij", {}).compute()
+                jac = self._compute(c, self._reduce(c, _b_grad, "ij", {}))[0]
                 self._check("gradient", jac)
                 c["jac"] = jac
             self.njev += 1
@@ -280,7 +296,7 @@ class DaskObjective:
             hv = c["H0"] @ v
         else:
             rank2 = "ap" not in c
-            out = self._reduce(c, _b_hessp, "ikj", {"k": 3 if rank2 else 1}, v, rank2).compute()
+            out = self._compute(c, self._reduce(c, _b_hessp, "ikj", {"k": 3 if rank2 else 1}, v, rank2))[0]
             self._check("Hessian-vector product", out)
             hv = out[0]
             if rank2:
@@ -292,7 +308,8 @@ class DaskObjective:
         """The structured derivatives in u-space; ``u, g, beta, p, q`` are Dask vectors persisted on the
         workers (``np.asarray`` gathers one)."""
         c = self._point(x)
-        self._globals(c)
+        if "loss" not in c:
+            self._compute(c)
         if "pieces" not in c:
             P = da.blockwise(_b_pieces, "ki", c["u"], "i", self.b, "i", self.w, "i", self.name, None,
                              c["m"], None, c["alpha"], None, c["S"], None, new_axes={"k": 4},
