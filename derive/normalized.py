@@ -204,7 +204,7 @@ def emit_module(f: NormalizedFormulas, spec_hash: str) -> str:
         shift_invariant=spec.shift_invariant, normalized=f.normalized, rank2=f.rank2,
         shift=shift, phi_code=phi_code or "        alpha_i = 0.0",
         pass_loss=pass_loss, pass_loss_only=pass_loss_only, pass_pieces=pass_pieces,
-        pass_grad=pass_grad, target_code=target_code,
+        pass_grad=pass_grad, target_code=target_code, rescale_code=_rescale_code(f),
     )
 
 
@@ -389,6 +389,25 @@ def loss_dirs(A, b, w, x, Z, mu):
 """
 
 
+_M_FROM, _M_TO = sp.symbols("m_from m_to", real=True)
+
+
+def _rescale_code(f: NormalizedFormulas) -> str:
+    """Body of ``rescale``: the factor r(m_from, m_to) = phi(u - m_to) / phi(u - m_from).
+
+    Chunked evaluation (softsym.dask) sums phi(u - m_c) per chunk at the chunk's own shift
+    and rescales to the global shift; that needs the ratio to be free of u, which SymPy
+    checks here.  Members that are not shift invariant always use shift 0, so r = 1.
+    """
+    r = sp.Integer(1)
+    if f.spec.shift_invariant:
+        r = sp.simplify(f.phi.xreplace({u: u - _M_TO}) / f.phi.xreplace({u: u - _M_FROM}))
+        if u in r.free_symbols:
+            raise SpecError(f"spec {f.spec.name!r}: phi(u - m') / phi(u - m) = {r} depends on u, so chunk "
+                            "sums at different shifts cannot be combined")
+    return codegen.code_block([("r", r)], {_M_FROM: "m_from", _M_TO: "m_to"}, indent=4)
+
+
 _MODULE = '''\
 # {header}
 """Kernels for `{name}` ({doc}; seed {seed}).
@@ -409,6 +428,7 @@ SPEC_HASH = "{spec_hash}"
 SHIFT_INVARIANT = {shift_invariant}
 NORMALIZED = {normalized}
 RANK2 = {rank2}
+GRAM_ROWS = 4096
 
 
 @njit(cache=True)
@@ -465,27 +485,45 @@ def _sums(u, b, w, m, alpha):
 @njit(cache=True)
 def grad_u(u, b, w):
     """(L, g) with g = dL/du."""
-    n = u.shape[0]
     m = _shift(u)
     alpha = _alpha(u, m)
     loss, S, T = _sums(u, b, w, m, alpha)
-    g = np.empty(n)
-    for i in range(n):
-        ui = u[i] - m
-        ur = u[i]
-        bi = b[i]
-        wi = w[i]
-{pass_grad}
-    return loss, g
+    return loss, g_at(u, b, w, m, alpha, S)
 
 
 @njit(cache=True)
 def pieces_u(u, b, w):
     """(L, g, beta, p, q, T): dL/du = g and d2L/du2 = diag(beta) + p q^T + q p^T + T q q^T."""
-    n = u.shape[0]
     m = _shift(u)
     alpha = _alpha(u, m)
     loss, S, T = _sums(u, b, w, m, alpha)
+    g, beta, p, q = pieces_at(u, b, w, m, alpha, S)
+    return loss, g, beta, p, q, T
+
+
+# -- Row-chunk partial kernels (used by softsym.dask) ------------------------------------
+# Each *_at / *_partial function works on any row slice of u, b, w (and A) given the global
+# shift m, normalizer alpha and sum S.  Chunk results combine by plain sums, except the
+# per-chunk (m_c, alpha_c), which combine by alpha_combine (max-shifted sums).
+
+
+@njit(cache=True, nogil=True)
+def g_at(u, b, w, m, alpha, S):
+    """g = dL/du on a slice of u, given the global m, alpha and S."""
+    g = np.empty(u.shape[0])
+    for i in range(u.shape[0]):
+        ui = u[i] - m
+        ur = u[i]
+        bi = b[i]
+        wi = w[i]
+{pass_grad}
+    return g
+
+
+@njit(cache=True, nogil=True)
+def pieces_at(u, b, w, m, alpha, S):
+    """(g, beta, p, q) on a slice of u, given the global m, alpha and S."""
+    n = u.shape[0]
     g = np.empty(n)
     beta = np.empty(n)
     p = np.empty(n)
@@ -496,7 +534,107 @@ def pieces_u(u, b, w):
         bi = b[i]
         wi = w[i]
 {pass_pieces}
-    return loss, g, beta, p, q, T
+    return g, beta, p, q
+
+
+@njit(cache=True)
+def rescale(m_from, m_to):
+    """r with phi(u - m_to) = r phi(u - m_from) for every u (derived; shifts are 0 unless SHIFT_INVARIANT)."""
+{rescale_code}
+    return r
+
+
+@njit(cache=True, nogil=True)
+def alpha_partial(u):
+    """(m_c, alpha_c) of a chunk of u: its own shift and sum_i phi(u_i - m_c)."""
+    m = _shift(u)
+    return m, _alpha(u, m)
+
+
+@njit(cache=True)
+def alpha_combine(ms, alphas):
+    """Global (m, alpha) from chunk partials: m = max_c m_c, alpha = sum_c alpha_c rescale(m_c, m)."""
+    m = np.max(ms)
+    alpha = 0.0
+    for c in range(ms.shape[0]):
+        alpha += alphas[c] * rescale(ms[c], m)
+    return m, alpha
+
+
+@njit(cache=True, nogil=True)
+def sums_partial(u, b, w, m, alpha):
+    """(L_c, S_c, T_c) of a chunk given the global m and alpha; L, S, T are their sums."""
+    return _sums(u, b, w, m, alpha)
+
+
+@njit(cache=True, nogil=True)
+def grad_partial(A, u, b, w, m, alpha, S):
+    """A_c^T g_c of a row chunk; grad L is the sum over chunks."""
+    return A.T @ g_at(u, b, w, m, alpha, S)
+
+
+@njit(cache=True, nogil=True)
+def _weighted_gram(A, beta):
+    """A^T diag(beta) A, one GEMM per block of GRAM_ROWS rows (temporary memory GRAM_ROWS x d)."""
+    n, d = A.shape
+    H = np.zeros((d, d))
+    Ab = np.empty((min(GRAM_ROWS, n), d))
+    for s in range(0, n, GRAM_ROWS):
+        e = min(s + GRAM_ROWS, n)
+        for i in range(s, e):
+            for k in range(d):
+                Ab[i - s, k] = A[i, k] * beta[i]
+        H += A[s:e].T @ Ab[: e - s]
+    return H
+
+
+@njit(cache=True, nogil=True)
+def hess_partial(A, u, b, w, m, alpha, S):
+    """(A_c^T g_c, A_c^T diag(beta_c) A_c, A_c^T p_c, A_c^T q_c) of a row chunk (sum them; then hess_combine)."""
+    g, beta, p, q = pieces_at(u, b, w, m, alpha, S)
+    return A.T @ g, _weighted_gram(A, beta), A.T @ p, A.T @ q
+
+
+@njit(cache=True, nogil=True)
+def rank2_partial(A, u, b, w, m, alpha, S):
+    """(A_c^T p_c, A_c^T q_c) of a row chunk (sum them; then hessp_combine)."""
+    _, _, p, q = pieces_at(u, b, w, m, alpha, S)
+    return A.T @ p, A.T @ q
+
+
+@njit(cache=True, nogil=True)
+def hessp_partial(A, u, b, w, m, alpha, S, v):
+    """A_c^T diag(beta_c) A_c v of a row chunk (sum them; then hessp_combine)."""
+    _, beta, _, _ = pieces_at(u, b, w, m, alpha, S)
+    return A.T @ (beta * (A @ v))
+
+
+@njit(cache=True)
+def hess_combine(H, ap, aq, T):
+    """Symmetric H + ap aq^T + aq ap^T + T aq aq^T, with H = A^T diag(beta) A, ap = A^T p, aq = A^T q."""
+    d = H.shape[0]
+    H = H.copy()
+    if RANK2:
+        for j in range(d):
+            for k in range(d):
+                H[j, k] += ap[j] * aq[k] + aq[j] * ap[k] + T * aq[j] * aq[k]
+    for j in range(d):
+        for k in range(j + 1, d):
+            s = 0.5 * (H[j, k] + H[k, j])
+            H[j, k] = s
+            H[k, j] = s
+    return H
+
+
+@njit(cache=True)
+def hessp_combine(hv, ap, aq, T, v):
+    """hv + ap (aq.v) + aq (ap.v) + T aq (aq.v), with hv = A^T diag(beta) A v: the Hessian times v."""
+    out = hv.copy()
+    if RANK2:
+        pv = ap @ v
+        qv = aq @ v
+        out += ap * qv + aq * (pv + T * qv)
+    return out
 
 
 @njit(cache=True)
@@ -514,24 +652,7 @@ def target_u(u):
 @njit(cache=True)
 def hess_assemble(A, beta, p, q, T):
     """A^T (diag(beta) + p q^T + q p^T + T q q^T) A: one GEMM plus a rank-2 update."""
-    n, d = A.shape
-    Ab = np.empty_like(A)
-    for i in range(n):
-        for k in range(d):
-            Ab[i, k] = A[i, k] * beta[i]
-    H = A.T @ Ab
-    if RANK2:
-        ap = A.T @ p
-        aq = A.T @ q
-        for j in range(d):
-            for k in range(d):
-                H[j, k] += ap[j] * aq[k] + aq[j] * ap[k] + T * aq[j] * aq[k]
-    for j in range(d):
-        for k in range(j + 1, d):
-            s = 0.5 * (H[j, k] + H[k, j])
-            H[j, k] = s
-            H[k, j] = s
-    return H
+    return hess_combine(_weighted_gram(A, beta), A.T @ p, A.T @ q, T)
 
 
 @njit(cache=True)

@@ -17,6 +17,7 @@ SPEC_HASH = "2bf9e2308f5efed0316263c83196bda31a9f7ebbbe25a188092b3ce291adfc61"
 SHIFT_INVARIANT = False
 NORMALIZED = True
 RANK2 = True
+GRAM_ROWS = 4096
 
 
 @njit(cache=True)
@@ -76,28 +77,46 @@ def _sums(u, b, w, m, alpha):
 @njit(cache=True)
 def grad_u(u, b, w):
     """(L, g) with g = dL/du."""
-    n = u.shape[0]
     m = _shift(u)
     alpha = _alpha(u, m)
     loss, S, T = _sums(u, b, w, m, alpha)
-    g = np.empty(n)
-    for i in range(n):
+    return loss, g_at(u, b, w, m, alpha, S)
+
+
+@njit(cache=True)
+def pieces_u(u, b, w):
+    """(L, g, beta, p, q, T): dL/du = g and d2L/du2 = diag(beta) + p q^T + q p^T + T q q^T."""
+    m = _shift(u)
+    alpha = _alpha(u, m)
+    loss, S, T = _sums(u, b, w, m, alpha)
+    g, beta, p, q = pieces_at(u, b, w, m, alpha, S)
+    return loss, g, beta, p, q, T
+
+
+# -- Row-chunk partial kernels (used by softsym.dask) ------------------------------------
+# Each *_at / *_partial function works on any row slice of u, b, w (and A) given the global
+# shift m, normalizer alpha and sum S.  Chunk results combine by plain sums, except the
+# per-chunk (m_c, alpha_c), which combine by alpha_combine (max-shifted sums).
+
+
+@njit(cache=True, nogil=True)
+def g_at(u, b, w, m, alpha, S):
+    """g = dL/du on a slice of u, given the global m, alpha and S."""
+    g = np.empty(u.shape[0])
+    for i in range(u.shape[0]):
         ui = u[i] - m
         ur = u[i]
         bi = b[i]
         wi = w[i]
         c0 = math.cosh(ui)
         g[i] = S*c0 + c0*(-alpha*bi + math.sinh(ui)) + ur*wi**2
-    return loss, g
+    return g
 
 
-@njit(cache=True)
-def pieces_u(u, b, w):
-    """(L, g, beta, p, q, T): dL/du = g and d2L/du2 = diag(beta) + p q^T + q p^T + T q q^T."""
+@njit(cache=True, nogil=True)
+def pieces_at(u, b, w, m, alpha, S):
+    """(g, beta, p, q) on a slice of u, given the global m, alpha and S."""
     n = u.shape[0]
-    m = _shift(u)
-    alpha = _alpha(u, m)
-    loss, S, T = _sums(u, b, w, m, alpha)
     g = np.empty(n)
     beta = np.empty(n)
     p = np.empty(n)
@@ -115,7 +134,107 @@ def pieces_u(u, b, w):
         beta[i] = S*c2 + c0**2 + c1 - c2*c3
         p[i] = -bi*c0
         q[i] = c0
-    return loss, g, beta, p, q, T
+    return g, beta, p, q
+
+
+@njit(cache=True)
+def rescale(m_from, m_to):
+    """r with phi(u - m_to) = r phi(u - m_from) for every u (derived; shifts are 0 unless SHIFT_INVARIANT)."""
+    r = 1
+    return r
+
+
+@njit(cache=True, nogil=True)
+def alpha_partial(u):
+    """(m_c, alpha_c) of a chunk of u: its own shift and sum_i phi(u_i - m_c)."""
+    m = _shift(u)
+    return m, _alpha(u, m)
+
+
+@njit(cache=True)
+def alpha_combine(ms, alphas):
+    """Global (m, alpha) from chunk partials: m = max_c m_c, alpha = sum_c alpha_c rescale(m_c, m)."""
+    m = np.max(ms)
+    alpha = 0.0
+    for c in range(ms.shape[0]):
+        alpha += alphas[c] * rescale(ms[c], m)
+    return m, alpha
+
+
+@njit(cache=True, nogil=True)
+def sums_partial(u, b, w, m, alpha):
+    """(L_c, S_c, T_c) of a chunk given the global m and alpha; L, S, T are their sums."""
+    return _sums(u, b, w, m, alpha)
+
+
+@njit(cache=True, nogil=True)
+def grad_partial(A, u, b, w, m, alpha, S):
+    """A_c^T g_c of a row chunk; grad L is the sum over chunks."""
+    return A.T @ g_at(u, b, w, m, alpha, S)
+
+
+@njit(cache=True, nogil=True)
+def _weighted_gram(A, beta):
+    """A^T diag(beta) A, one GEMM per block of GRAM_ROWS rows (temporary memory GRAM_ROWS x d)."""
+    n, d = A.shape
+    H = np.zeros((d, d))
+    Ab = np.empty((min(GRAM_ROWS, n), d))
+    for s in range(0, n, GRAM_ROWS):
+        e = min(s + GRAM_ROWS, n)
+        for i in range(s, e):
+            for k in range(d):
+                Ab[i - s, k] = A[i, k] * beta[i]
+        H += A[s:e].T @ Ab[: e - s]
+    return H
+
+
+@njit(cache=True, nogil=True)
+def hess_partial(A, u, b, w, m, alpha, S):
+    """(A_c^T g_c, A_c^T diag(beta_c) A_c, A_c^T p_c, A_c^T q_c) of a row chunk (sum them; then hess_combine)."""
+    g, beta, p, q = pieces_at(u, b, w, m, alpha, S)
+    return A.T @ g, _weighted_gram(A, beta), A.T @ p, A.T @ q
+
+
+@njit(cache=True, nogil=True)
+def rank2_partial(A, u, b, w, m, alpha, S):
+    """(A_c^T p_c, A_c^T q_c) of a row chunk (sum them; then hessp_combine)."""
+    _, _, p, q = pieces_at(u, b, w, m, alpha, S)
+    return A.T @ p, A.T @ q
+
+
+@njit(cache=True, nogil=True)
+def hessp_partial(A, u, b, w, m, alpha, S, v):
+    """A_c^T diag(beta_c) A_c v of a row chunk (sum them; then hessp_combine)."""
+    _, beta, _, _ = pieces_at(u, b, w, m, alpha, S)
+    return A.T @ (beta * (A @ v))
+
+
+@njit(cache=True)
+def hess_combine(H, ap, aq, T):
+    """Symmetric H + ap aq^T + aq ap^T + T aq aq^T, with H = A^T diag(beta) A, ap = A^T p, aq = A^T q."""
+    d = H.shape[0]
+    H = H.copy()
+    if RANK2:
+        for j in range(d):
+            for k in range(d):
+                H[j, k] += ap[j] * aq[k] + aq[j] * ap[k] + T * aq[j] * aq[k]
+    for j in range(d):
+        for k in range(j + 1, d):
+            s = 0.5 * (H[j, k] + H[k, j])
+            H[j, k] = s
+            H[k, j] = s
+    return H
+
+
+@njit(cache=True)
+def hessp_combine(hv, ap, aq, T, v):
+    """hv + ap (aq.v) + aq (ap.v) + T aq (aq.v), with hv = A^T diag(beta) A v: the Hessian times v."""
+    out = hv.copy()
+    if RANK2:
+        pv = ap @ v
+        qv = aq @ v
+        out += ap * qv + aq * (pv + T * qv)
+    return out
 
 
 @njit(cache=True)
@@ -133,24 +252,7 @@ def target_u(u):
 @njit(cache=True)
 def hess_assemble(A, beta, p, q, T):
     """A^T (diag(beta) + p q^T + q p^T + T q q^T) A: one GEMM plus a rank-2 update."""
-    n, d = A.shape
-    Ab = np.empty_like(A)
-    for i in range(n):
-        for k in range(d):
-            Ab[i, k] = A[i, k] * beta[i]
-    H = A.T @ Ab
-    if RANK2:
-        ap = A.T @ p
-        aq = A.T @ q
-        for j in range(d):
-            for k in range(d):
-                H[j, k] += ap[j] * aq[k] + aq[j] * ap[k] + T * aq[j] * aq[k]
-    for j in range(d):
-        for k in range(j + 1, d):
-            s = 0.5 * (H[j, k] + H[k, j])
-            H[j, k] = s
-            H[k, j] = s
-    return H
+    return hess_combine(_weighted_gram(A, beta), A.T @ p, A.T @ q, T)
 
 
 @njit(cache=True)

@@ -235,6 +235,12 @@ def objective(name: str, A, b, w=None) -> Objective:
     """Bind data to catalogue member ``name`` (see :func:`catalogue`).
 
     ``A`` is (n, d), ``b`` and ``w`` are (n,); ``w`` defaults to zero (no regularizer
-    1/2 ||W A x||^2).
+    1/2 ||W A x||^2).  When ``A`` is a Dask array the result is a
+    :class:`softsym.dask.DaskObjective` with the same interface (chunked evaluation).
     """
+    dask_array = sys.modules.get("dask.array")  # a Dask array implies dask.array is imported
+    if dask_array is not None and isinstance(A, dask_array.Array):
+        from .dask import DaskObjective
+
+        return DaskObjective(name, A, b, w)
     return Objective(name, A, b, w)
