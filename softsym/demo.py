@@ -96,6 +96,7 @@ SECTIONS: list[tuple[str, str, object]] = [
     ("002", "Zeroth-order softmax optimization", "softsym.zo:demo_section"),
     ("003", "Single-layer attention regression", "softsym.attention:demo_section"),
     ("004", "Two-layer softmax networks: NTK, GD training, diffusion scores", "softsym.ntk:demo_section"),
+    ("000", "Data beyond one machine: the same Newton on Dask row chunks", "softsym.dask:demo_section"),
 ]
 
 

@@ -371,7 +371,7 @@ def start_condition(objective, x0, g0: float | None = None) -> dict:
     w_min2 = float(np.min(w * w))
     if w_min2 == 0:   # l = sigma_min^2 (w_min^2 - C) <= 0: decided without touching A
         return fail("w_min = 0: the regularizer gives no strong convexity, so l > 0 is not certified", w_min2=0.0)
-    ev = np.linalg.eigvalsh(A.T @ A)
+    ev = np.linalg.eigvalsh(np.asarray(A.T @ A))   # np.asarray: A may be a Dask array
     smin2, smax = max(float(ev[0]), 0.0), math.sqrt(max(float(ev[-1]), 0.0))
     if smin2 <= 0:
         return fail("sigma_min(A) = 0: no strong convexity from the regularizer")
