@@ -62,6 +62,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="OUT.json", help="write the result as JSON")
     p.set_defaults(func=_solve)
 
+    p = sub.add_parser("bounds", help="derived convexity/smoothness/Lipschitz/perturbation bounds of a member")
+    p.add_argument("member", metavar="MEMBER")
+    p.add_argument("--R", type=float, nargs="+", default=[1.0, 2.0, 4.0], help="radius: ||A|| <= R, ||x|| <= R")
+    p.add_argument("--n", type=int, nargs="+", default=[1000], help="number of rows")
+    p.add_argument("--b-norm", type=float, default=1.0, help="||b||_2 bound (region ball)")
+    p.add_argument("--w-max", type=float, default=0.0, help="largest regularizer weight")
+    p.add_argument("--region", choices=("ball", "simplex"), default="ball", help="b in the ball or on the simplex")
+    p.add_argument("--certify", action="store_true",
+                   help="also search adversarially for violations (n from --n, small sizes recommended)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--restarts", type=int, default=4)
+    p.set_defaults(func=_bounds)
+
     p = sub.add_parser("formulas", help="print a member's derived formulas")
     p.add_argument("member", metavar="MEMBER")
     p.add_argument("--latex", action="store_true", help="only the LaTeX equations")
@@ -95,6 +108,32 @@ def _verify(args) -> int:
     from .verify import run_verify
 
     return run_verify(args.members, seed=args.seed)
+
+
+def _bounds(args) -> int:
+    from .guarantees import QUANTITIES, bounds, certify
+    from .objective import member
+
+    info = member(args.member, family="normalized")
+    rows = []
+    for R in args.R:
+        for n in args.n:
+            bd = bounds(info.name, R=R, n=n, b_norm=args.b_norm, w_max=args.w_max, region=args.region)
+            rows.append((f"{R:g}", n, *(f"{getattr(bd, q):.4g}" if bd.finite[q] else "no finite bound"
+                                        for q in QUANTITIES)))
+    print(f"{info.name}: {bd.assumptions}")
+    print(table(rows, ("R", "n", *QUANTITIES)))
+    if not args.certify:
+        return 0
+    cert = certify(info.name, R=tuple(args.R), n=tuple(args.n), b_norm=args.b_norm, region=args.region,
+                   seed=args.seed, restarts=args.restarts)
+    print()
+    print(cert.table())
+    if cert.violations:
+        print(f"{len(cert.violations)} bound(s) VIOLATED")
+        return 1
+    print("no violation found")
+    return 0
 
 
 def _generate(args) -> int:

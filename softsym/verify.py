@@ -3,7 +3,8 @@
 1. exact: re-derive and re-prove the member with SymPy, and check that what it would emit
    is byte-identical to the installed kernel module and formulas page;
 2. numeric: gradient and Hessian against central finite differences at random points,
-   HVP against the Hessian.
+   HVP against the Hessian;
+3. bounds: an adversarial search (small budget) for violations of the derived bounds.
 """
 
 from __future__ import annotations
@@ -58,6 +59,22 @@ def numeric_step(name: str, seed: int) -> tuple[bool, str]:
     return worst < FD_TOL, f"max scaled error {worst:.1e} (tol {FD_TOL:.0e})"
 
 
+def bounds_step(name: str, seed: int) -> tuple[bool, str]:
+    """Small-budget certification of every derived bound of ``name`` (R in {1, 2}, n = 3)."""
+    from .guarantees import certify
+
+    cert = certify(name, R=(1.0, 2.0), n=(3,), seed=seed, restarts=2, maxfev=150)
+    finite = [r for r in cert.rows if np.isfinite(r.bound)]
+    if cert.violations:
+        bad = ", ".join(f"{r.quantity} at R={r.R:g}" for r in cert.violations)
+        return False, f"violated: {bad}"
+    worst = max((r for r in finite if np.isfinite(r.tightness)), key=lambda r: -r.tightness, default=None)
+    detail = f"{len(finite)} cells, no violation"
+    if worst is not None:
+        detail += f"; tightest {worst.quantity} at R={worst.R:g}: {worst.tightness:.3g}x"
+    return True, detail
+
+
 def run_verify(names: list[str] | None = None, seed: int = 0) -> int:
     """Run the ladder for ``names`` (default all normalized members); exit code 1 on any failure."""
     from .objective import catalogue
@@ -69,8 +86,10 @@ def run_verify(names: list[str] | None = None, seed: int = 0) -> int:
     for name in progress(names, "verify"):
         ex_ok, ex_msg = exact_step(name)
         nu_ok, nu_msg = numeric_step(name, seed)
-        ok &= ex_ok and nu_ok
-        rows.append((name, "pass" if ex_ok else "FAIL", ex_msg, "pass" if nu_ok else "FAIL", nu_msg))
-    print(table(rows, ("member", "exact", "detail", "finite differences", "detail")))
+        bd_ok, bd_msg = bounds_step(name, seed)
+        ok &= ex_ok and nu_ok and bd_ok
+        rows.append((name, "pass" if ex_ok else "FAIL", ex_msg, "pass" if nu_ok else "FAIL", nu_msg,
+                     "pass" if bd_ok else "FAIL", bd_msg))
+    print(table(rows, ("member", "exact", "detail", "finite differences", "detail", "bounds", "detail")))
     print("all checks passed" if ok else "SOME CHECKS FAILED")
     return 0 if ok else 1

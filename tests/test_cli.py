@@ -146,3 +146,13 @@ def test_generate_bad_spec_file_exits_2(tmp_path):
     res = softsym("generate", tmp_path / "broken.py", "--out", tmp_path / "k")
     assert res.returncode == 2 and "boom" in res.stderr
     assert not (tmp_path / "k").exists()
+
+
+def test_bounds_command():
+    out = softsym("bounds", "softmax", "--R", "2", "--n", "3", "--certify", "--restarts", "1")
+    assert out.returncode == 0, out.stderr
+    assert "no violation found" in out.stdout and "| C | 2 | 3 |" in out.stdout
+    bad = softsym("bounds", "softmax", "--R", "-1")
+    assert bad.returncode == 2 and "R must be > 0" in bad.stderr
+    bad = softsym("bounds", "nope")
+    assert bad.returncode == 2 and "unknown objective 'nope'" in bad.stderr
