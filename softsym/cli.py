@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, ValidationError) as exc:
         print(f"softsym {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:   # `softsym ... | head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -226,7 +230,7 @@ def _solve(args) -> int:
             ("time", f"{res.history['time'][-1]:.3f} s")]
     if x_star is not None:
         rows.append(("||x - x_planted||", f"{np.linalg.norm(res.x - x_star):.2e}"))
-    print(table(rows, ("", "")))
+    print(table(rows, ("field", "value")))
     if out_json is not None:
         payload = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.items()}
         payload.update(member=info.name, data=source)

@@ -74,6 +74,10 @@ def member(name: str, family: str | None = None) -> MemberInfo:
     """The catalogue entry called ``name``; ``UnknownObjectiveError`` listing the choices otherwise."""
     members = {m.name: m for m in catalogue(family)}
     if not isinstance(name, str) or name not in members:
+        other = {m.name: m.family for m in catalogue()}.get(name) if isinstance(name, str) else None
+        if other is not None:
+            raise UnknownObjectiveError(f"{name!r} belongs to the {other} family; this needs a {family} member: "
+                                        f"{', '.join(sorted(members))}")
         raise UnknownObjectiveError(f"unknown objective {name!r}; catalogue members: {', '.join(sorted(members))}")
     return members[name]
 
