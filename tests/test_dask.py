@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -137,8 +139,15 @@ def test_out_of_core_solve_without_killing_a_worker(tmp_path):
 
         return psutil.Process().memory_info().rss
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=limit,
-                      dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, Client(cluster) as c:
+    # softsym keeps nothing on the workers, so a paused worker (RSS above 80% of the limit,
+    # mostly interpreter + Numba + allocator slack) could never free memory by spilling and
+    # would stall the run forever: pausing is off, the terminate threshold (95%) stays on.
+    # A hang fails the test after HANG_TIMEOUT seconds instead of blocking the suite.
+    signal.signal(signal.SIGALRM, _hang)
+    signal.alarm(HANG_TIMEOUT)
+    with dask.config.set({"distributed.worker.memory.pause": False}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=limit,
+                         dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, Client(cluster) as c:
         pids = c.run(os.getpid)
         inst = synthetic_on_disk(tmp_path / "A", "softmax", n=2_200_000, d=24, chunk_rows=125_000, seed=0)
         res = softsym.minimize(inst.objective(), 0.8 * inst.x_star, method="newton", tol=1e-8)
@@ -147,6 +156,14 @@ def test_out_of_core_solve_without_killing_a_worker(tmp_path):
         assert res.success, res.message
         assert np.linalg.norm(res.x - inst.x_star) < 1e-6 * np.linalg.norm(inst.x_star)
         assert c.run(os.getpid) == pids  # no worker was restarted
+    signal.alarm(0)
+
+
+HANG_TIMEOUT = 600
+
+
+def _hang(signum, frame):
+    raise TimeoutError(f"out-of-core solve did not finish in {HANG_TIMEOUT} s (stalled cluster?)")
 
 
 def test_row_access_for_sketching_solvers(client):
