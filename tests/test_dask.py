@@ -132,7 +132,11 @@ def test_npy_chunks_roundtrip(client, tmp_path):
 
 def test_out_of_core_solve_without_killing_a_worker(tmp_path):
     """A in chunk files exceeds each worker's memory limit and all workers' free memory together."""
-    limit = 400e6
+    # 600 MB per worker: an idle worker with softsym, Numba and BLAS loaded is ~250 MB, and a
+    # smaller limit left too little headroom for the kernels' first load (seen: both workers
+    # crossing 95% at start on a fresh clone).  A (768 MB) still exceeds each limit and the
+    # two workers' free memory together.
+    limit = 600e6
 
     def rss():
         import psutil
@@ -149,7 +153,7 @@ def test_out_of_core_solve_without_killing_a_worker(tmp_path):
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=limit,
                          dashboard_address=":0", silence_logs=logging.CRITICAL) as cluster, Client(cluster) as c:
         pids = c.run(os.getpid)
-        inst = synthetic_on_disk(tmp_path / "A", "softmax", n=2_200_000, d=24, chunk_rows=125_000, seed=0)
+        inst = synthetic_on_disk(tmp_path / "A", "softmax", n=3_000_000, d=32, chunk_rows=125_000, seed=0)
         res = softsym.minimize(inst.objective(), 0.8 * inst.x_star, method="newton", tol=1e-8)
         free = sum(limit - r for r in c.run(rss).values())  # with softsym and its kernels loaded
         assert inst.A.nbytes > limit and inst.A.nbytes > free
