@@ -30,7 +30,6 @@ literal Kronecker definition at small sizes.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
@@ -38,7 +37,7 @@ import sympy as sp
 
 from . import codegen
 from .prove import ProofError, ProofLog
-from .spec import SpecError, b, u
+from .spec import SpecError, b, fingerprint_of, u
 
 # Per-entry symbols of the attention family: ``s`` is one entry of S = F A3 Y (a prediction),
 # ``b`` the matching entry of B; ``z`` one entry of X or Y and ``lam`` its regularizer weight.
@@ -85,8 +84,7 @@ class AttentionSpec:
 
     def fingerprint(self) -> str:
         """SHA-256 of everything that defines the spec (stable across runs and machines)."""
-        parts = [self.family, self.name, self.doc, self.seed, sp.srepr(sp.sympify(self.ell))]
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+        return fingerprint_of(self.family, self.name, self.doc, self.seed, self.ell)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ each identity exactly against brute-force differentiation in ``W``.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from dataclasses import dataclass
 
@@ -32,7 +31,7 @@ import sympy as sp
 
 from . import codegen
 from .prove import ProofLog, is_zero
-from .spec import _NAME, SpecError, alpha, u
+from .spec import _NAME, SpecError, alpha, fingerprint_of, u
 
 a, kappa, S = sp.symbols("a kappa S", real=True)
 m = sp.Symbol("m", positive=True, integer=True)
@@ -83,10 +82,8 @@ class TwoLayerSpec:
 
     def fingerprint(self) -> str:
         """SHA-256 of everything that defines the spec (stable across runs and machines)."""
-        parts = [self.family, self.name, self.doc, self.seed, self.activation, sp.srepr(sp.sympify(self.sigma)),
-                 sp.srepr(sp.sympify(self.kappa)),
-                 sp.srepr(sp.sympify(self.phi)) if self.phi is not None else "None", str(self.shift_invariant)]
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+        return fingerprint_of(self.family, self.name, self.doc, self.seed, self.activation, self.sigma,
+                              self.kappa, self.phi, self.shift_invariant)
 
 
 @dataclass(frozen=True)

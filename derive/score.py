@@ -15,14 +15,13 @@ parameters and calls these kernels.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import sympy as sp
 
 from . import codegen
 from .prove import ProofLog
-from .spec import _NAME, SpecError
+from .spec import _NAME, SpecError, fingerprint_of
 
 x, mu = sp.symbols("x mu", real=True)
 v = sp.Symbol("v", positive=True)
@@ -49,8 +48,7 @@ class MixtureScoreSpec:
             raise SpecError(f"spec {self.name!r}: q uses unknown symbols {sorted(map(str, extra))}")
 
     def fingerprint(self) -> str:
-        parts = [self.family, self.name, self.doc, self.seed, sp.srepr(sp.sympify(self.q))]
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+        return fingerprint_of(self.family, self.name, self.doc, self.seed, self.q)
 
 
 @dataclass(frozen=True)

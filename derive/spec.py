@@ -28,6 +28,17 @@ u, alpha, b, w = sp.symbols("u alpha b w", real=True)
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+def fingerprint_of(*parts) -> str:
+    """SHA-256 of a spec's defining parts: strings, bools and None as text, SymPy objects by srepr.
+
+    Stable across runs, machines and hash seeds; every spec class's ``fingerprint`` uses it.
+    """
+    def text(part) -> str:
+        return str(part) if part is None or isinstance(part, (str, bool)) else sp.srepr(sp.sympify(part))
+
+    return hashlib.sha256("\x1f".join(map(text, parts)).encode()).hexdigest()
+
+
 class SpecError(ValueError):
     """A spec is malformed (bad name, free symbols the family does not know, ...)."""
 
@@ -81,8 +92,5 @@ class NormalizedSpec:
 
     def fingerprint(self) -> str:
         """SHA-256 of everything that defines the spec (stable across runs and machines)."""
-        parts = [self.family, self.name, self.doc, self.seed, sp.srepr(sp.sympify(self.ell)),
-                 sp.srepr(sp.sympify(self.phi)) if self.phi is not None else "None",
-                 str(self.shift_invariant),
-                 sp.srepr(sp.sympify(self.target)) if self.target is not None else "None"]
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+        return fingerprint_of(self.family, self.name, self.doc, self.seed, self.ell, self.phi,
+                              self.shift_invariant, self.target)

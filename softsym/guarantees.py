@@ -14,7 +14,6 @@ derivative formula is typed here.
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass, field
 from functools import cache
@@ -25,7 +24,7 @@ from scipy.optimize import minimize as _scipy_minimize
 
 from ._validate import count, positive
 from .errors import OverflowDetected, ValidationError
-from .objective import kernels, member
+from .objective import generated_module, kernels, member
 
 QUANTITIES = ("C", "smooth", "M", "G_A", "G_b")
 REGIONS = ("ball", "simplex")
@@ -33,11 +32,7 @@ REGIONS = ("ball", "simplex")
 
 @cache
 def _module(name: str) -> ModuleType:
-    info = member(name, family="normalized")
-    mod = importlib.import_module(f"{info.package}.{info.name}_bounds")
-    if mod.SPEC_HASH != info.spec_hash:
-        raise RuntimeError(f"generated bounds module of {name} does not match the manifest; run `make generate`")
-    return mod
+    return generated_module(member(name, family="normalized"), "_bounds")
 
 
 @dataclass(frozen=True)

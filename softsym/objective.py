@@ -108,14 +108,18 @@ def load_kernels(directory: str | Path) -> list[MemberInfo]:
     return [m for m in catalogue() if m.package == package]
 
 
+def generated_module(info: MemberInfo, suffix: str = "") -> ModuleType:
+    """The generated module ``<member><suffix>`` of ``info``, checked against the manifest's spec hash."""
+    mod = importlib.import_module(f"{info.package}.{info.name}{suffix}")
+    if mod.SPEC_HASH != info.spec_hash:
+        raise RuntimeError(f"generated module {info.name}{suffix} does not match the manifest; run `make generate`")
+    return mod
+
+
 @cache
 def kernels(name: str) -> ModuleType:
     """The generated kernel module of member ``name``."""
-    info = member(name)
-    mod = importlib.import_module(f"{info.package}.{info.name}")
-    if mod.SPEC_HASH != info.spec_hash:
-        raise RuntimeError(f"generated module {name} does not match the manifest; run `make generate`")
-    return mod
+    return generated_module(member(name))
 
 
 @dataclass(frozen=True)

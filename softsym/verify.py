@@ -15,11 +15,10 @@ import numpy as np
 
 from ._progress import progress
 from ._report import table
-from .demo import fd_check
+from .demo import FD_TOL, fd_check
 from .objective import member, objective
 
 FD_POINTS = 3
-FD_TOL = 1e-6
 
 
 def exact_step(name: str) -> tuple[bool, str]:
