@@ -97,8 +97,9 @@ class _Extreme(sp.Function):
     def _pythoncode(self, printer) -> str:
         return f"{self._py}({', '.join(printer._print(a) for a in self.args)})"
 
-    def _latex(self, printer) -> str:
-        return rf"\{self._tex}\left({', '.join(printer._print(a) for a in self.args)}\right)"
+    def _latex(self, printer, exp=None) -> str:
+        tex = rf"\{self._tex}\left({', '.join(printer._print(a) for a in self.args)}\right)"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
 
 
 class HullMin(_Extreme):
@@ -325,6 +326,7 @@ class Env:
     alpha_lo: sp.Expr
     alpha_hi: sp.Expr
     scalars: dict[sp.Symbol, Rec] = field(default_factory=dict)
+    F_hi: sp.Expr = sp.Integer(1)   # upper bound on the entries of F = phi / alpha
 
     # -- atoms ----------------------------------------------------------------------------
     def atom(self, s: sp.Symbol) -> Rec:
@@ -334,8 +336,8 @@ class Env:
             if self.region == "simplex":
                 return Rec(sp.Integer(0), sp.Integer(1), sp.Integer(1), sp.Integer(1))
             return Rec(-b_norm, b_norm, sp.sqrt(n) * b_norm, b_norm)
-        if s == F:
-            return Rec(sp.Integer(0), sp.Integer(1), sp.Integer(1), sp.Integer(1))
+        if s == F:   # F on the simplex with entries <= F_hi: ||F||_2^2 <= F_hi ||F||_1
+            return Rec(sp.Integer(0), self.F_hi, sp.Integer(1), sp.sqrt(self.F_hi))
         if s == alpha:
             if self.alpha_symbolic:
                 return Rec(sp.Integer(1), sp.Integer(1), k=1)
@@ -698,6 +700,143 @@ def _structure_bounds(f: NormalizedFormulas, env: Env, tr, rho) -> dict[str, lis
     return out
 
 
+# ----------------------------------------------------------------------------------------
+# Rule for members whose normalized map is the softmax (phi' = phi): chain rule through
+# F = phi / alpha with bounds on the norms of its directional derivatives.
+#
+# Notation: h a unit direction, s = F(u) (the softmax of u), c = h - <s, h> 1 (h centred under
+# s), m_j = E_s c^j = sum_i s_i c_i^j the central moments (m_1 = 0), f(u) = sum_i ell~(F_i, b_i).
+# Lemmas (each a line of proof; the rule applies them, nothing below is typed per member):
+#
+# * L1 (cumulants).  F(u + t h) = s * exp(t c) / E_s exp(t c), so D^k F(u)[h^k] = s * P_k(c)
+#   with P_k the k! t^k coefficient of exp(t c - log E_s exp(t c)), a polynomial in c and the
+#   m_j (derived with SymPy by series expansion; P_1 = c, P_2 = c^2 - m_2, ...).
+# * L2 (chain rule).  D^2 f[h^2] = sum ell~'' (DF_i)^2 + sum ell~' D^2F_i and
+#   D^3 f[h^3] = sum ell~''' (DF_i)^3 + 3 sum ell~'' DF_i D^2F_i + sum ell~' D^3F_i; each sum is
+#   bounded by Cauchy-Schwarz (||v||_3 <= ||v||_2 for the first).
+# * L3 (Banach 1938).  A symmetric trilinear form on a Hilbert space has norm
+#   sup_{|h| = 1} |T[h, h, h]|; so ||DB(u)[h]||_2 <= sup_h |D^3 f(u)[h^3]| and, the ball being
+#   convex, ||B(u) - B(v)|| <= that sup times ||u - v||.
+# * L4 ||s * v||_2^2 = sum s_i^2 v_i^2 <= s_max E_s v^2.
+# * L5 (range) c_i - c_j = h_i - h_j and |h_i - h_j| <= sqrt(2) ||h||_2: under s, c is a mean-zero
+#   variable supported on an interval of length D <= sqrt(2).
+# * L6 (two-point extremality) a linear functional E g(c) over mean-zero laws on an interval is
+#   maximized at an extreme point of {mass 1, mean 0}, a law with at most two atoms x < 0 < y;
+#   for g = |c|^j or +-c^j it is homogeneous of degree j in (x, y), so it is largest at
+#   y - x = D: E|c|^j <= D^j max_t t(1-t)((1-t)^{j-1} + t^{j-1}) and
+#   |m_j| <= D^j max_t |t(1-t)((1-t)^{j-1} + (-1)^j t^{j-1})| (t in [0, 1], maxima exact).
+# * L7 (Jensen) m_{2a} >= m_2^a and m_j^2 >= 0: lower bounds for the monomials of E_s P_k(c)^2
+#   with negative coefficients; the rest is a polynomial in m_2 in [0, D^2/4] (maximized
+#   exactly) plus positive monomials bounded factor by factor with L6.
+# * L8 (Gershgorin) ||DF[h]||_2 = ||(diag(s) - s s^T) h||_2 <= max_i 2 s_i (1 - s_i) <= 1/2.
+# * L9 (softmax range) ||u||_2 <= R^2 gives s_max <= 1 / (1 + (n-1) exp(-R^2 sqrt(n/(n-1)))):
+#   sum_{j != i} e^{u_j - u_i} >= (n-1) e^{ubar - u_i} (Jensen, ubar the mean of the others) and
+#   u_i - ubar <= ||u||_2 sqrt(n/(n-1)) (Cauchy-Schwarz).
+#
+# Hence, with Q_k = sqrt(s_max V_k) >= ||s * P_k(c)||_2 (V_k >= E_s P_k^2 from L5-L7) and
+# Q_1 = min(1/2, sqrt(s_max V_1)):
+#   C   <= max(0, -min ell~'') Q_1^2 + ||ell~'||_2 Q_2,   lambda_max(B) <= max(0, max ell~'') Q_1^2 + ||ell~'||_2 Q_2,
+#   M_u <= max|ell~'''| Q_1^3 + 3 max|ell~''| Q_1 Q_2 + ||ell~'||_2 Q_3,
+# with the norms of ell~' and its derivatives (functions of F and b) by the propagation rules.
+
+_SQRT2 = sp.sqrt(2)    # L5: range of c for a unit direction
+
+
+def _round_up(v: sp.Expr) -> sp.Expr:
+    """``v`` itself when rational, else a 12-digit float a little above it."""
+    if v.is_Rational:
+        return v
+    scaled = sp.ceiling(sp.N(v, 40) * 10**10) + 1
+    return sp.Float(sp.Rational(int(scaled), 10**10), 12)
+
+
+def _max_on(poly: sp.Expr, var: sp.Symbol, lo: sp.Expr, hi: sp.Expr, absolute: bool = False) -> sp.Expr:
+    """Exact max over [lo, hi] of ``poly`` (or of ``|poly|``): endpoints and real critical points."""
+    P = sp.Poly(poly, var)
+    pts = [lo, hi]
+    if P.degree() > 1:
+        pts += [r for r in P.diff(var).real_roots() if lo <= r <= hi]
+    vals = [abs(P.eval(p)) if absolute else P.eval(p) for p in pts]
+    return max(vals, key=lambda v: sp.N(v, 40))
+
+
+def cumulant_polynomials(K: int) -> tuple[dict[int, sp.Expr], sp.Symbol, dict[int, sp.Symbol]]:
+    """L1: ``P_k`` with ``D^k F(u)[h^k] = s * P_k(c)`` for k = 1..K, in ``c`` and moments ``m_j``."""
+    t, c = sp.Symbol("t", real=True), sp.Symbol("c", real=True)
+    m = {j: sp.Symbol(f"m_{j}", real=True) for j in range(2, 2 * K + 1)}
+    mgf = 1 + sum(m[j] * t**j / sp.factorial(j) for j in range(2, K + 1))
+    series = sp.series(sp.exp(t * c) / mgf, t, 0, K + 1).removeO()
+    return {k: sp.expand(sp.factorial(k) * series.coeff(t, k)) for k in range(1, K + 1)}, c, m
+
+
+def moment_bound(j: int, D: sp.Expr = _SQRT2) -> sp.Expr:
+    """L6: sup of ``|E c^j|`` over mean-zero laws of ``c`` with range ``<= D`` (exact)."""
+    t = sp.Symbol("t", real=True)
+    g = sp.expand(t * (1 - t) * ((1 - t) ** (j - 1) + (-1) ** j * t ** (j - 1)))
+    return D**j * _max_on(g, t, sp.Integer(0), sp.Integer(1), absolute=True)
+
+
+def square_mean_bound(P: sp.Expr, c: sp.Symbol, m: dict[int, sp.Symbol], D: sp.Expr = _SQRT2) -> sp.Expr:
+    """L5-L7: ``V >= E_s P(c)^2`` over mean-zero laws of ``c`` with range ``<= D`` (rounded up)."""
+    sq = sp.Poly(sp.expand(P**2), c)
+    mean = sp.expand(sum((co * (1 if e == 0 else 0 if e == 1 else m[e]) for (e,), co in sq.terms()),
+                         sp.Integer(0)))
+    js = sorted(m)
+    poly_m2, const = sp.Integer(0), sp.Integer(0)
+    for monom, co in sp.Poly(mean, *[m[j] for j in js]).terms():
+        powers = {j: e for j, e in zip(js, monom) if e}
+        if co > 0 and set(powers) <= {2}:
+            poly_m2 += co * m[2] ** powers.get(2, 0)
+        elif co > 0 or any(j % 2 and e % 2 for j, e in powers.items()):
+            const += abs(co) * sp.Mul(*[moment_bound(j, D) ** e for j, e in powers.items()])
+        elif not any(j % 2 for j in powers):     # all even: monomial >= m_2^(sum j e / 2)
+            poly_m2 += co * m[2] ** sum(j * e // 2 for j, e in powers.items())
+        # else: a negative coefficient times even powers of odd moments: <= 0, dropped
+    return _round_up(_max_on(poly_m2, m[2], sp.Integer(0), D**2 / 4) + const)
+
+
+def softmax_loss(f: NormalizedFormulas) -> sp.Expr | None:
+    """``ell~(F, b)`` with ``ell = ell~(phi / alpha, b)`` when ``phi' = phi`` (F is the softmax), else None."""
+    if not f.normalized or sp.simplify(sp.diff(f.phi, u) - f.phi) != 0:
+        return None
+    scale = sp.simplify(f.phi.subs(u, 0))
+    if not scale.is_positive:
+        return None
+    a, Fp = sp.Symbol("alpha_pos", positive=True), sp.Symbol("F_pos", positive=True)
+    e = sp.simplify(sp.expand_log(f.ell.subs(alpha, a).subs(u, sp.log(a * Fp / scale)), force=True))
+    if e.has(a) or e.has(u):
+        return None
+    return e.subs(Fp, F)
+
+
+def softmax_range(region_radius: sp.Expr = U) -> sp.Expr:
+    """L9: ``s_max`` for ``||u||_2 <= region_radius``."""
+    return 1 / (1 + (n - 1) * sp.exp(-region_radius * sp.sqrt(n / (n - 1))))
+
+
+SOFTMAX_RULE = "softmax-map cumulant rule (phi' = phi)"
+
+
+def _softmax_map_bounds(f: NormalizedFormulas, region: str) -> list[tuple[str, str, sp.Expr]]:
+    """(rule, key, bound) candidates for ``C``, ``Lam`` (lambda_max of B) and ``Mu`` (u-space M)."""
+    lt = softmax_loss(f)
+    if lt is None:
+        return []
+    P, c, m = cumulant_polynomials(3)
+    V = {k: square_mean_bound(P[k], c, m) for k in P}
+    smax = softmax_range()
+    env = Env(region, True, True, sp.Integer(1), sp.Integer(1), F_hi=smax)
+    bd = Bounder(env)
+    e1, e2, e3 = (env.rec(sp.diff(lt, F, k)) for k in (1, 2, 3))
+    Q = {k: sp.sqrt(smax * V[k]) for k in V}
+    Q[1] = _best([sp.Rational(1, 2), Q[1]], False)
+    n1 = bd.n2(e1).e
+    out = [("C", bd.neg_lo(e2).e * Q[1]**2 + n1 * Q[2]),
+           ("Lam", bd.pos_hi(e2).e * Q[1]**2 + n1 * Q[2]),
+           ("Mu", bd.inf(e3).e * Q[1]**3 + 3 * bd.inf(e2).e * Q[1] * Q[2] + n1 * Q[3])]
+    return [(SOFTMAX_RULE, key, e) for key, e in out if _finite(e)]
+
+
 def derive_bounds(f: NormalizedFormulas) -> MemberBounds:
     """Bounds of every quantity in every region for one member (deterministic)."""
     rho = _rho(f)
@@ -712,6 +851,8 @@ def derive_bounds(f: NormalizedFormulas) -> MemberBounds:
                     e = bd.flat(m)
                     if _finite(e):
                         cands.setdefault(key, []).append((f"{rule} ({vname} view)", e))
+        for rule, key, e in _softmax_map_bounds(f, region):
+            cands.setdefault(key, []).append((rule, e))
         best = {key: _best([e for _, e in cands.get(key, [])], False) for key in ("C", "Lam", "g", "Mu", "Gb")}
         C = best["C"]
         Hu = _max(best["Lam"] + w_max**2, C) if _finite(best["Lam"], C) else oo
