@@ -33,6 +33,10 @@ Nothing is typed per member.  The rules are:
   (``min beta - 2 ||p|| ||q|| - max(0, -T) ||q||^2``); when ``ell = rho^2 / 2`` the
   Gauss-Newton split ``B = J^T J + sum_i rho_i hess rho_i`` drops the PSD part for ``C``;
   the directional derivative ``DB[h]`` follows the chain rule through ``alpha, S, T``.
+* **softmax map** (members with ``phi' = phi``, so ``F = phi / alpha`` is the softmax, and
+  ``ell = ell~(F, b)``): the chain rule through ``F`` with bounds on ``||D^k F[h^k]||_2``
+  (cumulant polynomials derived by series expansion, moment bounds by two-point extremality)
+  and the range of the softmax on ``||u||_2 <= R^2``; lemmas L1-L9 below and on the page.
 
 Each quantity is the minimum over the views and rules that apply; a rule meeting something
 it cannot bound (division by an interval containing 0, an unknown function) yields ``oo``,
@@ -43,6 +47,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cache
 
 import sympy as sp
 
@@ -565,6 +570,7 @@ class MemberBounds:
     name: str
     exprs: dict[str, dict[str, sp.Expr]]
     rules: dict[str, list[str]]
+    notes: tuple[str, ...] = ()    # Markdown/LaTeX paragraphs (lemmas of the rules that applied)
 
     def finite(self, region: str, quantity: str) -> bool:
         return _finite(self.exprs[region][quantity])
@@ -817,13 +823,19 @@ def softmax_range(region_radius: sp.Expr = U) -> sp.Expr:
 SOFTMAX_RULE = "softmax-map cumulant rule (phi' = phi)"
 
 
+@cache
+def softmax_map_constants(K: int = 3) -> tuple[dict[int, sp.Expr], sp.Symbol, dict[int, sp.Symbol], dict[int, sp.Expr]]:
+    """``(P, c, m, V)``: cumulant polynomials (L1) and ``V_k >= sup E_s P_k(c)^2`` (L5-L7)."""
+    P, c, m = cumulant_polynomials(K)
+    return P, c, m, {k: square_mean_bound(P[k], c, m) for k in P}
+
+
 def _softmax_map_bounds(f: NormalizedFormulas, region: str) -> list[tuple[str, str, sp.Expr]]:
     """(rule, key, bound) candidates for ``C``, ``Lam`` (lambda_max of B) and ``Mu`` (u-space M)."""
     lt = softmax_loss(f)
     if lt is None:
         return []
-    P, c, m = cumulant_polynomials(3)
-    V = {k: square_mean_bound(P[k], c, m) for k in P}
+    V = softmax_map_constants()[3]
     smax = softmax_range()
     env = Env(region, True, True, sp.Integer(1), sp.Integer(1), F_hi=smax)
     bd = Bounder(env)
@@ -835,6 +847,44 @@ def _softmax_map_bounds(f: NormalizedFormulas, region: str) -> list[tuple[str, s
            ("Lam", bd.pos_hi(e2).e * Q[1]**2 + n1 * Q[2]),
            ("Mu", bd.inf(e3).e * Q[1]**3 + 3 * bd.inf(e2).e * Q[1] * Q[2] + n1 * Q[3])]
     return [(SOFTMAX_RULE, key, e) for key, e in out if _finite(e)]
+
+
+def _softmax_map_note(f: NormalizedFormulas) -> str | None:
+    """The lemmas of the softmax-map rule with this member's derived pieces, as Markdown/LaTeX."""
+    lt = softmax_loss(f)
+    if lt is None:
+        return None
+    P, c, m, V = softmax_map_constants()
+    names = {F: "F", c: "c", **{m[j]: f"m_{{{j}}}" for j in m}}
+    Ps = ", ".join(f"P_{k} = {codegen.latex(P[k], names)}" for k in sorted(P))
+    Vs = ", ".join(f"V_{k} = {codegen.latex(V[k], names)}" for k in sorted(V))
+    return "\n".join([
+        f"### The {SOFTMAX_RULE}", "",
+        r"Here $\phi' = \phi$, so $F = \phi/\alpha = s$ is the softmax of $u$ and "
+        rf"$\ell = \tilde\ell(F, b)$ with $\tilde\ell = {codegen.latex(lt, names)}$. For a unit direction $h$, "
+        r"$c = h - \langle s, h\rangle 1$ and the central moments $m_j = \sum_i s_i c_i^j$:", "",
+        r"* (L1, cumulants) $F(u + th) = s \circ e^{tc} / \mathbb{E}_s e^{tc}$, so "
+        rf"$D^kF[h^k] = s \circ P_k(c)$ with (SymPy, series of $e^{{tc}}/\mathbb{{E}}_s e^{{tc}}$) ${Ps}$.",
+        r"* (L2, chain rule) $D^2 f[h^2] = \sum_i \tilde\ell''(DF_i)^2 + \tilde\ell' D^2F_i$, "
+        r"$D^3 f[h^3] = \sum_i \tilde\ell'''(DF_i)^3 + 3\tilde\ell'' DF_i D^2F_i + \tilde\ell' D^3F_i$ "
+        "(Cauchy-Schwarz on each sum).",
+        r"* (L3, Banach 1938) a symmetric trilinear form has norm $\sup_{\|h\|=1}|T[h,h,h]|$, so "
+        r"$\|DB[h]\| \le \sup_h |D^3 f[h^3]|$ and $M_u$ bounds $\|B(u) - B(v)\|/\|u - v\|$ on the (convex) ball.",
+        r"* (L4) $\|s \circ v\|_2^2 \le s_{\max} \mathbb{E}_s v^2$.",
+        r"* (L5, range) $c_i - c_j = h_i - h_j$, so under $s$ the variable $c$ has mean 0 and range $D \le \sqrt 2$.",
+        r"* (L6, two-point extremality) over mean-zero laws with range $\le D$, $|m_j| \le D^j \max_{t \in [0,1]} "
+        r"|t(1-t)((1-t)^{j-1} + (-1)^j t^{j-1})|$ (the extreme points of {mass 1, mean 0} have two atoms; homogeneity).",
+        r"* (L7, Jensen) $m_{2a} \ge m_2^a$, $m_j^2 \ge 0$ for the negative monomials of $\mathbb{E}_s P_k^2$; "
+        rf"the $m_2$-polynomial left is maximized exactly on $[0, D^2/4]$: ${Vs}$ ($V_k \ge \mathbb{{E}}_s P_k^2$).",
+        r"* (L8, Gershgorin) $\|DF[h]\|_2 \le \max_i 2 s_i(1 - s_i) \le 1/2$.",
+        r"* (L9, softmax range) $\|u\|_2 \le R^2$ gives $s_{\max} \le 1/(1 + (n-1)e^{-R^2\sqrt{n/(n-1)}})$ "
+        "(Jensen over the other entries, then Cauchy-Schwarz).", "",
+        r"With $Q_k = \sqrt{s_{\max} V_k}$ and $Q_1 = \min(1/2, \sqrt{s_{\max} V_1})$: "
+        r"$C \le \max(0, -\min\tilde\ell'') Q_1^2 + \|\tilde\ell'\|_2 Q_2$, "
+        r"$\lambda_{\max}(B) \le \max(0, \max\tilde\ell'') Q_1^2 + \|\tilde\ell'\|_2 Q_2$, "
+        r"$M_u \le \max|\tilde\ell'''| Q_1^3 + 3\max|\tilde\ell''| Q_1 Q_2 + \|\tilde\ell'\|_2 Q_3$ and "
+        r"$M = R^3 M_u$; the norms of $\tilde\ell'$, $\tilde\ell''$, $\tilde\ell'''$ come from the propagation rules "
+        r"with $0 \le F_i \le s_{\max}$.", ""])
 
 
 def derive_bounds(f: NormalizedFormulas) -> MemberBounds:
@@ -868,7 +918,8 @@ def derive_bounds(f: NormalizedFormulas) -> MemberBounds:
             q = {k: v.subs(b_norm, 1) for k, v in q.items()}
         exprs[region] = {k: (v if _finite(v) else oo) for k, v in q.items()}
         rules[region] = sorted({r for key in cands for r, _ in cands[key]})
-    return MemberBounds(name=f.spec.name, exprs=exprs, rules=rules)
+    note = _softmax_map_note(f) if any(SOFTMAX_RULE in rules[r] for r in REGIONS) else None
+    return MemberBounds(name=f.spec.name, exprs=exprs, rules=rules, notes=(note,) if note else ())
 
 
 # ----------------------------------------------------------------------------------------
@@ -985,6 +1036,7 @@ def emit_section(mb: MemberBounds) -> str:
             e = mb.exprs[region][q]
             body = codegen.latex(e, names) if _finite(e) else "\\infty \\text{ (no finite bound from the rules)}"
             lines += [f"$${q.replace('_', '_{') + ('}' if '_' in q else '')} \\le {body}$$", ""]
+    lines += list(mb.notes)
     return "\n".join(lines)
 
 
