@@ -11,7 +11,7 @@ import sympy as sp
 import softsym
 from softsym import guarantees as sb
 from softsym.derive import bounds as db
-from softsym.derive import normalized
+from softsym.derive import catalogue, normalized
 from softsym.derive.spec import NormalizedSpec, alpha, b, u
 from softsym.errors import UnknownObjectiveError, ValidationError
 
@@ -166,3 +166,101 @@ def test_rules_report_no_finite_bound_explicitly():
     exec(compile(src, "sinh_softmax_bounds", "exec"), ns)  # noqa: S102 - our own generated source
     assert ns["C_ball"](1.0, 3, 1.0, 0.0) == math.inf
     assert ns["FINITE"][("ball", "C")] is False
+
+
+# ----------------------------------------------------------------------------------------
+# The softmax-map cumulant rule (phi' = phi): its lemmas, checked numerically, and the target
+
+def _softmax(u):
+    e = np.exp(u - u.max())
+    return e / e.sum()
+
+
+def _cumulant_funcs():
+    P, c, m, V = db.softmax_map_constants()
+    syms = [c] + [m[j] for j in sorted(m)]
+    return {k: sp.lambdify(syms, P[k], "numpy") for k in P}, sorted(m), V
+
+
+def _central(s, h, js):
+    c = h - s @ h
+    return c, [float(s @ c**j) for j in js]
+
+
+def test_cumulant_polynomials_are_the_directional_derivatives_of_softmax():
+    # L1: D^k F(u)[h^k] = s * P_k(c), against central finite differences of the softmax
+    funcs, js, _ = _cumulant_funcs()
+    rng = np.random.default_rng(4)
+    for n in (2, 3, 6):
+        u, h = rng.standard_normal(n), rng.standard_normal(n)
+        h /= np.linalg.norm(h)
+        s = _softmax(u)
+        c, ms = _central(s, h, js)
+        t = 1e-2
+        F = {j: _softmax(u + j * t * h) for j in (-2, -1, 0, 1, 2)}
+        fd = {1: (F[1] - F[-1]) / (2 * t), 2: (F[1] - 2 * F[0] + F[-1]) / t**2,
+              3: (F[2] - 2 * F[1] + 2 * F[-1] - F[-2]) / (2 * t**3)}
+        for k, fn in funcs.items():
+            np.testing.assert_allclose(s * fn(c, *ms), fd[k], atol=5e-4)
+
+
+def test_moment_and_square_mean_bounds_hold_and_are_reached():
+    # L5-L7: for unit h, |m_j| and E_s P_k(c)^2 stay below the derived constants, and the
+    # two-point laws of n = 2 come close to them (the constants are not loose by design).
+    funcs, js, V = _cumulant_funcs()
+    mb = {j: float(db.moment_bound(j)) for j in js}
+    rng = np.random.default_rng(5)
+    top = {k: 0.0 for k in funcs}
+    for trial in range(3000):
+        n = 2 if trial % 2 else int(rng.integers(3, 8))
+        s = rng.dirichlet(np.full(n, 0.3 if trial % 3 else 1.0))
+        h = rng.standard_normal(n)
+        h /= np.linalg.norm(h)
+        c, ms = _central(s, h, js)
+        assert np.ptp(c) <= math.sqrt(2) + 1e-12
+        for j, mj in zip(js, ms):
+            assert abs(mj) <= mb[j] * (1 + 1e-12) + 1e-15
+        for k, fn in funcs.items():
+            val = float(s @ fn(c, *ms) ** 2)
+            assert val <= float(V[k]) * (1 + 1e-12)
+            top[k] = max(top[k], val)
+    assert top[1] > 0.49 and top[2] > 0.2 and top[3] > 0.2, top
+
+
+def test_softmax_range_bound_holds_and_is_reached():
+    # L9: max_i softmax(u)_i <= 1 / (1 + (n-1) exp(-R^2 sqrt(n/(n-1)))) on ||u|| <= R^2, with
+    # equality at u = R^2 (1, -1/(n-1), ...) / sqrt(n/(n-1))
+    f = sp.lambdify((db.R, db.n), db.softmax_range(), "math")
+    rng = np.random.default_rng(6)
+    for n in (2, 3, 7):
+        for R in (0.5, 1.0, 2.0):
+            bound = f(R, n)
+            for _ in range(200):
+                u = rng.standard_normal(n)
+                u *= R**2 * rng.random() / np.linalg.norm(u)
+                assert _softmax(u).max() <= bound * (1 + 1e-12)
+            u = np.full(n, -1.0 / (n - 1))
+            u[0] = 1.0
+            u *= R**2 / np.linalg.norm(u)
+            assert _softmax(u).max() == pytest.approx(bound, rel=1e-12)
+
+
+def test_softmax_rule_applies_only_where_its_precondition_holds():
+    names = {s.name: normalized.derive(s) for s in catalogue.NORMALIZED}
+    assert db.softmax_loss(names["softmax"]) == (db.F - b) ** 2 / 2
+    assert db.softmax_loss(names["softmax_xent"]) == -b * sp.log(db.F)     # applies, gives no finite bound
+    for other in ("rescaled_exp", "rescaled_cosh", "exp"):
+        assert db.softmax_loss(names[other]) is None, other
+
+
+@pytest.mark.parametrize("region", sb.REGIONS)
+def test_softmax_C_and_M_tightness_at_most_10(region):
+    # Issue 3's target as a regression guard: for softmax at R in {1, 2, 4} and n in {2, 3, 5}
+    # the derived C and M are valid and within a factor 10 of the worst the search finds.
+    cert = sb.certify("softmax", R=(1.0, 2.0, 4.0), n=(2, 3, 5), region=region, quantities=("C", "M"),
+                      seed=0, restarts=3, maxfev=300)
+    assert not cert.violations, cert.table()
+    assert max(r.tightness for r in cert.rows) <= 10.0, cert.table()
+    # n- and R-free for large R: C <= 2/sqrt(3), M <= 2.7 R^3
+    bd = sb.bounds("softmax", R=4.0, n=1000, region=region)
+    assert bd.C <= 2 / math.sqrt(3) + 1e-9 and bd.M <= 2.7 * 4.0**3
