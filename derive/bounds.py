@@ -37,6 +37,10 @@ Nothing is typed per member.  The rules are:
   ``ell = ell~(F, b)``): the chain rule through ``F`` with bounds on ``||D^k F[h^k]||_2``
   (cumulant polynomials derived by series expansion, moment bounds by two-point extremality)
   and the range of the softmax on ``||u||_2 <= R^2``; lemmas L1-L9 below and on the page.
+* **pair expansion** (``ell = rho^2 / 2`` with ``rho`` affine in ``alpha``, e.g. the rescaled
+  members): the Gauss-Newton remainder is diagonal and, with ``alpha = sum_j phi(u_j)``, a sum
+  of pair terms in ``(u_i, u_j)`` bounded under the joint constraint ``u_i^2 + u_j^2 <= R^4``
+  (``e^{sqrt 2 R^2}`` instead of ``e^{2 R^2}``); lemmas P1-P3 below and on the page.
 
 Each quantity is the minimum over the views and rules that apply; a rule meeting something
 it cannot bound (division by an interval containing 0, an unknown function) yields ``oo``,
@@ -887,6 +891,144 @@ def _softmax_map_note(f: NormalizedFormulas) -> str | None:
         r"with $0 \le F_i \le s_{\max}$.", ""])
 
 
+# ----------------------------------------------------------------------------------------
+# Rule for half-square losses whose residual is affine in the normalizer: pair expansion.
+#
+# With ell = rho^2 / 2 and rho = rho0(u) + alpha rho1(b) (rho_{alpha alpha} = rho_{u alpha} = 0),
+# the Gauss-Newton split B = J^T J + sum_i rho_i hess rho_i has a *diagonal* second part,
+# d_i = rho_i rho0''(u_i) + phi''(u_i) sum_k rho_k rho1(b_k).  Writing alpha = sum_j phi(u_j) and
+# Q = sum_k rho1(b_k)^2 turns it into d_i = self(u_i, b_i) + sum_j pair(u_i, b_i; u_j, b_j; Q):
+#
+# * P1 (diagonal) the j = i term joins self(u_i, b_i) with Q = rho1(b_i)^2 + Q', Q' >= 0;
+# * P2 (pairs) for j != i, Q = rho1(b_i)^2 + rho1(b_j)^2 + Q'' with Q'' in [0, sup Q], and the
+#   joint constraint u_i^2 + u_j^2 <= ||u||^2 <= R^4 bounds every exponential
+#   |c exp(a u_i + a' u_j)| <= |c| exp(R^2 sqrt(a^2 + a'^2)) (Cauchy-Schwarz);
+# * P3 each group (u-factor) x (coefficient in b, b', Q') is bounded by the u-factor's bound
+#   times the negative part of the coefficient's minimum (u-factor >= 0, e.g. exp, cosh) or its
+#   largest absolute value (otherwise); a coefficient that is a sum of one-variable polynomials
+#   is minimized exactly over the box of b (endpoints and critical points).
+#
+# Hence C <= max(0, -min self-group) + (n - 1) max(0, -min pair-group), dropping J^T J >= 0.
+
+PAIR_RULE = "Gauss-Newton split + pair expansion (residual affine in alpha)"
+_u2, _b2, _Qp = sp.Symbol("u_j", real=True), sp.Symbol("b_j", real=True), sp.Symbol("Q_rest", nonnegative=True)
+
+
+def _exp_abs_bound(e: sp.Expr, uvars: tuple[sp.Symbol, ...]) -> sp.Expr:
+    """P2: upper bound of ``|e|`` for ``||uvars||_2 <= R^2`` when ``e`` is a sum of ``c exp(linear)``; else oo."""
+    total = sp.Integer(0)
+    for t in sp.Add.make_args(sp.powsimp(sp.expand(e.rewrite(sp.exp)))):
+        c, rest = t.as_independent(*uvars, as_Add=False)
+        if rest == 1:
+            arg = sp.Integer(0)
+        elif isinstance(rest, sp.exp):
+            arg = rest.args[0]
+        else:
+            return oo
+        coeffs = [sp.diff(arg, v) for v in uvars]
+        if not c.is_number or any(not k.is_number for k in coeffs) or sp.expand(arg - sum(k * v for k, v in zip(coeffs, uvars))) != 0:
+            return oo
+        total += abs(c) * sp.exp(U * sp.sqrt(sum(k**2 for k in coeffs)))
+    return total
+
+
+def _poly_extremes(p: sp.Expr, box: dict[sp.Symbol, tuple[sp.Expr, sp.Expr]]) -> tuple[sp.Expr, sp.Expr] | None:
+    """P3: (lower bound of min, upper bound of max) of ``p`` over ``box`` when separable, else None."""
+    gens = [v for v in sorted(box, key=sp.default_sort_key) if p.has(v)]
+    if not gens:
+        return p, p
+    poly = sp.Poly(sp.expand(p), *gens)
+    if any(not co.is_number for co in poly.coeffs()) or any(sum(1 for e in mon if e) > 1 for mon in poly.monoms()):
+        return None
+    lo, hi = poly.coeff_monomial(1), poly.coeff_monomial(1)
+    for i, v in enumerate(gens):
+        part = sum((co * v ** mon[i] for mon, co in poly.terms() if mon[i]), sp.Integer(0))
+        a, c = box[v]
+        pts = [a, c]
+        if sp.degree(part, v) > 1:   # critical points, inside the box or not: a valid min / max either way
+            pts += sp.Poly(sp.diff(part, v), v).real_roots()
+        vals = [part.subs(v, x) for x in pts]
+        lo, hi = lo + _min(*vals), hi + _max(*vals)
+    return lo, hi
+
+
+def _neg_part_bound(e: sp.Expr, uvars: tuple[sp.Symbol, ...], box) -> sp.Expr:
+    """P3: upper bound of ``max(0, -e)`` grouping the terms of ``e`` by their u-dependent factor."""
+    groups: dict[sp.Expr, sp.Expr] = {}
+    for t in sp.Add.make_args(sp.expand(e)):
+        c, phi_part = t.as_independent(*uvars, as_Add=False)
+        groups[phi_part] = groups.get(phi_part, sp.Integer(0)) + c
+    total = sp.Integer(0)
+    for phi_part in sorted(groups, key=sp.default_sort_key):
+        ext = _poly_extremes(groups[phi_part], box)
+        mag = _exp_abs_bound(phi_part, uvars)
+        if ext is None or not _finite(mag):
+            return oo
+        lo, hi = ext
+        if phi_part.is_nonnegative:
+            total += mag * _max(0, -lo)
+        else:
+            total += mag * _max(-lo, hi, 0)
+    return total
+
+
+def _pair_parts(f: NormalizedFormulas) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Symbol] | None:
+    """``(rho1, self, pair, Q)`` of the pair expansion, or None when its precondition fails."""
+    rho = _rho(f)
+    if rho is None or not f.normalized or sp.diff(rho, alpha, 2) != 0 or sp.diff(rho, u, alpha) != 0:
+        return None
+    rho1 = sp.diff(rho, alpha)
+    rho0 = sp.expand(rho - alpha * rho1)
+    if rho0.has(alpha) or rho1.has(u):
+        return None
+    at_j = {u: _u2, b: _b2}
+    r0pp, phipp = sp.diff(rho0, u, 2), f.partials["phi_uu"]
+    Q = sp.Symbol("Q_all", nonnegative=True)
+    pair = r0pp * f.phi.xreplace({u: _u2}) * rho1 + phipp * rho0.xreplace(at_j) * rho1.xreplace(at_j) \
+        + phipp * f.phi.xreplace({u: _u2}) * Q
+    return rho1, r0pp * rho0, pair, Q
+
+
+def _pair_bounds(f: NormalizedFormulas, region: str) -> list[tuple[str, str, sp.Expr]]:
+    """(rule, "C", bound) from the pair expansion, when its precondition holds."""
+    parts = _pair_parts(f)
+    if parts is None:
+        return []
+    rho1, self_, pair, Q = parts
+    diag = self_ + pair.xreplace({_u2: u, _b2: b}).xreplace({Q: rho1**2 + _Qp})
+    off = pair.xreplace({Q: rho1**2 + rho1.xreplace({b: _b2}) ** 2 + _Qp})
+    env = Env(region, False, False, sp.Integer(0), sp.Integer(0))
+    q_hi = env.sum(rho1**2).hi
+    b_box = (sp.Integer(0), sp.Integer(1)) if region == "simplex" else (-b_norm, b_norm)
+    box = {b: b_box, _b2: b_box, _Qp: (sp.Integer(0), q_hi)}
+    C = _neg_part_bound(diag, (u,), box) + (n - 1) * _neg_part_bound(off, (u, _u2), box)
+    return [(PAIR_RULE, "C", C)] if _finite(C) else []
+
+
+def _pair_note(f: NormalizedFormulas) -> str | None:
+    """The pair expansion with this member's derived pieces, as Markdown/LaTeX."""
+    parts = _pair_parts(f)
+    if parts is None:
+        return None
+    rho1, self_, pair, Q = parts
+    names = {_u2: "u_j", _b2: "b_j", Q: "Q", u: "u_i", b: "b_i"}
+    tex = lambda e: codegen.latex(e, names)  # noqa: E731
+    return "\n".join([
+        f"### The {PAIR_RULE}", "",
+        r"Here $\ell = \rho^2/2$ with $\rho = \rho_0(u) + \alpha\rho_1(b)$, $\rho_1 = " + tex(rho1) + "$. "
+        r"In $B = J^\top J + \sum_i \rho_i \nabla^2\rho_i$ the second part is diagonal, "
+        r"$d_i = \mathrm{self}(u_i, b_i) + \sum_j \mathrm{pair}(u_i, b_i; u_j, b_j; Q)$ with $Q = \sum_k \rho_1(b_k)^2$, "
+        rf"$\mathrm{{self}} = {tex(self_)}$ and $\mathrm{{pair}} = {tex(pair)}$.", "",
+        r"* (P1) the $j = i$ term joins self with $Q = \rho_1(b_i)^2 + Q'$, $Q' \ge 0$;",
+        r"* (P2) for $j \ne i$, $Q = \rho_1(b_i)^2 + \rho_1(b_j)^2 + Q''$ and $u_i^2 + u_j^2 \le R^4$, so "
+        r"$|c\,e^{a u_i + a' u_j}| \le |c|\,e^{R^2\sqrt{a^2 + a'^2}}$ (Cauchy-Schwarz);",
+        r"* (P3) each group (factor in $u$) $\times$ (coefficient in $b_i, b_j, Q'$) is bounded by the factor's bound "
+        r"times the negative part of the coefficient's minimum (factor $\ge 0$) or its largest modulus; separable "
+        r"coefficients are minimized exactly over the box of $b$.", "",
+        r"So $C \le \max(0, -\min d^{\mathrm{diag}}) + (n - 1)\max(0, -\min \mathrm{pair}_{j \ne i})$, "
+        r"dropping $J^\top J \succeq 0$.", ""])
+
+
 def derive_bounds(f: NormalizedFormulas) -> MemberBounds:
     """Bounds of every quantity in every region for one member (deterministic)."""
     rho = _rho(f)
@@ -901,7 +1043,7 @@ def derive_bounds(f: NormalizedFormulas) -> MemberBounds:
                     e = bd.flat(m)
                     if _finite(e):
                         cands.setdefault(key, []).append((f"{rule} ({vname} view)", e))
-        for rule, key, e in _softmax_map_bounds(f, region):
+        for rule, key, e in _softmax_map_bounds(f, region) + _pair_bounds(f, region):
             cands.setdefault(key, []).append((rule, e))
         best = {key: _best([e for _, e in cands.get(key, [])], False) for key in ("C", "Lam", "g", "Mu", "Gb")}
         C = best["C"]
@@ -918,8 +1060,9 @@ def derive_bounds(f: NormalizedFormulas) -> MemberBounds:
             q = {k: v.subs(b_norm, 1) for k, v in q.items()}
         exprs[region] = {k: (v if _finite(v) else oo) for k, v in q.items()}
         rules[region] = sorted({r for key in cands for r, _ in cands[key]})
-    note = _softmax_map_note(f) if any(SOFTMAX_RULE in rules[r] for r in REGIONS) else None
-    return MemberBounds(name=f.spec.name, exprs=exprs, rules=rules, notes=(note,) if note else ())
+    notes = [note for rule, make in ((SOFTMAX_RULE, _softmax_map_note), (PAIR_RULE, _pair_note))
+             if any(rule in rules[r] for r in REGIONS) and (note := make(f))]
+    return MemberBounds(name=f.spec.name, exprs=exprs, rules=rules, notes=tuple(notes))
 
 
 # ----------------------------------------------------------------------------------------

@@ -78,8 +78,10 @@ FINITE = {
 
 def C_ball(R, n, b_norm, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (ball region)."""
-    c0 = _cosh(_pow(R, 2))
-    out = _hmax(0, b_norm*_pow(c0, 2)*math.sqrt(n) - c0*(-b_norm*c0*n + 1))
+    c0 = _pow(R, 2)
+    c1 = _pow(b_norm, 2)
+    c2 = _cosh(c0)
+    out = _least((n - 1)*_hmax(0, -2*_hmin(-1/4, -b_norm + c1))*_exp(math.sqrt(2)*c0) + ((1/2)*_exp(2*c0) + 1/2)*_hmax(0, -_hmin(-1, -2*b_norm + c1) - 1), _hmax(0, b_norm*_pow(c2, 2)*math.sqrt(n) - c2*(-b_norm*c2*n + 1)))
     return float(out)
 
 
@@ -101,8 +103,10 @@ def smooth_ball(R, n, b_norm, w_max):
     c13 = c12 + c7*(c11 + c7)
     c14 = _pow(c1, 2)
     c15 = c14 + c6*c9
-    c16 = _pow(b_norm, 2)*c14*n + 2*c14*c3
-    out = c0*_hmax(_pow(w_max, 2) + _least(c4 + c9*(c5 + c6), c4 + _hmax(0, _least(c13, b_norm*c8*n + c12 + c8)), c16 + _hmax(0, _least(c15 + c5*c9, b_norm*c9 + c15 + c9)), c13 + c14 + c16), _hmax(0, c3*c8 - c7*(1 - c11)))
+    c16 = _pow(b_norm, 2)
+    c17 = 2*b_norm
+    c18 = c14*c16*n + c14*c17*c2
+    out = c0*_hmax(_pow(w_max, 2) + _least(c4 + c9*(c5 + c6), c4 + _hmax(0, _least(c13, b_norm*c8*n + c12 + c8)), c18 + _hmax(0, _least(c15 + c5*c9, b_norm*c9 + c15 + c9)), c13 + c14 + c18), _least((n - 1)*_hmax(0, -2*_hmin(-1/4, -b_norm + c16))*_exp(math.sqrt(2)*c0) + ((1/2)*_exp(2*c0) + 1/2)*_hmax(0, -_hmin(-1, c16 - c17) - 1), _hmax(0, c3*c8 - c7*(1 - c11))))
     return float(out)
 
 
@@ -159,8 +163,10 @@ def G_A_ball(R, n, b_norm, w_max):
     c19 = c18 + c2*(c2 + c9)
     c20 = _pow(c4, 2)
     c21 = c17*c5 + c20
-    c22 = _pow(b_norm, 2)*c20*n + 2*c14*c20
-    out = c0*c1 + c0*_hmax(c1 + _least(c15 + c17*(c3 + c5), c15 + _hmax(0, _least(c19, c16*c8 + c16 + c18)), c22 + _hmax(0, _least(c17*c3 + c21, b_norm*c17 + c17 + c21)), c19 + c20 + c22), _hmax(0, c14*c16 - c2*(1 - c9))) + _least(c2*n*(c3*c4 + c7*_hmax(b_norm, c5)), _least(c11*c4 + c13, c10*c4 + c13 + c4*c9))
+    c22 = _pow(b_norm, 2)
+    c23 = 2*b_norm
+    c24 = c20*c22*n + c20*c23*c6
+    out = c0*c1 + c0*_hmax(c1 + _least(c15 + c17*(c3 + c5), c15 + _hmax(0, _least(c19, c16*c8 + c16 + c18)), c24 + _hmax(0, _least(c17*c3 + c21, b_norm*c17 + c17 + c21)), c19 + c20 + c24), _least((n - 1)*_hmax(0, -2*_hmin(-1/4, -b_norm + c22))*_exp(math.sqrt(2)*c0) + ((1/2)*_exp(2*c0) + 1/2)*_hmax(0, -_hmin(-1, c22 - c23) - 1), _hmax(0, c14*c16 - c2*(1 - c9)))) + _least(c2*n*(c3*c4 + c7*_hmax(b_norm, c5)), _least(c11*c4 + c13, c10*c4 + c13 + c4*c9))
     return float(out)
 
 
@@ -179,11 +185,7 @@ def G_b_ball(R, n, b_norm, w_max):
 
 def C_simplex(R, n, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (simplex region)."""
-    c0 = _cosh(_pow(R, 2))
-    c1 = c0*n
-    c2 = c1 - 1
-    c3 = -c1
-    out = _hmax(0, c0*c2 - c0*_greatest(_greatest(c3, -_hmax(c2, c0)), _greatest(c3, -_least(c0*math.sqrt(n), c0))))
+    out = (1/2)*(n - 1)*_exp(math.sqrt(2)*_pow(R, 2))
     return float(out)
 
 
@@ -191,16 +193,12 @@ def smooth_simplex(R, n, w_max):
     """||hess L(x)|| <= smooth (gradient Lipschitz constant) (simplex region)."""
     c0 = _pow(R, 2)
     c1 = _sinh(c0)
-    c2 = math.sqrt(n)
-    c3 = c1*c2
-    c4 = _cosh(c0)
-    c5 = c4*n
-    c6 = c5 - 1
-    c7 = _hmax(c6, c4)
-    c8 = _pow(c4, 2) + c4*_least(c6*n, c7)
-    c9 = _pow(c1, 2)
-    c10 = -c5
-    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(c1 + c3, 2) + _hmax(0, c8), 2*c3*_least(c3, c1) + c9*n + _hmax(0, c8 + c9)), _hmax(0, c4*c6 - c4*_greatest(_greatest(c10, -c7), _greatest(c10, -_least(c2*c4, c4)))))
+    c2 = c1*math.sqrt(n)
+    c3 = _cosh(c0)
+    c4 = c3*n - 1
+    c5 = _pow(c3, 2) + c3*_least(c4*n, _hmax(c4, c3))
+    c6 = _pow(c1, 2)
+    out = c0*_hmax((1/2)*(n - 1)*_exp(math.sqrt(2)*c0), _pow(w_max, 2) + _least(_pow(c1 + c2, 2) + _hmax(0, c5), 2*c2*_least(c2, c1) + c6*n + _hmax(0, c5 + c6)))
     return float(out)
 
 
@@ -243,11 +241,10 @@ def G_A_simplex(R, n, w_max):
     c11 = _pow(c2, 2)
     c12 = _least(c4, c2)
     c13 = 2*c12
-    c14 = -c6
-    c15 = c3*c5
-    c16 = _greatest(_greatest(c14, -c8), _greatest(c14, -_least(c15, c5)))
-    c17 = c4*_hmax(-c16, c9)
-    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c2 + c4, 2) + _hmax(0, c10), c11*n + c13*c4 + _hmax(0, c10 + c11)), _hmax(0, -c16*c5 + c5*c7)) + _least(c6*_least(c13 + c4, c4 + _least(c4, 2*c2)), _least(c17 + _least(c2*(c15 + c6), c4*c8), c12*c6 + c17 + c4*c5))
+    c14 = c3*c5
+    c15 = -c6
+    c16 = c4*_hmax(-_greatest(_greatest(c15, -c8), _greatest(c15, -_least(c14, c5))), c9)
+    out = c0*c1 + c0*_hmax((1/2)*(n - 1)*_exp(math.sqrt(2)*c0), c1 + _least(_pow(c2 + c4, 2) + _hmax(0, c10), c11*n + c13*c4 + _hmax(0, c10 + c11))) + _least(c6*_least(c13 + c4, c4 + _least(c4, 2*c2)), _least(c16 + _least(c2*(c14 + c6), c4*c8), c12*c6 + c16 + c4*c5))
     return float(out)
 
 

@@ -79,8 +79,10 @@ FINITE = {
 def C_ball(R, n, b_norm, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (ball region)."""
     c0 = _pow(R, 2)
-    c1 = _exp(c0)
-    out = _hmax(0, b_norm*math.sqrt(n)*_exp(2*c0) - c1*(-b_norm*c1*n + _exp(-c0)))
+    c1 = _exp(2*c0)
+    c2 = _pow(b_norm, 2)
+    c3 = _exp(c0)
+    out = _least(c1*_hmax(0, -_hmin(-1, -2*b_norm + c2) - 1) + (n - 1)*_hmax(0, -2*_hmin(-1/4, -b_norm + c2))*_exp(math.sqrt(2)*c0), _hmax(0, b_norm*c1*math.sqrt(n) - c3*(-b_norm*c3*n + _exp(-c0))))
     return float(out)
 
 
@@ -98,7 +100,7 @@ def smooth_ball(R, n, b_norm, w_max):
     c9 = c1*n
     c10 = 2*c1
     c11 = b_norm*c4
-    out = c0*_hmax(_pow(w_max, 2) + _least(c1*_pow(n, 2)*(b_norm*(b_norm + 1) + 3*b_norm + c2 + 2), c3*(c3 + c7) + c8 + _pow(b_norm*c5 + c3, 2), c10*c11 + c2*c9 + _hmax(0, _least(c3*(2*c3 + c7) + c8, b_norm*c9 + c10 + c8))), _hmax(0, c1*c11 - c3*(-c7 + _exp(-c0))))
+    out = c0*_hmax(_pow(w_max, 2) + _least(c1*_pow(n, 2)*(b_norm*(b_norm + 1) + 3*b_norm + c2 + 2), c3*(c3 + c7) + c8 + _pow(b_norm*c5 + c3, 2), c10*c11 + c2*c9 + _hmax(0, _least(c3*(2*c3 + c7) + c8, b_norm*c9 + c10 + c8))), _least(c1*_hmax(0, -_hmin(-1, -2*b_norm + c2) - 1) + (n - 1)*_hmax(0, -2*_hmin(-1/4, -b_norm + c2))*_exp(math.sqrt(2)*c0), _hmax(0, c1*c11 - c3*(-c7 + _exp(-c0)))))
     return float(out)
 
 
@@ -140,7 +142,7 @@ def G_A_ball(R, n, b_norm, w_max):
     c15 = b_norm*c12
     c16 = 2*c4
     c17 = b_norm*c9
-    out = c0*c1 + c0*_hmax(c1 + _least(c5*(3*b_norm + c14 + c3 + 2), c15 + c6*(c6 + c8) + _pow(c13 + c6, 2), c14*c4*n + c16*c17 + _hmax(0, _least(c15 + c6*(2*c6 + c8), c15 + c16 + c4*c7))), _hmax(0, c17*c4 - c6*(-c8 + _exp(-c0)))) + _least(c5*(c2 + _hmax(b_norm, c3)), c10*_hmax(b_norm*c11, c13) + c12)
+    out = c0*c1 + c0*_hmax(c1 + _least(c5*(3*b_norm + c14 + c3 + 2), c15 + c6*(c6 + c8) + _pow(c13 + c6, 2), c14*c4*n + c16*c17 + _hmax(0, _least(c15 + c6*(2*c6 + c8), c15 + c16 + c4*c7))), _least(c4*_hmax(0, -_hmin(-1, -2*b_norm + c14) - 1) + (n - 1)*_hmax(0, -2*_hmin(-1/4, -b_norm + c14))*_exp(math.sqrt(2)*c0), _hmax(0, c17*c4 - c6*(-c8 + _exp(-c0))))) + _least(c5*(c2 + _hmax(b_norm, c3)), c10*_hmax(b_norm*c11, c13) + c12)
     return float(out)
 
 
@@ -157,12 +159,7 @@ def G_b_ball(R, n, b_norm, w_max):
 
 def C_simplex(R, n, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (simplex region)."""
-    c0 = _pow(R, 2)
-    c1 = _exp(c0)
-    c2 = c1*n
-    c3 = c2 - _exp(-c0)
-    c4 = -c2
-    out = _hmax(0, c1*c3 - c1*_greatest(_greatest(c4, -_hmax(c3, c1)), _greatest(c4, -_least(c1*math.sqrt(n), c1))))
+    out = (1/2)*(n - 1)*_exp(math.sqrt(2)*_pow(R, 2))
     return float(out)
 
 
@@ -174,11 +171,8 @@ def smooth_simplex(R, n, w_max):
     c3 = _exp(2*c0)
     c4 = c1*n
     c5 = c4 - _exp(-c0)
-    c6 = _hmax(c5, c1)
-    c7 = c1*_least(c4, _least(c5*n, c6))
-    c8 = _least(c2, c1)
-    c9 = -c4
-    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(c1 + c2, 2) + _hmax(0, c3 + c7), 2*c2*c8 + c3*n + _hmax(0, 2*c3 + c7)), _hmax(0, c1*c5 - c1*_greatest(_greatest(c9, -c6), _greatest(c9, -c8))))
+    c6 = c1*_least(c4, _least(c5*n, _hmax(c5, c1)))
+    out = c0*_hmax((1/2)*(n - 1)*_exp(math.sqrt(2)*c0), _pow(w_max, 2) + _least(_pow(c1 + c2, 2) + _hmax(0, c3 + c6), 2*c2*_least(c2, c1) + c3*n + _hmax(0, 2*c3 + c6)))
     return float(out)
 
 
@@ -218,9 +212,8 @@ def G_A_simplex(R, n, w_max):
     c11 = _least(c4, c2)
     c12 = 2*c5
     c13 = -c6
-    c14 = _greatest(_greatest(c13, -c8), _greatest(c13, -c11))
-    c15 = c4*_hmax(-c14, c9)
-    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c2 + c4, 2) + _hmax(0, c10 + c5), 2*c11*c4 + c5*n + _hmax(0, c10 + c12)), _hmax(0, -c14*c2 + c2*c7)) + _least(c12*_pow(n, 2), _least(c15 + _least(c2*(c4 + c6), c4*c8), c11*c6 + c15 + c3*c5))
+    c14 = c4*_hmax(-_greatest(_greatest(c13, -c8), _greatest(c13, -c11)), c9)
+    out = c0*c1 + c0*_hmax((1/2)*(n - 1)*_exp(math.sqrt(2)*c0), c1 + _least(_pow(c2 + c4, 2) + _hmax(0, c10 + c5), 2*c11*c4 + c5*n + _hmax(0, c10 + c12))) + _least(c12*_pow(n, 2), _least(c14 + _least(c2*(c4 + c6), c4*c8), c11*c6 + c14 + c3*c5))
     return float(out)
 
 

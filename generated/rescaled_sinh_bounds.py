@@ -78,9 +78,12 @@ FINITE = {
 
 def C_ball(R, n, b_norm, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (ball region)."""
-    c0 = _sinh(_pow(R, 2))
-    c1 = b_norm*n
-    out = b_norm*c0*(c0*c1 + c0*math.sqrt(n)) + _pow(c0, 2)*c1
+    c0 = _pow(R, 2)
+    c1 = _sinh(c0)
+    c2 = b_norm*n
+    c3 = 2*b_norm
+    c4 = _pow(b_norm, 2)
+    out = _least(b_norm*c1*(c1*c2 + c1*math.sqrt(n)) + _pow(c1, 2)*c2, (n - 1)*_hmax(c3 + 3*c4, -2*_hmin(-1/4, -b_norm + c4))*_exp(math.sqrt(2)*c0) + ((1/2)*_exp(2*c0) + 1/2)*_hmax(0, -_hmin(-1, -c3 + c4) - 1))
     return float(out)
 
 
@@ -89,18 +92,19 @@ def smooth_ball(R, n, b_norm, w_max):
     c0 = _pow(R, 2)
     c1 = _cosh(c0)
     c2 = math.sqrt(n)
-    c3 = b_norm*c2
-    c4 = _sinh(c0)
-    c5 = b_norm*c4
-    c6 = c5*n
-    c7 = c5*(c2*c4 + c6)
-    c8 = c4 + c6
-    c9 = c7 + _hmax(c4*c8, c4*c8)
-    c10 = _pow(c4, 2)
-    c11 = b_norm*c10*n + c7
-    c12 = c10 + c11
+    c3 = _sinh(c0)
+    c4 = b_norm*c3
+    c5 = c4*n
+    c6 = c4*(c2*c3 + c5)
+    c7 = c3 + c5
+    c8 = c6 + _hmax(c3*c7, c3*c7)
+    c9 = _pow(c3, 2)
+    c10 = b_norm*c9*n + c6
+    c11 = c10 + c9
+    c12 = _pow(b_norm, 2)
     c13 = _pow(c1, 2)
-    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(c1*c3 + c1, 2) + _hmax(0, _least(c9, c12)), _pow(b_norm, 2)*c13*n + 2*c13*c3 + _hmax(0, _least(c13 + c9, c12 + c13))), c11)
+    c14 = 2*b_norm
+    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(b_norm*c1*c2 + c1, 2) + _hmax(0, _least(c8, c11)), c12*c13*n + c13*c14*c2 + _hmax(0, _least(c13 + c8, c11 + c13))), _least(c10, (n - 1)*_hmax(3*c12 + c14, -2*_hmin(-1/4, -b_norm + c12))*_exp(math.sqrt(2)*c0) + ((1/2)*_exp(2*c0) + 1/2)*_hmax(0, -_hmin(-1, c12 - c14) - 1)))
     return float(out)
 
 
@@ -144,8 +148,10 @@ def G_A_ball(R, n, b_norm, w_max):
     c15 = _pow(c3, 2)
     c16 = b_norm*c15*n + c12
     c17 = c15 + c16
-    c18 = _pow(c2, 2)
-    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c10*c2 + c2, 2) + _hmax(0, _least(c14, c17)), _pow(b_norm, 2)*c18*n + 2*c10*c18 + _hmax(0, _least(c14 + c18, c17 + c18))), c16) + _least(c11 + c9, c11 + c2*c5 + c2*c7)
+    c18 = _pow(b_norm, 2)
+    c19 = _pow(c2, 2)
+    c20 = 2*b_norm
+    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c10*c2 + c2, 2) + _hmax(0, _least(c14, c17)), c18*c19*n + c19*c20*c6 + _hmax(0, _least(c14 + c19, c17 + c19))), _least(c16, (n - 1)*_hmax(3*c18 + c20, -2*_hmin(-1/4, -b_norm + c18))*_exp(math.sqrt(2)*c0) + ((1/2)*_exp(2*c0) + 1/2)*_hmax(0, -_hmin(-1, c18 - c20) - 1))) + _least(c11 + c9, c11 + c2*c5 + c2*c7)
     return float(out)
 
 
@@ -162,12 +168,13 @@ def G_b_ball(R, n, b_norm, w_max):
 
 def C_simplex(R, n, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (simplex region)."""
-    c0 = _sinh(_pow(R, 2))
-    c1 = c0*n
-    c2 = _least(c0*math.sqrt(n), c0)
-    c3 = c0*(-c1 + _greatest(-c1, -c2))
-    c4 = c0*(c1 + _least(c1, c2))
-    out = _hmax(0, _pow(c0, 2)*n - _hmin(-c3, c3, -c4, c4))
+    c0 = _pow(R, 2)
+    c1 = _sinh(c0)
+    c2 = c1*n
+    c3 = _least(c1*math.sqrt(n), c1)
+    c4 = c1*(-c2 + _greatest(-c2, -c3))
+    c5 = c1*(c2 + _least(c2, c3))
+    out = _least((n - 1)*_exp(math.sqrt(2)*c0), _hmax(0, _pow(c1, 2)*n - _hmin(-c4, c4, -c5, c5)))
     return float(out)
 
 
@@ -191,7 +198,7 @@ def smooth_simplex(R, n, w_max):
     c15 = c14*n
     c16 = c12 + c14 + c15
     c17 = _pow(c1, 2)
-    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(c1 + c3, 2) + _hmax(0, _least(c13, c16)), c17*n + 2*c3*_least(c3, c1) + _hmax(0, _least(c13 + c17, c16 + c17))), _hmax(0, c15 - _hmin(c9, c8, c11, c10)))
+    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(c1 + c3, 2) + _hmax(0, _least(c13, c16)), c17*n + 2*c3*_least(c3, c1) + _hmax(0, _least(c13 + c17, c16 + c17))), _least((n - 1)*_exp(math.sqrt(2)*c0), _hmax(0, c15 - _hmin(c9, c8, c11, c10))))
     return float(out)
 
 
@@ -240,7 +247,7 @@ def G_A_simplex(R, n, w_max):
     c20 = c19*n
     c21 = c17 + c19 + c20
     c22 = _pow(c2, 2)
-    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c10 + c2, 2) + _hmax(0, _least(c18, c21)), 2*c10*_least(c10, c2) + c22*n + _hmax(0, _least(c18 + c22, c21 + c22))), _hmax(0, c20 - _hmin(c14, c13, c16, c15))) + _least(c11 + c2*(c4 + c6), c10*c3 + c11 + c2*c4)
+    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c10 + c2, 2) + _hmax(0, _least(c18, c21)), 2*c10*_least(c10, c2) + c22*n + _hmax(0, _least(c18 + c22, c21 + c22))), _least((n - 1)*_exp(math.sqrt(2)*c0), _hmax(0, c20 - _hmin(c14, c13, c16, c15)))) + _least(c11 + c2*(c4 + c6), c10*c3 + c11 + c2*c4)
     return float(out)
 
 

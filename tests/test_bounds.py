@@ -264,3 +264,38 @@ def test_softmax_C_and_M_tightness_at_most_10(region):
     # n- and R-free for large R: C <= 2/sqrt(3), M <= 2.7 R^3
     bd = sb.bounds("softmax", R=4.0, n=1000, region=region)
     assert bd.C <= 2 / math.sqrt(3) + 1e-9 and bd.M <= 2.7 * 4.0**3
+
+
+@pytest.mark.parametrize("name", ["rescaled_exp", "rescaled_cosh", "rescaled_sinh"])
+def test_pair_expansion_is_the_gauss_newton_remainder(name):
+    # B - J^T J (J = d rho / d u, rho_i = rho0(u_i) + alpha rho1(b_i)) is diagonal with entries
+    # self(u_i, b_i) + sum_j pair(u_i, b_i; u_j, b_j; Q): the identity the pair rule bounds.
+    spec = next(s for s in catalogue.NORMALIZED if s.name == name)
+    f = normalized.derive(spec)
+    rho1, self_, pair, Q = db._pair_parts(f)
+    uj, bj = db._u2, db._b2
+    f_self = sp.lambdify((u, b), self_, "numpy")
+    f_pair = sp.lambdify((u, b, uj, bj, Q), pair, "numpy")
+    f_rho1 = sp.lambdify(b, rho1 + 0 * b, "numpy")
+    f_J = sp.lambdify((u, alpha, b), [sp.diff(db._rho(f), u), sp.diff(db._rho(f), alpha)], "numpy")
+    f_phi_u = sp.lambdify(u, f.partials["phi_u"], "numpy")
+    f_phi = sp.lambdify(u, f.phi, "numpy")
+    k = sb.kernels(name)
+    rng = np.random.default_rng(8)
+    for n in (2, 3, 5):
+        u_, b_ = rng.uniform(-1.5, 1.5, n), rng.uniform(-0.5, 0.5, n)
+        a = f_phi(u_).sum()
+        d_own, d_alpha = f_J(u_, a, b_)
+        J = np.diag(d_own * np.ones(n)) + np.outer(d_alpha * np.ones(n), f_phi_u(u_))
+        B = k.hess(np.eye(n), b_, np.zeros(n), u_)
+        Qv = float(np.sum(f_rho1(b_) ** 2))
+        d = np.array([f_self(u_[i], b_[i]) + sum(f_pair(u_[i], b_[i], u_[j], b_[j], Qv) for j in range(n))
+                      for i in range(n)])
+        np.testing.assert_allclose(B - J.T @ J, np.diag(d), atol=1e-9 * np.abs(B).max())
+
+
+def test_pair_rule_bounds_rescaled_C_within_10_of_the_search():
+    cert = sb.certify("rescaled_exp", R=(1.0, 2.0, 4.0), n=(2, 3, 5), quantities=("C",), seed=0,
+                      restarts=3, maxfev=300)
+    assert not cert.violations, cert.table()
+    assert max(r.tightness for r in cert.rows) <= 10.0, cert.table()
