@@ -915,20 +915,31 @@ _u2, _b2, _Qp = sp.Symbol("u_j", real=True), sp.Symbol("b_j", real=True), sp.Sym
 
 
 def _exp_abs_bound(e: sp.Expr, uvars: tuple[sp.Symbol, ...]) -> sp.Expr:
-    """P2: upper bound of ``|e|`` for ``||uvars||_2 <= R^2`` when ``e`` is a sum of ``c exp(linear)``; else oo."""
-    total = sp.Integer(0)
+    """P2: upper bound of ``|e|`` for ``||uvars||_2 <= R^2`` when ``e`` is a sum of ``c exp(linear)``; else oo.
+
+    ``|c e^{<a,u>}| <= |c| e^{R^2 |a|}``; a pair ``c (e^{<a,u>} + e^{-<a,u>})`` is ``2 c cosh <a,u>``,
+    bounded by ``2 |c| cosh(R^2 |a|)``.
+    """
+    terms: dict[tuple, sp.Expr] = {}
     for t in sp.Add.make_args(sp.powsimp(sp.expand(e.rewrite(sp.exp)))):
         c, rest = t.as_independent(*uvars, as_Add=False)
-        if rest == 1:
-            arg = sp.Integer(0)
-        elif isinstance(rest, sp.exp):
-            arg = rest.args[0]
+        arg = sp.Integer(0) if rest == 1 else rest.args[0] if isinstance(rest, sp.exp) else None
+        if arg is None or not c.is_number:
+            return oo
+        a = tuple(sp.diff(arg, v) for v in uvars)
+        if any(not k.is_number for k in a) or sp.expand(arg - sum(k * v for k, v in zip(a, uvars))) != 0:
+            return oo
+        terms[a] = terms.get(a, sp.Integer(0)) + c
+    total = sp.Integer(0)
+    for a in sorted(terms, key=sp.default_sort_key):
+        c, neg = terms[a], tuple(-k for k in a)
+        norm = U * sp.sqrt(sum(k**2 for k in a))
+        if neg != a and terms.get(neg) == c and sp.default_sort_key(neg) < sp.default_sort_key(a):
+            continue                                  # counted with its mirror image
+        if neg != a and terms.get(neg) == c:
+            total += 2 * abs(c) * sp.cosh(norm)
         else:
-            return oo
-        coeffs = [sp.diff(arg, v) for v in uvars]
-        if not c.is_number or any(not k.is_number for k in coeffs) or sp.expand(arg - sum(k * v for k, v in zip(coeffs, uvars))) != 0:
-            return oo
-        total += abs(c) * sp.exp(U * sp.sqrt(sum(k**2 for k in coeffs)))
+            total += abs(c) * sp.exp(norm)
     return total
 
 

@@ -83,7 +83,7 @@ def C_ball(R, n, b_norm, w_max):
     c2 = b_norm*n
     c3 = 2*b_norm
     c4 = _pow(b_norm, 2)
-    out = _least(b_norm*c1*(c1*c2 + c1*math.sqrt(n)) + _pow(c1, 2)*c2, (n - 1)*_hmax(c3 + 3*c4, -2*_hmin(-1/4, -b_norm + c4))*_exp(math.sqrt(2)*c0) + ((1/2)*_exp(2*c0) + 1/2)*_hmax(0, -_hmin(-1, -c3 + c4) - 1))
+    out = _least(b_norm*c1*(c1*c2 + c1*math.sqrt(n)) + _pow(c1, 2)*c2, (n - 1)*_hmax(c3 + 3*c4, -2*_hmin(-1/4, -b_norm + c4))*_cosh(math.sqrt(2)*c0) + ((1/2)*_cosh(2*c0) + 1/2)*_hmax(0, -_hmin(-1, -c3 + c4) - 1))
     return float(out)
 
 
@@ -104,7 +104,7 @@ def smooth_ball(R, n, b_norm, w_max):
     c12 = _pow(b_norm, 2)
     c13 = _pow(c1, 2)
     c14 = 2*b_norm
-    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(b_norm*c1*c2 + c1, 2) + _hmax(0, _least(c8, c11)), c12*c13*n + c13*c14*c2 + _hmax(0, _least(c13 + c8, c11 + c13))), _least(c10, (n - 1)*_hmax(3*c12 + c14, -2*_hmin(-1/4, -b_norm + c12))*_exp(math.sqrt(2)*c0) + ((1/2)*_exp(2*c0) + 1/2)*_hmax(0, -_hmin(-1, c12 - c14) - 1)))
+    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(b_norm*c1*c2 + c1, 2) + _hmax(0, _least(c8, c11)), c12*c13*n + c13*c14*c2 + _hmax(0, _least(c13 + c8, c11 + c13))), _least(c10, (n - 1)*_hmax(3*c12 + c14, -2*_hmin(-1/4, -b_norm + c12))*_cosh(math.sqrt(2)*c0) + ((1/2)*_cosh(2*c0) + 1/2)*_hmax(0, -_hmin(-1, c12 - c14) - 1)))
     return float(out)
 
 
@@ -151,7 +151,7 @@ def G_A_ball(R, n, b_norm, w_max):
     c18 = _pow(b_norm, 2)
     c19 = _pow(c2, 2)
     c20 = 2*b_norm
-    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c10*c2 + c2, 2) + _hmax(0, _least(c14, c17)), c18*c19*n + c19*c20*c6 + _hmax(0, _least(c14 + c19, c17 + c19))), _least(c16, (n - 1)*_hmax(3*c18 + c20, -2*_hmin(-1/4, -b_norm + c18))*_exp(math.sqrt(2)*c0) + ((1/2)*_exp(2*c0) + 1/2)*_hmax(0, -_hmin(-1, c18 - c20) - 1))) + _least(c11 + c9, c11 + c2*c5 + c2*c7)
+    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c10*c2 + c2, 2) + _hmax(0, _least(c14, c17)), c18*c19*n + c19*c20*c6 + _hmax(0, _least(c14 + c19, c17 + c19))), _least(c16, (n - 1)*_hmax(3*c18 + c20, -2*_hmin(-1/4, -b_norm + c18))*_cosh(math.sqrt(2)*c0) + ((1/2)*_cosh(2*c0) + 1/2)*_hmax(0, -_hmin(-1, c18 - c20) - 1))) + _least(c11 + c9, c11 + c2*c5 + c2*c7)
     return float(out)
 
 
@@ -174,7 +174,7 @@ def C_simplex(R, n, w_max):
     c3 = _least(c1*math.sqrt(n), c1)
     c4 = c1*(-c2 + _greatest(-c2, -c3))
     c5 = c1*(c2 + _least(c2, c3))
-    out = _least((n - 1)*_exp(math.sqrt(2)*c0), _hmax(0, _pow(c1, 2)*n - _hmin(-c4, c4, -c5, c5)))
+    out = _least((n - 1)*_cosh(math.sqrt(2)*c0), _hmax(0, _pow(c1, 2)*n - _hmin(-c4, c4, -c5, c5)))
     return float(out)
 
 
@@ -198,7 +198,7 @@ def smooth_simplex(R, n, w_max):
     c15 = c14*n
     c16 = c12 + c14 + c15
     c17 = _pow(c1, 2)
-    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(c1 + c3, 2) + _hmax(0, _least(c13, c16)), c17*n + 2*c3*_least(c3, c1) + _hmax(0, _least(c13 + c17, c16 + c17))), _least((n - 1)*_exp(math.sqrt(2)*c0), _hmax(0, c15 - _hmin(c9, c8, c11, c10))))
+    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(c1 + c3, 2) + _hmax(0, _least(c13, c16)), c17*n + 2*c3*_least(c3, c1) + _hmax(0, _least(c13 + c17, c16 + c17))), _least((n - 1)*_cosh(math.sqrt(2)*c0), _hmax(0, c15 - _hmin(c9, c8, c11, c10))))
     return float(out)
 
 
@@ -247,7 +247,7 @@ def G_A_simplex(R, n, w_max):
     c20 = c19*n
     c21 = c17 + c19 + c20
     c22 = _pow(c2, 2)
-    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c10 + c2, 2) + _hmax(0, _least(c18, c21)), 2*c10*_least(c10, c2) + c22*n + _hmax(0, _least(c18 + c22, c21 + c22))), _least((n - 1)*_exp(math.sqrt(2)*c0), _hmax(0, c20 - _hmin(c14, c13, c16, c15)))) + _least(c11 + c2*(c4 + c6), c10*c3 + c11 + c2*c4)
+    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c10 + c2, 2) + _hmax(0, _least(c18, c21)), 2*c10*_least(c10, c2) + c22*n + _hmax(0, _least(c18 + c22, c21 + c22))), _least((n - 1)*_cosh(math.sqrt(2)*c0), _hmax(0, c20 - _hmin(c14, c13, c16, c15)))) + _least(c11 + c2*(c4 + c6), c10*c3 + c11 + c2*c4)
     return float(out)
 
 
