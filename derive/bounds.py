@@ -877,7 +877,8 @@ def _softmax_map_note(f: NormalizedFormulas) -> str | None:
         r"* (L4) $\|s \circ v\|_2^2 \le s_{\max} \mathbb{E}_s v^2$.",
         r"* (L5, range) $c_i - c_j = h_i - h_j$, so under $s$ the variable $c$ has mean 0 and range $D \le \sqrt 2$.",
         r"* (L6, two-point extremality) over mean-zero laws with range $\le D$, $|m_j| \le D^j \max_{t \in [0,1]} "
-        r"|t(1-t)((1-t)^{j-1} + (-1)^j t^{j-1})|$ (the extreme points of {mass 1, mean 0} have two atoms; homogeneity).",
+        r"|t(1-t)((1-t)^{j-1} + (-1)^j t^{j-1})|$ "
+        "(the extreme points of {mass 1, mean 0} have two atoms; homogeneity).",
         r"* (L7, Jensen) $m_{2a} \ge m_2^a$, $m_j^2 \ge 0$ for the negative monomials of $\mathbb{E}_s P_k^2$; "
         rf"the $m_2$-polynomial left is maximized exactly on $[0, D^2/4]$: ${Vs}$ ($V_k \ge \mathbb{{E}}_s P_k^2$).",
         r"* (L8, Gershgorin) $\|DF[h]\|_2 \le \max_i 2 s_i(1 - s_i) \le 1/2$.",
@@ -914,33 +915,37 @@ PAIR_RULE = "Gauss-Newton split + pair expansion (residual affine in alpha)"
 _u2, _b2, _Qp = sp.Symbol("u_j", real=True), sp.Symbol("b_j", real=True), sp.Symbol("Q_rest", nonnegative=True)
 
 
-def _exp_abs_bound(e: sp.Expr, uvars: tuple[sp.Symbol, ...]) -> sp.Expr:
-    """P2: upper bound of ``|e|`` for ``||uvars||_2 <= R^2`` when ``e`` is a sum of ``c exp(linear)``; else oo.
+def _exp_interval(e: sp.Expr, uvars: tuple[sp.Symbol, ...]) -> tuple[sp.Expr, sp.Expr] | None:
+    """P2: an interval holding ``e`` for ``||uvars||_2 <= R^2`` when ``e`` is a sum of ``c exp(linear)``.
 
-    ``|c e^{<a,u>}| <= |c| e^{R^2 |a|}``; a pair ``c (e^{<a,u>} + e^{-<a,u>})`` is ``2 c cosh <a,u>``,
-    bounded by ``2 |c| cosh(R^2 |a|)``.
+    ``0 < e^{<a,u>} <= e^{R^2 |a|}`` (Cauchy-Schwarz); a mirrored pair ``c (e^{<a,u>} + e^{-<a,u>})``
+    is ``2c + 2c (cosh <a,u> - 1)`` with ``0 <= cosh <a,u> - 1 <= cosh(R^2 |a|) - 1``, so that
+    e.g. ``sinh(u_i) sinh(u_j)`` gets ``+-(cosh(sqrt 2 R^2) - 1) / 2``.  None when ``e`` has another form.
     """
     terms: dict[tuple, sp.Expr] = {}
     for t in sp.Add.make_args(sp.powsimp(sp.expand(e.rewrite(sp.exp)))):
         c, rest = t.as_independent(*uvars, as_Add=False)
         arg = sp.Integer(0) if rest == 1 else rest.args[0] if isinstance(rest, sp.exp) else None
         if arg is None or not c.is_number:
-            return oo
+            return None
         a = tuple(sp.diff(arg, v) for v in uvars)
         if any(not k.is_number for k in a) or sp.expand(arg - sum(k * v for k, v in zip(a, uvars))) != 0:
-            return oo
+            return None
         terms[a] = terms.get(a, sp.Integer(0)) + c
-    total = sp.Integer(0)
+    lo, hi = sp.Integer(0), sp.Integer(0)
     for a in sorted(terms, key=sp.default_sort_key):
         c, neg = terms[a], tuple(-k for k in a)
-        norm = U * sp.sqrt(sum(k**2 for k in a))
-        if neg != a and terms.get(neg) == c and sp.default_sort_key(neg) < sp.default_sort_key(a):
-            continue                                  # counted with its mirror image
-        if neg != a and terms.get(neg) == c:
-            total += 2 * abs(c) * sp.cosh(norm)
+        top = sp.exp(U * sp.sqrt(sum(k**2 for k in a)))
+        if all(k == 0 for k in a):
+            lo, hi = lo + c, hi + c
+        elif terms.get(neg) == c:
+            if sp.default_sort_key(neg) < sp.default_sort_key(a):
+                continue                              # counted with its mirror image
+            spread = 2 * c * (sp.cosh(U * sp.sqrt(sum(k**2 for k in a))) - 1)   # sign of c
+            lo, hi = (lo + 2 * c, hi + 2 * c + spread) if c > 0 else (lo + 2 * c + spread, hi + 2 * c)
         else:
-            total += abs(c) * sp.exp(norm)
-    return total
+            lo, hi = (lo, hi + c * top) if c > 0 else (lo + c * top, hi)
+    return lo, hi
 
 
 def _poly_extremes(p: sp.Expr, box: dict[sp.Symbol, tuple[sp.Expr, sp.Expr]]) -> tuple[sp.Expr, sp.Expr] | None:
@@ -963,23 +968,27 @@ def _poly_extremes(p: sp.Expr, box: dict[sp.Symbol, tuple[sp.Expr, sp.Expr]]) ->
     return lo, hi
 
 
-def _neg_part_bound(e: sp.Expr, uvars: tuple[sp.Symbol, ...], box) -> sp.Expr:
-    """P3: upper bound of ``max(0, -e)`` grouping the terms of ``e`` by their u-dependent factor."""
-    groups: dict[sp.Expr, sp.Expr] = {}
-    for t in sp.Add.make_args(sp.expand(e)):
-        c, phi_part = t.as_independent(*uvars, as_Add=False)
-        groups[phi_part] = groups.get(phi_part, sp.Integer(0)) + c
+def _neg_part_bound(forms: list[sp.Expr], uvars: tuple[sp.Symbol, ...], box) -> sp.Expr:
+    """P3: upper bound of ``max(0, -e)``, grouping the terms of ``e`` by their u-dependent factor.
+
+    ``forms`` are equal expressions of ``e`` written with different auxiliary variables (e.g. a
+    sum split off or not); each coefficient's range is the intersection of what they give.
+    """
+    groups: list[dict[sp.Expr, sp.Expr]] = []
+    for e in forms:
+        g: dict[sp.Expr, sp.Expr] = {}
+        for t in sp.Add.make_args(sp.expand(e)):
+            c, phi_part = t.as_independent(*uvars, as_Add=False)
+            g[phi_part] = g.get(phi_part, sp.Integer(0)) + c
+        groups.append(g)
     total = sp.Integer(0)
-    for phi_part in sorted(groups, key=sp.default_sort_key):
-        ext = _poly_extremes(groups[phi_part], box)
-        mag = _exp_abs_bound(phi_part, uvars)
-        if ext is None or not _finite(mag):
+    for phi_part in sorted(set().union(*groups), key=sp.default_sort_key):
+        exts = [ext for g in groups if (ext := _poly_extremes(g.get(phi_part, sp.Integer(0)), box)) is not None]
+        rng = _exp_interval(phi_part, uvars)
+        if not exts or rng is None:
             return oo
-        lo, hi = ext
-        if phi_part.is_nonnegative:
-            total += mag * _max(0, -lo)
-        else:
-            total += mag * _max(-lo, hi, 0)
+        lo, hi = _max(*(x[0] for x in exts)), _min(*(x[1] for x in exts))
+        total += _max(0, -_imul(rng[0], rng[1], lo, hi)[0])
     return total
 
 
@@ -1006,13 +1015,13 @@ def _pair_bounds(f: NormalizedFormulas, region: str) -> list[tuple[str, str, sp.
     if parts is None:
         return []
     rho1, self_, pair, Q = parts
-    diag = self_ + pair.xreplace({_u2: u, _b2: b}).xreplace({Q: rho1**2 + _Qp})
-    off = pair.xreplace({Q: rho1**2 + rho1.xreplace({b: _b2}) ** 2 + _Qp})
+    diag = self_ + pair.xreplace({_u2: u, _b2: b})
     env = Env(region, False, False, sp.Integer(0), sp.Integer(0))
     q_hi = env.sum(rho1**2).hi
     b_box = (sp.Integer(0), sp.Integer(1)) if region == "simplex" else (-b_norm, b_norm)
-    box = {b: b_box, _b2: b_box, _Qp: (sp.Integer(0), q_hi)}
-    C = _neg_part_bound(diag, (u,), box) + (n - 1) * _neg_part_bound(off, (u, _u2), box)
+    box = {b: b_box, _b2: b_box, _Qp: (sp.Integer(0), q_hi), Q: (sp.Integer(0), q_hi)}
+    C = _neg_part_bound([diag, diag.xreplace({Q: rho1**2 + _Qp})], (u,), box) + (n - 1) * _neg_part_bound(
+        [pair, pair.xreplace({Q: rho1**2 + rho1.xreplace({b: _b2}) ** 2 + _Qp})], (u, _u2), box)
     return [(PAIR_RULE, "C", C)] if _finite(C) else []
 
 
@@ -1028,7 +1037,8 @@ def _pair_note(f: NormalizedFormulas) -> str | None:
         f"### The {PAIR_RULE}", "",
         r"Here $\ell = \rho^2/2$ with $\rho = \rho_0(u) + \alpha\rho_1(b)$, $\rho_1 = " + tex(rho1) + "$. "
         r"In $B = J^\top J + \sum_i \rho_i \nabla^2\rho_i$ the second part is diagonal, "
-        r"$d_i = \mathrm{self}(u_i, b_i) + \sum_j \mathrm{pair}(u_i, b_i; u_j, b_j; Q)$ with $Q = \sum_k \rho_1(b_k)^2$, "
+        r"$d_i = \mathrm{self}(u_i, b_i) + \sum_j \mathrm{pair}(u_i, b_i; u_j, b_j; Q)$ "
+        r"with $Q = \sum_k \rho_1(b_k)^2$, "
         rf"$\mathrm{{self}} = {tex(self_)}$ and $\mathrm{{pair}} = {tex(pair)}$.", "",
         r"* (P1) the $j = i$ term joins self with $Q = \rho_1(b_i)^2 + Q'$, $Q' \ge 0$;",
         r"* (P2) for $j \ne i$, $Q = \rho_1(b_i)^2 + \rho_1(b_j)^2 + Q''$ and $u_i^2 + u_j^2 \le R^4$, so "

@@ -79,9 +79,11 @@ FINITE = {
 def C_ball(R, n, b_norm, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (ball region)."""
     c0 = _pow(R, 2)
-    c1 = _pow(b_norm, 2)
-    c2 = _cosh(c0)
-    out = _least((n - 1)*_hmax(0, -2*_hmin(-1/4, -b_norm + c1))*_cosh(math.sqrt(2)*c0) + ((1/2)*_cosh(2*c0) + 1/2)*_hmax(0, -_hmin(-1, -2*b_norm + c1) - 1), _hmax(0, b_norm*_pow(c2, 2)*math.sqrt(n) - c2*(-b_norm*c2*n + 1)))
+    c1 = 2*b_norm
+    c2 = -c1
+    c3 = _pow(b_norm, 2)
+    c4 = _cosh(c0)
+    out = _least((n - 1)*_hmax(0, -_hmax(c2, 2*_hmin(-1/4, -b_norm + c3))*_cosh(math.sqrt(2)*c0)) + _hmax(0, -((1/2)*_cosh(2*c0) + 1/2)*_hmax(1 - c1, _hmin(-1, c2 + c3) + 1)), _hmax(0, b_norm*_pow(c4, 2)*math.sqrt(n) - c4*(-b_norm*c4*n + 1)))
     return float(out)
 
 
@@ -106,7 +108,8 @@ def smooth_ball(R, n, b_norm, w_max):
     c16 = _pow(b_norm, 2)
     c17 = 2*b_norm
     c18 = c14*c16*n + c14*c17*c2
-    out = c0*_hmax(_pow(w_max, 2) + _least(c4 + c9*(c5 + c6), c4 + _hmax(0, _least(c13, b_norm*c8*n + c12 + c8)), c18 + _hmax(0, _least(c15 + c5*c9, b_norm*c9 + c15 + c9)), c13 + c14 + c18), _least((n - 1)*_hmax(0, -2*_hmin(-1/4, -b_norm + c16))*_cosh(math.sqrt(2)*c0) + ((1/2)*_cosh(2*c0) + 1/2)*_hmax(0, -_hmin(-1, c16 - c17) - 1), _hmax(0, c3*c8 - c7*(1 - c11))))
+    c19 = -c17
+    out = c0*_hmax(_pow(w_max, 2) + _least(c4 + c9*(c5 + c6), c4 + _hmax(0, _least(c13, b_norm*c8*n + c12 + c8)), c18 + _hmax(0, _least(c15 + c5*c9, b_norm*c9 + c15 + c9)), c13 + c14 + c18), _least((n - 1)*_hmax(0, -_hmax(c19, 2*_hmin(-1/4, -b_norm + c16))*_cosh(math.sqrt(2)*c0)) + _hmax(0, -((1/2)*_cosh(2*c0) + 1/2)*_hmax(1 - c17, _hmin(-1, c16 + c19) + 1)), _hmax(0, c3*c8 - c7*(1 - c11))))
     return float(out)
 
 
@@ -166,7 +169,8 @@ def G_A_ball(R, n, b_norm, w_max):
     c22 = _pow(b_norm, 2)
     c23 = 2*b_norm
     c24 = c20*c22*n + c20*c23*c6
-    out = c0*c1 + c0*_hmax(c1 + _least(c15 + c17*(c3 + c5), c15 + _hmax(0, _least(c19, c16*c8 + c16 + c18)), c24 + _hmax(0, _least(c17*c3 + c21, b_norm*c17 + c17 + c21)), c19 + c20 + c24), _least((n - 1)*_hmax(0, -2*_hmin(-1/4, -b_norm + c22))*_cosh(math.sqrt(2)*c0) + ((1/2)*_cosh(2*c0) + 1/2)*_hmax(0, -_hmin(-1, c22 - c23) - 1), _hmax(0, c14*c16 - c2*(1 - c9)))) + _least(c2*n*(c3*c4 + c7*_hmax(b_norm, c5)), _least(c11*c4 + c13, c10*c4 + c13 + c4*c9))
+    c25 = -c23
+    out = c0*c1 + c0*_hmax(c1 + _least(c15 + c17*(c3 + c5), c15 + _hmax(0, _least(c19, c16*c8 + c16 + c18)), c24 + _hmax(0, _least(c17*c3 + c21, b_norm*c17 + c17 + c21)), c19 + c20 + c24), _least((n - 1)*_hmax(0, -_hmax(c25, 2*_hmin(-1/4, -b_norm + c22))*_cosh(math.sqrt(2)*c0)) + _hmax(0, -((1/2)*_cosh(2*c0) + 1/2)*_hmax(1 - c23, _hmin(-1, c22 + c25) + 1)), _hmax(0, c14*c16 - c2*(1 - c9)))) + _least(c2*n*(c3*c4 + c7*_hmax(b_norm, c5)), _least(c11*c4 + c13, c10*c4 + c13 + c4*c9))
     return float(out)
 
 

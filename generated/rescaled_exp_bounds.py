@@ -80,9 +80,11 @@ def C_ball(R, n, b_norm, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (ball region)."""
     c0 = _pow(R, 2)
     c1 = _exp(2*c0)
-    c2 = _pow(b_norm, 2)
-    c3 = _exp(c0)
-    out = _least(c1*_hmax(0, -_hmin(-1, -2*b_norm + c2) - 1) + (n - 1)*_hmax(0, -2*_hmin(-1/4, -b_norm + c2))*_exp(math.sqrt(2)*c0), _hmax(0, b_norm*c1*math.sqrt(n) - c3*(-b_norm*c3*n + _exp(-c0))))
+    c2 = 2*b_norm
+    c3 = -c2
+    c4 = _pow(b_norm, 2)
+    c5 = _exp(c0)
+    out = _least((n - 1)*_hmax(0, -_hmax(c3, 2*_hmin(-1/4, -b_norm + c4))*_exp(math.sqrt(2)*c0)) + _hmax(0, -c1*_hmax(1 - c2, _hmin(-1, c3 + c4) + 1)), _hmax(0, b_norm*c1*math.sqrt(n) - c5*(-b_norm*c5*n + _exp(-c0))))
     return float(out)
 
 
@@ -100,7 +102,9 @@ def smooth_ball(R, n, b_norm, w_max):
     c9 = c1*n
     c10 = 2*c1
     c11 = b_norm*c4
-    out = c0*_hmax(_pow(w_max, 2) + _least(c1*_pow(n, 2)*(b_norm*(b_norm + 1) + 3*b_norm + c2 + 2), c3*(c3 + c7) + c8 + _pow(b_norm*c5 + c3, 2), c10*c11 + c2*c9 + _hmax(0, _least(c3*(2*c3 + c7) + c8, b_norm*c9 + c10 + c8))), _least(c1*_hmax(0, -_hmin(-1, -2*b_norm + c2) - 1) + (n - 1)*_hmax(0, -2*_hmin(-1/4, -b_norm + c2))*_exp(math.sqrt(2)*c0), _hmax(0, c1*c11 - c3*(-c7 + _exp(-c0)))))
+    c12 = 2*b_norm
+    c13 = -c12
+    out = c0*_hmax(_pow(w_max, 2) + _least(c1*_pow(n, 2)*(b_norm*(b_norm + 1) + 3*b_norm + c2 + 2), c3*(c3 + c7) + c8 + _pow(b_norm*c5 + c3, 2), c10*c11 + c2*c9 + _hmax(0, _least(c3*(2*c3 + c7) + c8, b_norm*c9 + c10 + c8))), _least((n - 1)*_hmax(0, -_hmax(c13, 2*_hmin(-1/4, -b_norm + c2))*_exp(math.sqrt(2)*c0)) + _hmax(0, -c1*_hmax(1 - c12, _hmin(-1, c13 + c2) + 1)), _hmax(0, c1*c11 - c3*(-c7 + _exp(-c0)))))
     return float(out)
 
 
@@ -142,7 +146,9 @@ def G_A_ball(R, n, b_norm, w_max):
     c15 = b_norm*c12
     c16 = 2*c4
     c17 = b_norm*c9
-    out = c0*c1 + c0*_hmax(c1 + _least(c5*(3*b_norm + c14 + c3 + 2), c15 + c6*(c6 + c8) + _pow(c13 + c6, 2), c14*c4*n + c16*c17 + _hmax(0, _least(c15 + c6*(2*c6 + c8), c15 + c16 + c4*c7))), _least(c4*_hmax(0, -_hmin(-1, -2*b_norm + c14) - 1) + (n - 1)*_hmax(0, -2*_hmin(-1/4, -b_norm + c14))*_exp(math.sqrt(2)*c0), _hmax(0, c17*c4 - c6*(-c8 + _exp(-c0))))) + _least(c5*(c2 + _hmax(b_norm, c3)), c10*_hmax(b_norm*c11, c13) + c12)
+    c18 = 2*b_norm
+    c19 = -c18
+    out = c0*c1 + c0*_hmax(c1 + _least(c5*(3*b_norm + c14 + c3 + 2), c15 + c6*(c6 + c8) + _pow(c13 + c6, 2), c14*c4*n + c16*c17 + _hmax(0, _least(c15 + c6*(2*c6 + c8), c15 + c16 + c4*c7))), _least((n - 1)*_hmax(0, -_hmax(c19, 2*_hmin(-1/4, -b_norm + c14))*_exp(math.sqrt(2)*c0)) + _hmax(0, -c4*_hmax(1 - c18, _hmin(-1, c14 + c19) + 1)), _hmax(0, c17*c4 - c6*(-c8 + _exp(-c0))))) + _least(c5*(c2 + _hmax(b_norm, c3)), c10*_hmax(b_norm*c11, c13) + c12)
     return float(out)
 
 

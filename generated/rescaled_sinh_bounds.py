@@ -79,11 +79,14 @@ FINITE = {
 def C_ball(R, n, b_norm, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (ball region)."""
     c0 = _pow(R, 2)
-    c1 = _sinh(c0)
-    c2 = b_norm*n
-    c3 = 2*b_norm
-    c4 = _pow(b_norm, 2)
-    out = _least(b_norm*c1*(c1*c2 + c1*math.sqrt(n)) + _pow(c1, 2)*c2, (n - 1)*_hmax(c3 + 3*c4, -2*_hmin(-1/4, -b_norm + c4))*_cosh(math.sqrt(2)*c0) + ((1/2)*_cosh(2*c0) + 1/2)*_hmax(0, -_hmin(-1, -c3 + c4) - 1))
+    c1 = 2*b_norm
+    c2 = -c1
+    c3 = _pow(b_norm, 2)
+    c4 = c1 + c3
+    c5 = (1/2)*_cosh(math.sqrt(2)*c0) - 1/2
+    c6 = -c5
+    c7 = _hmax(c2, 2*_hmin(-1/4, -b_norm + c3))
+    out = (n - 1)*_hmax(0, -_hmin(c4*c6, c6*c7, c4*c5, c5*c7)) + _hmax(0, -((1/2)*_cosh(2*c0) - 1/2)*_hmax(1 - c1, _hmin(-1, c2 + c3) + 1))
     return float(out)
 
 
@@ -99,12 +102,16 @@ def smooth_ball(R, n, b_norm, w_max):
     c7 = c3 + c5
     c8 = c6 + _hmax(c3*c7, c3*c7)
     c9 = _pow(c3, 2)
-    c10 = b_norm*c9*n + c6
-    c11 = c10 + c9
-    c12 = _pow(b_norm, 2)
-    c13 = _pow(c1, 2)
-    c14 = 2*b_norm
-    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(b_norm*c1*c2 + c1, 2) + _hmax(0, _least(c8, c11)), c12*c13*n + c13*c14*c2 + _hmax(0, _least(c13 + c8, c11 + c13))), _least(c10, (n - 1)*_hmax(3*c12 + c14, -2*_hmin(-1/4, -b_norm + c12))*_cosh(math.sqrt(2)*c0) + ((1/2)*_cosh(2*c0) + 1/2)*_hmax(0, -_hmin(-1, c12 - c14) - 1)))
+    c10 = b_norm*c9*n + c6 + c9
+    c11 = _pow(b_norm, 2)
+    c12 = _pow(c1, 2)
+    c13 = 2*b_norm
+    c14 = -c13
+    c15 = c11 + c13
+    c16 = (1/2)*_cosh(math.sqrt(2)*c0) - 1/2
+    c17 = -c16
+    c18 = _hmax(c14, 2*_hmin(-1/4, -b_norm + c11))
+    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(b_norm*c1*c2 + c1, 2) + _hmax(0, _least(c8, c10)), c11*c12*n + c12*c13*c2 + _hmax(0, _least(c12 + c8, c10 + c12))), (n - 1)*_hmax(0, -_hmin(c15*c17, c17*c18, c15*c16, c16*c18)) + _hmax(0, -((1/2)*_cosh(2*c0) - 1/2)*_hmax(1 - c13, _hmin(-1, c11 + c14) + 1)))
     return float(out)
 
 
@@ -146,12 +153,16 @@ def G_A_ball(R, n, b_norm, w_max):
     c13 = c3 + c5
     c14 = c12 + _hmax(c13*c3, c13*c3)
     c15 = _pow(c3, 2)
-    c16 = b_norm*c15*n + c12
-    c17 = c15 + c16
-    c18 = _pow(b_norm, 2)
-    c19 = _pow(c2, 2)
-    c20 = 2*b_norm
-    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c10*c2 + c2, 2) + _hmax(0, _least(c14, c17)), c18*c19*n + c19*c20*c6 + _hmax(0, _least(c14 + c19, c17 + c19))), _least(c16, (n - 1)*_hmax(3*c18 + c20, -2*_hmin(-1/4, -b_norm + c18))*_cosh(math.sqrt(2)*c0) + ((1/2)*_cosh(2*c0) + 1/2)*_hmax(0, -_hmin(-1, c18 - c20) - 1))) + _least(c11 + c9, c11 + c2*c5 + c2*c7)
+    c16 = b_norm*c15*n + c12 + c15
+    c17 = _pow(b_norm, 2)
+    c18 = _pow(c2, 2)
+    c19 = 2*b_norm
+    c20 = -c19
+    c21 = c17 + c19
+    c22 = (1/2)*_cosh(math.sqrt(2)*c0) - 1/2
+    c23 = -c22
+    c24 = _hmax(c20, 2*_hmin(-1/4, -b_norm + c17))
+    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c10*c2 + c2, 2) + _hmax(0, _least(c14, c16)), c17*c18*n + c18*c19*c6 + _hmax(0, _least(c14 + c18, c16 + c18))), (n - 1)*_hmax(0, -_hmin(c21*c23, c23*c24, c21*c22, c22*c24)) + _hmax(0, -((1/2)*_cosh(2*c0) - 1/2)*_hmax(1 - c19, _hmin(-1, c17 + c20) + 1))) + _least(c11 + c9, c11 + c2*c5 + c2*c7)
     return float(out)
 
 
@@ -168,37 +179,34 @@ def G_b_ball(R, n, b_norm, w_max):
 
 def C_simplex(R, n, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (simplex region)."""
-    c0 = _pow(R, 2)
-    c1 = _sinh(c0)
-    c2 = c1*n
-    c3 = _least(c1*math.sqrt(n), c1)
-    c4 = c1*(-c2 + _greatest(-c2, -c3))
-    c5 = c1*(c2 + _least(c2, c3))
-    out = _least((n - 1)*_cosh(math.sqrt(2)*c0), _hmax(0, _pow(c1, 2)*n - _hmin(-c4, c4, -c5, c5)))
+    c0 = _cosh(math.sqrt(2)*_pow(R, 2))
+    c1 = (1/4)*c0 - 1/4
+    c2 = (1/2)*c0 - 1/2
+    out = (n - 1)*_hmax(0, -_hmin(-c1, -c2, c1, c2))
     return float(out)
 
 
 def smooth_simplex(R, n, w_max):
     """||hess L(x)|| <= smooth (gradient Lipschitz constant) (simplex region)."""
     c0 = _pow(R, 2)
-    c1 = _cosh(c0)
-    c2 = math.sqrt(n)
-    c3 = c1*c2
-    c4 = _sinh(c0)
-    c5 = c4*n
-    c6 = c4 + c5
-    c7 = _least(c2*c4, c4)
-    c8 = c4*(-c5 + _greatest(-c5, -c7))
-    c9 = -c8
-    c10 = c4*(c5 + _least(c5, c7))
-    c11 = -c10
-    c12 = _hmax(c9, c8, c11, c10)
-    c13 = c12 + _hmax(c4*c6, c4*c6)
-    c14 = _pow(c4, 2)
-    c15 = c14*n
-    c16 = c12 + c14 + c15
-    c17 = _pow(c1, 2)
-    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(c1 + c3, 2) + _hmax(0, _least(c13, c16)), c17*n + 2*c3*_least(c3, c1) + _hmax(0, _least(c13 + c17, c16 + c17))), _least((n - 1)*_cosh(math.sqrt(2)*c0), _hmax(0, c15 - _hmin(c9, c8, c11, c10))))
+    c1 = _cosh(math.sqrt(2)*c0)
+    c2 = (1/4)*c1 - 1/4
+    c3 = (1/2)*c1 - 1/2
+    c4 = _cosh(c0)
+    c5 = math.sqrt(n)
+    c6 = c4*c5
+    c7 = _sinh(c0)
+    c8 = c7*n
+    c9 = c7 + c8
+    c10 = _least(c5*c7, c7)
+    c11 = c7*(-c8 + _greatest(-c8, -c10))
+    c12 = c7*(c8 + _least(c8, c10))
+    c13 = _hmax(-c11, c11, -c12, c12)
+    c14 = c13 + _hmax(c7*c9, c7*c9)
+    c15 = _pow(c7, 2)
+    c16 = c13 + c15*n + c15
+    c17 = _pow(c4, 2)
+    out = c0*_hmax((n - 1)*_hmax(0, -_hmin(-c2, -c3, c2, c3)), _pow(w_max, 2) + _least(_pow(c4 + c6, 2) + _hmax(0, _least(c14, c16)), c17*n + 2*c6*_least(c6, c4) + _hmax(0, _least(c14 + c17, c16 + c17))))
     return float(out)
 
 
@@ -236,18 +244,18 @@ def G_A_simplex(R, n, w_max):
     c9 = c4 + _least(c4, c7)
     c10 = c2*c5
     c11 = c10*_hmax(c8, c9)
-    c12 = c3 + c4
-    c13 = -c3*c8
-    c14 = -c13
-    c15 = c3*c9
-    c16 = -c15
-    c17 = _hmax(c14, c13, c16, c15)
-    c18 = c17 + _hmax(c12*c3, c12*c3)
-    c19 = _pow(c3, 2)
-    c20 = c19*n
-    c21 = c17 + c19 + c20
+    c12 = _cosh(math.sqrt(2)*c0)
+    c13 = (1/4)*c12 - 1/4
+    c14 = (1/2)*c12 - 1/2
+    c15 = c3 + c4
+    c16 = -c3*c8
+    c17 = c3*c9
+    c18 = _hmax(-c16, c16, -c17, c17)
+    c19 = c18 + _hmax(c15*c3, c15*c3)
+    c20 = _pow(c3, 2)
+    c21 = c18 + c20*n + c20
     c22 = _pow(c2, 2)
-    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c10 + c2, 2) + _hmax(0, _least(c18, c21)), 2*c10*_least(c10, c2) + c22*n + _hmax(0, _least(c18 + c22, c21 + c22))), _least((n - 1)*_cosh(math.sqrt(2)*c0), _hmax(0, c20 - _hmin(c14, c13, c16, c15)))) + _least(c11 + c2*(c4 + c6), c10*c3 + c11 + c2*c4)
+    out = c0*c1 + c0*_hmax((n - 1)*_hmax(0, -_hmin(-c13, -c14, c13, c14)), c1 + _least(_pow(c10 + c2, 2) + _hmax(0, _least(c19, c21)), 2*c10*_least(c10, c2) + c22*n + _hmax(0, _least(c19 + c22, c21 + c22)))) + _least(c11 + c2*(c4 + c6), c10*c3 + c11 + c2*c4)
     return float(out)
 
 

@@ -442,7 +442,9 @@ def demo_section(out_dir) -> str:
     plt.close(fig)
     lines = ["## Derived bounds and their certification", "",
              "Bounds derived symbolically by interval and norm propagation over each member's "
-             "Hessian structure (`softsym.guarantees`); the adversarial search (seed 0, 3 restarts x 80 "
+             "Hessian structure, the softmax-map cumulant rule (softmax) and the pair expansion "
+             "(rescaled members' C) (`softsym.derive.bounds`, evaluated by `softsym.guarantees`); "
+             "the adversarial search (seed 0, 3 restarts x 80 "
              f"Powell evaluations per cell, n = {n}, b in the unit ball, w = 0) looks for values above them. "
              "Tightness = bound / worst found (1 is exact); a violation would be flagged.", ""]
     for c in certs:
