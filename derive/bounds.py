@@ -902,14 +902,16 @@ def _softmax_map_note(f: NormalizedFormulas) -> str | None:
 #
 # * P1 (diagonal) the j = i term joins self(u_i, b_i) with Q = rho1(b_i)^2 + Q', Q' >= 0;
 # * P2 (pairs) for j != i, Q = rho1(b_i)^2 + rho1(b_j)^2 + Q'' with Q'' in [0, sup Q], and the
-#   joint constraint u_i^2 + u_j^2 <= ||u||^2 <= R^4 bounds every exponential
-#   |c exp(a u_i + a' u_j)| <= |c| exp(R^2 sqrt(a^2 + a'^2)) (Cauchy-Schwarz);
-# * P3 each group (u-factor) x (coefficient in b, b', Q') is bounded by the u-factor's bound
-#   times the negative part of the coefficient's minimum (u-factor >= 0, e.g. exp, cosh) or its
-#   largest absolute value (otherwise); a coefficient that is a sum of one-variable polynomials
-#   is minimized exactly over the box of b (endpoints and critical points).
+#   joint constraint u_i^2 + u_j^2 <= ||u||^2 <= R^4 bounds every exponential,
+#   0 < exp(a u_i + a' u_j) <= exp(R^2 sqrt(a^2 + a'^2)) (Cauchy-Schwarz); mirrored pairs
+#   c (e^x + e^-x) = 2c + 2c (cosh x - 1) keep their constant exactly (sinh u_i sinh u_j gets
+#   +-(cosh(sqrt 2 R^2) - 1) / 2, not cosh(sqrt 2 R^2));
+# * P3 the terms are grouped by their u-dependent factor; each factor's interval (P2) times its
+#   coefficient's interval (in b_i, b_j, Q', with Q split off as in P1/P2 or kept whole, the
+#   tighter of the two) bounds the group from below.  A coefficient that is a sum of
+#   one-variable polynomials has its range over the box of b from endpoints and critical points.
 #
-# Hence C <= max(0, -min self-group) + (n - 1) max(0, -min pair-group), dropping J^T J >= 0.
+# Hence C <= max(0, -min diagonal term) + (n - 1) max(0, -min pair term), dropping J^T J >= 0.
 
 PAIR_RULE = "Gauss-Newton split + pair expansion (residual affine in alpha)"
 _u2, _b2, _Qp = sp.Symbol("u_j", real=True), sp.Symbol("b_j", real=True), sp.Symbol("Q_rest", nonnegative=True)
@@ -1042,10 +1044,11 @@ def _pair_note(f: NormalizedFormulas) -> str | None:
         rf"$\mathrm{{self}} = {tex(self_)}$ and $\mathrm{{pair}} = {tex(pair)}$.", "",
         r"* (P1) the $j = i$ term joins self with $Q = \rho_1(b_i)^2 + Q'$, $Q' \ge 0$;",
         r"* (P2) for $j \ne i$, $Q = \rho_1(b_i)^2 + \rho_1(b_j)^2 + Q''$ and $u_i^2 + u_j^2 \le R^4$, so "
-        r"$|c\,e^{a u_i + a' u_j}| \le |c|\,e^{R^2\sqrt{a^2 + a'^2}}$ (Cauchy-Schwarz);",
-        r"* (P3) each group (factor in $u$) $\times$ (coefficient in $b_i, b_j, Q'$) is bounded by the factor's bound "
-        r"times the negative part of the coefficient's minimum (factor $\ge 0$) or its largest modulus; separable "
-        r"coefficients are minimized exactly over the box of $b$.", "",
+        r"$0 < e^{a u_i + a' u_j} \le e^{R^2\sqrt{a^2 + a'^2}}$ (Cauchy-Schwarz); mirrored pairs "
+        r"$c(e^x + e^{-x}) = 2c + 2c(\cosh x - 1)$ keep their constant;",
+        r"* (P3) terms grouped by their factor in $u$: the factor's interval (P2) times the interval of its "
+        r"coefficient in $b_i, b_j, Q'$ ($Q$ split off or whole, the tighter), separable coefficients "
+        r"ranged exactly over the box of $b$.", "",
         r"So $C \le \max(0, -\min d^{\mathrm{diag}}) + (n - 1)\max(0, -\min \mathrm{pair}_{j \ne i})$, "
         r"dropping $J^\top J \succeq 0$.", ""])
 
