@@ -910,8 +910,13 @@ def _softmax_map_note(f: NormalizedFormulas) -> str | None:
 #   coefficient's interval (in b_i, b_j, Q', with Q split off as in P1/P2 or kept whole, the
 #   tighter of the two) bounds the group from below.  A coefficient that is a sum of
 #   one-variable polynomials has its range over the box of b from endpoints and critical points.
+# * P4 (sum over j) for a factor that is a positive sum of exponentials, the pairs can also be
+#   summed before bounding: sum_{j != i} e^{a u_i + a' u_j} <= e^{R^2 sqrt(a^2 + a'^2)}
+#   + e^{|a| R^2} ((n - 2) + (sqrt(n - 1) - 1) |a'| R^2) (see _exp_pair_sum), n-linear only in a
+#   lower-order term.
 #
-# Hence C <= max(0, -min diagonal term) + (n - 1) max(0, -min pair term), dropping J^T J >= 0.
+# Hence C <= max(0, -min diagonal term) + (n - 1) max(0, -min pair term) (or the P4 sum),
+# dropping J^T J >= 0.
 
 PAIR_RULE = "Gauss-Newton split + pair expansion (residual affine in alpha)"
 _u2, _b2, _Qp = sp.Symbol("u_j", real=True), sp.Symbol("b_j", real=True), sp.Symbol("Q_rest", nonnegative=True)
@@ -950,6 +955,31 @@ def _exp_interval(e: sp.Expr, uvars: tuple[sp.Symbol, ...]) -> tuple[sp.Expr, sp
     return lo, hi
 
 
+def _exp_pair_sum(e: sp.Expr) -> sp.Expr:
+    """P4: bound of ``sum_{j != i} e(u_i, u_j)`` for ``||u||_2 <= R^2`` when ``e`` is a positive sum of ``c exp(linear)``.
+
+    With ``m = n - 1`` and ``x_j = a' u_j`` (``sum x_j^2 <= rho^2 = a'^2 (R^4 - u_i^2)``),
+    ``e^x <= 1 + x + x^2 (e^rho - 1 - rho) / rho^2`` for ``x <= rho`` gives
+    ``sum_j e^{x_j} <= (m - 1) + (sqrt(m) - 1) rho + e^rho``; times ``e^{a u_i}``, Cauchy-Schwarz
+    bounds ``a u_i + rho`` by ``R^2 sqrt(a^2 + a'^2)``.  oo when ``e`` has another form.
+    """
+    total = sp.Integer(0)
+    for t in sp.Add.make_args(sp.powsimp(sp.expand(e.rewrite(sp.exp)))):
+        c, rest = t.as_independent(u, _u2, as_Add=False)
+        arg = sp.Integer(0) if rest == 1 else rest.args[0] if isinstance(rest, sp.exp) else None
+        if arg is None or not (c.is_number and c > 0):
+            return oo
+        a, a2 = sp.diff(arg, u), sp.diff(arg, _u2)
+        if not (a.is_number and a2.is_number) or sp.expand(arg - a * u - a2 * _u2) != 0:
+            return oo
+        if a2 == 0:
+            total += c * (n - 1) * sp.exp(abs(a) * U)
+        else:
+            total += c * (sp.exp(U * sp.sqrt(a**2 + a2**2))
+                          + sp.exp(abs(a) * U) * (n - 2 + (sp.sqrt(n - 1) - 1) * abs(a2) * U))
+    return _max(0, total)     # n = 1: no pairs (the formula assumes m >= 1)
+
+
 def _poly_extremes(p: sp.Expr, box: dict[sp.Symbol, tuple[sp.Expr, sp.Expr]]) -> tuple[sp.Expr, sp.Expr] | None:
     """P3: (lower bound of min, upper bound of max) of ``p`` over ``box`` when separable, else None."""
     gens = [v for v in sorted(box, key=sp.default_sort_key) if p.has(v)]
@@ -970,8 +1000,11 @@ def _poly_extremes(p: sp.Expr, box: dict[sp.Symbol, tuple[sp.Expr, sp.Expr]]) ->
     return lo, hi
 
 
-def _neg_part_bound(forms: list[sp.Expr], uvars: tuple[sp.Symbol, ...], box) -> sp.Expr:
+def _neg_part_bound(forms: list[sp.Expr], uvars: tuple[sp.Symbol, ...], box, summed: bool = False) -> sp.Expr:
     """P3: upper bound of ``max(0, -e)``, grouping the terms of ``e`` by their u-dependent factor.
+
+    ``summed``: bound ``max(0, -sum_{j != i} e(u_i, u_j))`` instead, by P4 (oo unless every factor is a
+    positive sum of exponentials).
 
     ``forms`` are equal expressions of ``e`` written with different auxiliary variables (e.g. a
     sum split off or not); each coefficient's range is the intersection of what they give.
@@ -990,8 +1023,11 @@ def _neg_part_bound(forms: list[sp.Expr], uvars: tuple[sp.Symbol, ...], box) -> 
         if not exts or rng is None:
             return oo
         lo, hi = _max(*(x[0] for x in exts)), _min(*(x[1] for x in exts))
-        total += _max(0, -_imul(rng[0], rng[1], lo, hi)[0])
-    return total
+        if summed:     # P4: -sum_j factor_ij coef_ij <= max(0, -min coef) sum_j factor_ij (factor > 0)
+            total += _max(0, -lo) * _exp_pair_sum(phi_part)
+        else:
+            total += _max(0, -_imul(rng[0], rng[1], lo, hi)[0])
+    return total if _finite(total) else oo
 
 
 def _pair_parts(f: NormalizedFormulas) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Symbol] | None:
@@ -1022,9 +1058,10 @@ def _pair_bounds(f: NormalizedFormulas, region: str) -> list[tuple[str, str, sp.
     q_hi = env.sum(rho1**2).hi
     b_box = (sp.Integer(0), sp.Integer(1)) if region == "simplex" else (-b_norm, b_norm)
     box = {b: b_box, _b2: b_box, _Qp: (sp.Integer(0), q_hi), Q: (sp.Integer(0), q_hi)}
-    C = _neg_part_bound([diag, diag.xreplace({Q: rho1**2 + _Qp})], (u,), box) + (n - 1) * _neg_part_bound(
-        [pair, pair.xreplace({Q: rho1**2 + rho1.xreplace({b: _b2}) ** 2 + _Qp})], (u, _u2), box)
-    return [(PAIR_RULE, "C", C)] if _finite(C) else []
+    d = _neg_part_bound([diag, diag.xreplace({Q: rho1**2 + _Qp})], (u,), box)
+    forms = [pair, pair.xreplace({Q: rho1**2 + rho1.xreplace({b: _b2}) ** 2 + _Qp})]
+    Cs = [d + (n - 1) * _neg_part_bound(forms, (u, _u2), box), d + _neg_part_bound(forms, (u, _u2), box, summed=True)]
+    return [(PAIR_RULE, "C", C) for C in Cs if _finite(C)]
 
 
 def _pair_note(f: NormalizedFormulas) -> str | None:

@@ -78,12 +78,16 @@ FINITE = {
 
 def C_ball(R, n, b_norm, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (ball region)."""
-    c0 = _pow(R, 2)
-    c1 = 2*b_norm
-    c2 = -c1
-    c3 = _pow(b_norm, 2)
-    c4 = _cosh(c0)
-    out = _least((n - 1)*_hmax(0, -_hmax(c2, 2*_hmin(-1/4, -b_norm + c3))*_cosh(math.sqrt(2)*c0)) + _hmax(0, -((1/2)*_cosh(2*c0) + 1/2)*_hmax(1 - c1, _hmin(-1, c2 + c3) + 1)), _hmax(0, b_norm*_pow(c4, 2)*math.sqrt(n) - c4*(-b_norm*c4*n + 1)))
+    c0 = n - 1
+    c1 = _pow(R, 2)
+    c2 = math.sqrt(2)*c1
+    c3 = 2*b_norm
+    c4 = -c3
+    c5 = _pow(b_norm, 2)
+    c6 = _hmax(c4, 2*_hmin(-1/4, -b_norm + c5))
+    c7 = _hmax(0, -((1/2)*_cosh(2*c1) + 1/2)*_hmax(1 - c3, _hmin(-1, c4 + c5) + 1))
+    c8 = _cosh(c1)
+    out = _least(c0*_hmax(0, -c6*_cosh(c2)) + c7, c7 + _hmax(0, -c6)*_hmax(0, (c1*(math.sqrt(c0) - 1) + n - 2)*_exp(c1) + _exp(c2)), _hmax(0, b_norm*_pow(c8, 2)*math.sqrt(n) - c8*(-b_norm*c8*n + 1)))
     return float(out)
 
 
@@ -108,8 +112,12 @@ def smooth_ball(R, n, b_norm, w_max):
     c16 = _pow(b_norm, 2)
     c17 = 2*b_norm
     c18 = c14*c16*n + c14*c17*c2
-    c19 = -c17
-    out = c0*_hmax(_pow(w_max, 2) + _least(c4 + c9*(c5 + c6), c4 + _hmax(0, _least(c13, b_norm*c8*n + c12 + c8)), c18 + _hmax(0, _least(c15 + c5*c9, b_norm*c9 + c15 + c9)), c13 + c14 + c18), _least((n - 1)*_hmax(0, -_hmax(c19, 2*_hmin(-1/4, -b_norm + c16))*_cosh(math.sqrt(2)*c0)) + _hmax(0, -((1/2)*_cosh(2*c0) + 1/2)*_hmax(1 - c17, _hmin(-1, c16 + c19) + 1)), _hmax(0, c3*c8 - c7*(1 - c11))))
+    c19 = n - 1
+    c20 = math.sqrt(2)*c0
+    c21 = -c17
+    c22 = _hmax(c21, 2*_hmin(-1/4, -b_norm + c16))
+    c23 = _hmax(0, -((1/2)*_cosh(2*c0) + 1/2)*_hmax(1 - c17, _hmin(-1, c16 + c21) + 1))
+    out = c0*_hmax(_pow(w_max, 2) + _least(c4 + c9*(c5 + c6), c4 + _hmax(0, _least(c13, b_norm*c8*n + c12 + c8)), c18 + _hmax(0, _least(c15 + c5*c9, b_norm*c9 + c15 + c9)), c13 + c14 + c18), _least(c19*_hmax(0, -c22*_cosh(c20)) + c23, c23 + _hmax(0, -c22)*_hmax(0, (c0*(math.sqrt(c19) - 1) + n - 2)*_exp(c0) + _exp(c20)), _hmax(0, c3*c8 - c7*(1 - c11))))
     return float(out)
 
 
@@ -169,8 +177,12 @@ def G_A_ball(R, n, b_norm, w_max):
     c22 = _pow(b_norm, 2)
     c23 = 2*b_norm
     c24 = c20*c22*n + c20*c23*c6
-    c25 = -c23
-    out = c0*c1 + c0*_hmax(c1 + _least(c15 + c17*(c3 + c5), c15 + _hmax(0, _least(c19, c16*c8 + c16 + c18)), c24 + _hmax(0, _least(c17*c3 + c21, b_norm*c17 + c17 + c21)), c19 + c20 + c24), _least((n - 1)*_hmax(0, -_hmax(c25, 2*_hmin(-1/4, -b_norm + c22))*_cosh(math.sqrt(2)*c0)) + _hmax(0, -((1/2)*_cosh(2*c0) + 1/2)*_hmax(1 - c23, _hmin(-1, c22 + c25) + 1)), _hmax(0, c14*c16 - c2*(1 - c9)))) + _least(c2*n*(c3*c4 + c7*_hmax(b_norm, c5)), _least(c11*c4 + c13, c10*c4 + c13 + c4*c9))
+    c25 = n - 1
+    c26 = math.sqrt(2)*c0
+    c27 = -c23
+    c28 = _hmax(c27, 2*_hmin(-1/4, -b_norm + c22))
+    c29 = _hmax(0, -((1/2)*_cosh(2*c0) + 1/2)*_hmax(1 - c23, _hmin(-1, c22 + c27) + 1))
+    out = c0*c1 + c0*_hmax(c1 + _least(c15 + c17*(c3 + c5), c15 + _hmax(0, _least(c19, c16*c8 + c16 + c18)), c24 + _hmax(0, _least(c17*c3 + c21, b_norm*c17 + c17 + c21)), c19 + c20 + c24), _least(c25*_hmax(0, -c28*_cosh(c26)) + c29, c29 + _hmax(0, -c28)*_hmax(0, (c0*(math.sqrt(c25) - 1) + n - 2)*_exp(c0) + _exp(c26)), _hmax(0, c14*c16 - c2*(1 - c9)))) + _least(c2*n*(c3*c4 + c7*_hmax(b_norm, c5)), _least(c11*c4 + c13, c10*c4 + c13 + c4*c9))
     return float(out)
 
 
@@ -189,7 +201,10 @@ def G_b_ball(R, n, b_norm, w_max):
 
 def C_simplex(R, n, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (simplex region)."""
-    out = (1/2)*(n - 1)*_cosh(math.sqrt(2)*_pow(R, 2))
+    c0 = n - 1
+    c1 = _pow(R, 2)
+    c2 = math.sqrt(2)*c1
+    out = _least((1/2)*c0*_cosh(c2), (1/2)*_hmax(0, (c1*(math.sqrt(c0) - 1) + n - 2)*_exp(c1) + _exp(c2)))
     return float(out)
 
 
@@ -202,7 +217,9 @@ def smooth_simplex(R, n, w_max):
     c4 = c3*n - 1
     c5 = _pow(c3, 2) + c3*_least(c4*n, _hmax(c4, c3))
     c6 = _pow(c1, 2)
-    out = c0*_hmax((1/2)*(n - 1)*_cosh(math.sqrt(2)*c0), _pow(w_max, 2) + _least(_pow(c1 + c2, 2) + _hmax(0, c5), 2*c2*_least(c2, c1) + c6*n + _hmax(0, c5 + c6)))
+    c7 = n - 1
+    c8 = math.sqrt(2)*c0
+    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(c1 + c2, 2) + _hmax(0, c5), 2*c2*_least(c2, c1) + c6*n + _hmax(0, c5 + c6)), _least((1/2)*c7*_cosh(c8), (1/2)*_hmax(0, (c0*(math.sqrt(c7) - 1) + n - 2)*_exp(c0) + _exp(c8))))
     return float(out)
 
 
@@ -245,10 +262,12 @@ def G_A_simplex(R, n, w_max):
     c11 = _pow(c2, 2)
     c12 = _least(c4, c2)
     c13 = 2*c12
-    c14 = c3*c5
-    c15 = -c6
-    c16 = c4*_hmax(-_greatest(_greatest(c15, -c8), _greatest(c15, -_least(c14, c5))), c9)
-    out = c0*c1 + c0*_hmax((1/2)*(n - 1)*_cosh(math.sqrt(2)*c0), c1 + _least(_pow(c2 + c4, 2) + _hmax(0, c10), c11*n + c13*c4 + _hmax(0, c10 + c11))) + _least(c6*_least(c13 + c4, c4 + _least(c4, 2*c2)), _least(c16 + _least(c2*(c14 + c6), c4*c8), c12*c6 + c16 + c4*c5))
+    c14 = n - 1
+    c15 = math.sqrt(2)*c0
+    c16 = c3*c5
+    c17 = -c6
+    c18 = c4*_hmax(-_greatest(_greatest(c17, -c8), _greatest(c17, -_least(c16, c5))), c9)
+    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c2 + c4, 2) + _hmax(0, c10), c11*n + c13*c4 + _hmax(0, c10 + c11)), _least((1/2)*c14*_cosh(c15), (1/2)*_hmax(0, (c0*(math.sqrt(c14) - 1) + n - 2)*_exp(c0) + _exp(c15)))) + _least(c6*_least(c13 + c4, c4 + _least(c4, 2*c2)), _least(c18 + _least(c2*(c16 + c6), c4*c8), c12*c6 + c18 + c4*c5))
     return float(out)
 
 

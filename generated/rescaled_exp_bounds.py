@@ -83,8 +83,12 @@ def C_ball(R, n, b_norm, w_max):
     c2 = 2*b_norm
     c3 = -c2
     c4 = _pow(b_norm, 2)
-    c5 = _exp(c0)
-    out = _least((n - 1)*_hmax(0, -_hmax(c3, 2*_hmin(-1/4, -b_norm + c4))*_exp(math.sqrt(2)*c0)) + _hmax(0, -c1*_hmax(1 - c2, _hmin(-1, c3 + c4) + 1)), _hmax(0, b_norm*c1*math.sqrt(n) - c5*(-b_norm*c5*n + _exp(-c0))))
+    c5 = _hmax(0, -c1*_hmax(1 - c2, _hmin(-1, c3 + c4) + 1))
+    c6 = n - 1
+    c7 = _exp(math.sqrt(2)*c0)
+    c8 = _hmax(c3, 2*_hmin(-1/4, -b_norm + c4))
+    c9 = _exp(c0)
+    out = _least(c5 + c6*_hmax(0, -c7*c8), c5 + _hmax(0, -c8)*_hmax(0, c7 + c9*(c0*(math.sqrt(c6) - 1) + n - 2)), _hmax(0, b_norm*c1*math.sqrt(n) - c9*(-b_norm*c9*n + _exp(-c0))))
     return float(out)
 
 
@@ -104,7 +108,11 @@ def smooth_ball(R, n, b_norm, w_max):
     c11 = b_norm*c4
     c12 = 2*b_norm
     c13 = -c12
-    out = c0*_hmax(_pow(w_max, 2) + _least(c1*_pow(n, 2)*(b_norm*(b_norm + 1) + 3*b_norm + c2 + 2), c3*(c3 + c7) + c8 + _pow(b_norm*c5 + c3, 2), c10*c11 + c2*c9 + _hmax(0, _least(c3*(2*c3 + c7) + c8, b_norm*c9 + c10 + c8))), _least((n - 1)*_hmax(0, -_hmax(c13, 2*_hmin(-1/4, -b_norm + c2))*_exp(math.sqrt(2)*c0)) + _hmax(0, -c1*_hmax(1 - c12, _hmin(-1, c13 + c2) + 1)), _hmax(0, c1*c11 - c3*(-c7 + _exp(-c0)))))
+    c14 = _hmax(0, -c1*_hmax(1 - c12, _hmin(-1, c13 + c2) + 1))
+    c15 = n - 1
+    c16 = _exp(math.sqrt(2)*c0)
+    c17 = _hmax(c13, 2*_hmin(-1/4, -b_norm + c2))
+    out = c0*_hmax(_pow(w_max, 2) + _least(c1*_pow(n, 2)*(b_norm*(b_norm + 1) + 3*b_norm + c2 + 2), c3*(c3 + c7) + c8 + _pow(b_norm*c5 + c3, 2), c10*c11 + c2*c9 + _hmax(0, _least(c3*(2*c3 + c7) + c8, b_norm*c9 + c10 + c8))), _least(c14 + c15*_hmax(0, -c16*c17), c14 + _hmax(0, -c17)*_hmax(0, c16 + c3*(c0*(math.sqrt(c15) - 1) + n - 2)), _hmax(0, c1*c11 - c3*(-c7 + _exp(-c0)))))
     return float(out)
 
 
@@ -148,7 +156,11 @@ def G_A_ball(R, n, b_norm, w_max):
     c17 = b_norm*c9
     c18 = 2*b_norm
     c19 = -c18
-    out = c0*c1 + c0*_hmax(c1 + _least(c5*(3*b_norm + c14 + c3 + 2), c15 + c6*(c6 + c8) + _pow(c13 + c6, 2), c14*c4*n + c16*c17 + _hmax(0, _least(c15 + c6*(2*c6 + c8), c15 + c16 + c4*c7))), _least((n - 1)*_hmax(0, -_hmax(c19, 2*_hmin(-1/4, -b_norm + c14))*_exp(math.sqrt(2)*c0)) + _hmax(0, -c4*_hmax(1 - c18, _hmin(-1, c14 + c19) + 1)), _hmax(0, c17*c4 - c6*(-c8 + _exp(-c0))))) + _least(c5*(c2 + _hmax(b_norm, c3)), c10*_hmax(b_norm*c11, c13) + c12)
+    c20 = _hmax(0, -c4*_hmax(1 - c18, _hmin(-1, c14 + c19) + 1))
+    c21 = n - 1
+    c22 = _exp(math.sqrt(2)*c0)
+    c23 = _hmax(c19, 2*_hmin(-1/4, -b_norm + c14))
+    out = c0*c1 + c0*_hmax(c1 + _least(c5*(3*b_norm + c14 + c3 + 2), c15 + c6*(c6 + c8) + _pow(c13 + c6, 2), c14*c4*n + c16*c17 + _hmax(0, _least(c15 + c6*(2*c6 + c8), c15 + c16 + c4*c7))), _least(c20 + c21*_hmax(0, -c22*c23), c20 + _hmax(0, -c23)*_hmax(0, c22 + c6*(c0*(math.sqrt(c21) - 1) + n - 2)), _hmax(0, c17*c4 - c6*(-c8 + _exp(-c0))))) + _least(c5*(c2 + _hmax(b_norm, c3)), c10*_hmax(b_norm*c11, c13) + c12)
     return float(out)
 
 
@@ -165,7 +177,10 @@ def G_b_ball(R, n, b_norm, w_max):
 
 def C_simplex(R, n, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (simplex region)."""
-    out = (1/2)*(n - 1)*_exp(math.sqrt(2)*_pow(R, 2))
+    c0 = n - 1
+    c1 = _pow(R, 2)
+    c2 = _exp(math.sqrt(2)*c1)
+    out = _least((1/2)*c0*c2, (1/2)*_hmax(0, c2 + (c1*(math.sqrt(c0) - 1) + n - 2)*_exp(c1)))
     return float(out)
 
 
@@ -178,7 +193,9 @@ def smooth_simplex(R, n, w_max):
     c4 = c1*n
     c5 = c4 - _exp(-c0)
     c6 = c1*_least(c4, _least(c5*n, _hmax(c5, c1)))
-    out = c0*_hmax((1/2)*(n - 1)*_exp(math.sqrt(2)*c0), _pow(w_max, 2) + _least(_pow(c1 + c2, 2) + _hmax(0, c3 + c6), 2*c2*_least(c2, c1) + c3*n + _hmax(0, 2*c3 + c6)))
+    c7 = n - 1
+    c8 = _exp(math.sqrt(2)*c0)
+    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(c1 + c2, 2) + _hmax(0, c3 + c6), 2*c2*_least(c2, c1) + c3*n + _hmax(0, 2*c3 + c6)), _least((1/2)*c7*c8, (1/2)*_hmax(0, c1*(c0*(math.sqrt(c7) - 1) + n - 2) + c8)))
     return float(out)
 
 
@@ -217,9 +234,11 @@ def G_A_simplex(R, n, w_max):
     c10 = c2*c9
     c11 = _least(c4, c2)
     c12 = 2*c5
-    c13 = -c6
-    c14 = c4*_hmax(-_greatest(_greatest(c13, -c8), _greatest(c13, -c11)), c9)
-    out = c0*c1 + c0*_hmax((1/2)*(n - 1)*_exp(math.sqrt(2)*c0), c1 + _least(_pow(c2 + c4, 2) + _hmax(0, c10 + c5), 2*c11*c4 + c5*n + _hmax(0, c10 + c12))) + _least(c12*_pow(n, 2), _least(c14 + _least(c2*(c4 + c6), c4*c8), c11*c6 + c14 + c3*c5))
+    c13 = n - 1
+    c14 = _exp(math.sqrt(2)*c0)
+    c15 = -c6
+    c16 = c4*_hmax(-_greatest(_greatest(c15, -c8), _greatest(c15, -c11)), c9)
+    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c2 + c4, 2) + _hmax(0, c10 + c5), 2*c11*c4 + c5*n + _hmax(0, c10 + c12)), _least((1/2)*c13*c14, (1/2)*_hmax(0, c14 + c2*(c0*(math.sqrt(c13) - 1) + n - 2)))) + _least(c12*_pow(n, 2), _least(c16 + _least(c2*(c4 + c6), c4*c8), c11*c6 + c16 + c3*c5))
     return float(out)
 
 
