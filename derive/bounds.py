@@ -922,13 +922,8 @@ PAIR_RULE = "Gauss-Newton split + pair expansion (residual affine in alpha)"
 _u2, _b2, _Qp = sp.Symbol("u_j", real=True), sp.Symbol("b_j", real=True), sp.Symbol("Q_rest", nonnegative=True)
 
 
-def _exp_interval(e: sp.Expr, uvars: tuple[sp.Symbol, ...]) -> tuple[sp.Expr, sp.Expr] | None:
-    """P2: an interval holding ``e`` for ``||uvars||_2 <= R^2`` when ``e`` is a sum of ``c exp(linear)``.
-
-    ``0 < e^{<a,u>} <= e^{R^2 |a|}`` (Cauchy-Schwarz); a mirrored pair ``c (e^{<a,u>} + e^{-<a,u>})``
-    is ``2c + 2c (cosh <a,u> - 1)`` with ``0 <= cosh <a,u> - 1 <= cosh(R^2 |a|) - 1``, so that
-    e.g. ``sinh(u_i) sinh(u_j)`` gets ``+-(cosh(sqrt 2 R^2) - 1) / 2``.  None when ``e`` has another form.
-    """
+def _exp_terms(e: sp.Expr, uvars: tuple[sp.Symbol, ...]) -> dict[tuple, sp.Expr] | None:
+    """``{a: c}`` with ``e = sum c exp(<a, uvars>)`` (numbers ``a``, ``c``), or None when ``e`` has another form."""
     terms: dict[tuple, sp.Expr] = {}
     for t in sp.Add.make_args(sp.powsimp(sp.expand(e.rewrite(sp.exp)))):
         c, rest = t.as_independent(*uvars, as_Add=False)
@@ -939,6 +934,19 @@ def _exp_interval(e: sp.Expr, uvars: tuple[sp.Symbol, ...]) -> tuple[sp.Expr, sp
         if any(not k.is_number for k in a) or sp.expand(arg - sum(k * v for k, v in zip(a, uvars))) != 0:
             return None
         terms[a] = terms.get(a, sp.Integer(0)) + c
+    return terms
+
+
+def _exp_interval(e: sp.Expr, uvars: tuple[sp.Symbol, ...]) -> tuple[sp.Expr, sp.Expr] | None:
+    """P2: an interval holding ``e`` for ``||uvars||_2 <= R^2`` when ``e`` is a sum of ``c exp(linear)``.
+
+    ``0 < e^{<a,u>} <= e^{R^2 |a|}`` (Cauchy-Schwarz); a mirrored pair ``c (e^{<a,u>} + e^{-<a,u>})``
+    is ``2c + 2c (cosh <a,u> - 1)`` with ``0 <= cosh <a,u> - 1 <= cosh(R^2 |a|) - 1``, so that
+    e.g. ``sinh(u_i) sinh(u_j)`` gets ``+-(cosh(sqrt 2 R^2) - 1) / 2``.  None when ``e`` has another form.
+    """
+    terms = _exp_terms(e, uvars)
+    if terms is None:
+        return None
     lo, hi = sp.Integer(0), sp.Integer(0)
     for a in sorted(terms, key=sp.default_sort_key):
         c, neg = terms[a], tuple(-k for k in a)
@@ -963,15 +971,11 @@ def _exp_pair_sum(e: sp.Expr) -> sp.Expr:
     ``sum_j e^{x_j} <= (m - 1) + (sqrt(m) - 1) rho + e^rho``; times ``e^{a u_i}``, Cauchy-Schwarz
     bounds ``a u_i + rho`` by ``R^2 sqrt(a^2 + a'^2)``.  oo when ``e`` has another form.
     """
+    terms = _exp_terms(e, (u, _u2))
+    if terms is None or any(not c > 0 for c in terms.values()):
+        return oo
     total = sp.Integer(0)
-    for t in sp.Add.make_args(sp.powsimp(sp.expand(e.rewrite(sp.exp)))):
-        c, rest = t.as_independent(u, _u2, as_Add=False)
-        arg = sp.Integer(0) if rest == 1 else rest.args[0] if isinstance(rest, sp.exp) else None
-        if arg is None or not (c.is_number and c > 0):
-            return oo
-        a, a2 = sp.diff(arg, u), sp.diff(arg, _u2)
-        if not (a.is_number and a2.is_number) or sp.expand(arg - a * u - a2 * _u2) != 0:
-            return oo
+    for (a, a2), c in sorted(terms.items(), key=lambda kv: sp.default_sort_key(kv[0])):
         if a2 == 0:
             total += c * (n - 1) * sp.exp(abs(a) * U)
         else:
