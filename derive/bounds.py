@@ -1089,9 +1089,12 @@ def _pair_note(f: NormalizedFormulas) -> str | None:
         r"$c(e^x + e^{-x}) = 2c + 2c(\cosh x - 1)$ keep their constant;",
         r"* (P3) terms grouped by their factor in $u$: the factor's interval (P2) times the interval of its "
         r"coefficient in $b_i, b_j, Q'$ ($Q$ split off or whole, the tighter), separable coefficients "
-        r"ranged exactly over the box of $b$.", "",
-        r"So $C \le \max(0, -\min d^{\mathrm{diag}}) + (n - 1)\max(0, -\min \mathrm{pair}_{j \ne i})$, "
-        r"dropping $J^\top J \succeq 0$.", ""])
+        r"ranged exactly over the box of $b$.",
+        r"* (P4) for positive exponential factors the pairs are summed first: "
+        r"$\sum_{j \ne i} e^{a u_i + a' u_j} \le e^{R^2\sqrt{a^2 + a'^2}} + e^{|a|R^2}((n - 2) + "
+        r"(\sqrt{n-1} - 1)|a'|R^2)$ (from $e^x \le 1 + x + x^2 (e^\rho - 1 - \rho)/\rho^2$ for $x \le \rho$).", "",
+        r"So $C \le \max(0, -\min d^{\mathrm{diag}}) + (n - 1)\max(0, -\min \mathrm{pair}_{j \ne i})$ "
+        r"(or the P4 sum), dropping $J^\top J \succeq 0$.", ""])
 
 
 def derive_bounds(f: NormalizedFormulas) -> MemberBounds:
