@@ -207,6 +207,8 @@ class _Problem:
             if float(np.linalg.norm(u - v)) < 0.5 * self.min_gap * U:
                 v = _to_ball(u - self.min_gap * U * h, U)
             b = self._b(parts[2])
+            if not np.any(u != v):    # n = 1 at the boundary: both steps project back onto u
+                return 0.0
             dB = self._hess_u(u, b) - self._hess_u(v, b)
             # realized by A = R I: ||hess L(x) - hess L(y)|| / ||x - y|| = R^3 ||dB|| / ||u - v||
             return R**3 * float(np.linalg.norm(dB, 2)) / float(np.linalg.norm(u - v))

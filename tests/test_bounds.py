@@ -299,3 +299,11 @@ def test_pair_rule_bounds_rescaled_C_within_10_of_the_search():
                       restarts=3, maxfev=300)
     assert not cert.violations, cert.table()
     assert max(r.tightness for r in cert.rows) <= 10.0, cert.table()
+
+
+def test_M_search_point_without_direction_is_no_witness():
+    # a zero direction (Powell can set it exactly) gives u = v: no witness, not a division by zero
+    for n in (1, 3):
+        prob = sb._Problem("softmax", "M", "ball", 1.0, n, 1.0)
+        z = np.concatenate([np.full(n, 0.3), np.zeros(n), np.full(n, 0.1)])
+        assert prob.value(z) == 0.0
