@@ -11,8 +11,9 @@ import dask.array as da
 import numpy as np
 import pytest
 from distributed import Client, LocalCluster
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from scipy.special import softmax
 
 import softsym
 from softsym.dask import DaskObjective, open_npy_chunks, save_npy_chunks, synthetic_on_disk
@@ -71,6 +72,7 @@ def test_newton_iterates_match(client, name):
 
 @settings(max_examples=6)
 @given(rows=st.integers(45, 400), seed=st.integers(0, 2**31 - 1))
+@example(rows=189, seed=29456)  # saturated softmax: the gradient is 1e-12 of cancellations
 def test_any_row_chunking_gives_the_same_answer(client, rows, seed):
     """The max-shifted alpha reduction is exact whatever the chunking, even for |u| ~ 1e3."""
     rng = np.random.default_rng(seed)
@@ -81,7 +83,12 @@ def test_any_row_chunking_gives_the_same_answer(client, rows, seed):
     dsk = softsym.objective("softmax", da.from_array(A, chunks=(rows, 3)), b)
     assert np.isfinite(mem.fun(x))
     assert rel(dsk.fun(x), mem.fun(x)) < RTOL
-    assert rel(dsk.jac(x), mem.jac(x)) < 1e-10
+    # When softmax saturates the gradient is ~1e-12 and made of cancellations: g_i = s_i (r_i - <s, r>)
+    # carries rounding eps * s_i * max|r|, times |A| ~ 300. Compare at that scale (the chunking bug this
+    # guards against, a wrong max shift, already shows in the loss above at 1e-12).
+    s = softmax(A @ x)
+    scale = np.max(np.abs(A).T @ s) * np.max(np.abs(s - b))
+    assert np.max(np.abs(dsk.jac(x) - mem.jac(x))) <= 16 * np.finfo(float).eps * scale
 
 
 def test_dask_b_and_w_any_chunks(client):
