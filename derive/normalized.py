@@ -261,14 +261,11 @@ def _emit_batched(f: NormalizedFormulas) -> str:
     else:
         loss_phi, names, alpha_pass, load_phi = loss, _NAMES, "", ""
     loss_code = codegen.code_block([("lk[i]", _vec_exp(loss_phi))], names, indent=16)
-    taylor = repr(1.0 / math.factorial(_EXP_DEGREE))
-    for k in range(_EXP_DEGREE - 1, -1, -1):
-        taylor = f"{1.0 / math.factorial(k)!r} + r * ({taylor})"
     taylor_sinh = repr(1.0 / math.factorial(2 * _SINH_TERMS - 1))
     for k in range(_SINH_TERMS - 2, -1, -1):
         taylor_sinh = f"{1.0 / math.factorial(2 * k + 1)!r} + x2 * ({taylor_sinh})"
     return _BATCHED.format(alpha_pass=alpha_pass, load_phi=load_phi, loss_code=loss_code,
-                           taylor=taylor, degree=_EXP_DEGREE, taylor_sinh=taylor_sinh,
+                           vec_exp=vec_exp_source().rstrip("\n"), taylor_sinh=taylor_sinh,
                            sinh_degree=2 * _SINH_TERMS - 1)
 
 
@@ -283,8 +280,7 @@ _BATCHED_ALPHA = """\
             alpha = _sum4(phik)
 """
 
-_BATCHED = """
-
+VEC_EXP = """\
 @intrinsic
 def _as_float(typingctx, i):
     \"\"\"The float64 whose bits are the int64 ``i``.\"\"\"
@@ -316,6 +312,26 @@ def _exp(x):
     y = 0.0 if x < -707.0 else y
     y = math.inf if x > 709.782712893384 else y
     return x if x != x else y
+
+
+"""
+
+
+def vec_exp_source() -> str:
+    """Source of ``_exp`` (arithmetic-only, vectorizable, <= 1 ulp) and its bit-cast helpers.
+
+    The one definition every generated module that wants a vectorizing ``exp`` embeds; the module
+    must import ``math``, ``llvmlite.ir``, ``numba.njit``/``types`` and ``numba.extending.intrinsic``.
+    """
+    taylor = repr(1.0 / math.factorial(_EXP_DEGREE))
+    for k in range(_EXP_DEGREE - 1, -1, -1):
+        taylor = f"{1.0 / math.factorial(k)!r} + r * ({taylor})"
+    return VEC_EXP.format(taylor=taylor, degree=_EXP_DEGREE)
+
+
+_BATCHED = """
+
+{vec_exp}
 
 
 @njit(cache=True, inline="always")

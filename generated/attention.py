@@ -4,19 +4,99 @@
 Row-softmax attention family; row-major vec convention x = vec(X), x[p d + q] = X[p, q], so
 that the literal (A1 kron A2) x is vec(U) with U = A1 X A2^T (tensor trick: the n^2 x d^2
 matrix is never formed).  A1, A2, A3, B are (n, d), X and Y (d, d), all float64 C-contiguous.
-Dense products go to BLAS; the row softmax and the fused elementwise passes are Numba loops.
-The runtime (softsym.attention) validates inputs and checks outputs for overflow.
+Dense products go to BLAS; the row softmax and the fused elementwise passes are Numba loops
+(``_exp`` is the arithmetic-only exponential and the reductions are reassociated, so they
+vectorize).  ``loss``, ``value_and_grad`` and ``hess_y_block`` sweep blocks of rows
+(flash-attention style) through caller-owned (rows, n) workspaces from ``workspace(n)``: no
+n x n array is materialised.  The Hessian kernels take the full state of ``hess_state``
+(F and dL/dF, n x n each).  The runtime (softsym.attention) validates inputs and checks
+outputs for overflow.
 """
 
 import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 NAME = "attention"
 SPEC_HASH = "de3c5664632289919cb05c53b404446b379dd5e7c613a7542aff79baf3544610"
 # d2 ell / ds2: a constant (the outer loss is linear-quadratic in s).
 ELL_SS = float(2)
+# Row-block size of the sweeps: a (rows, n) float64 block of about this many bytes.
+BLOCK_BYTES = 4194304
+
+
+@intrinsic
+def _as_float(typingctx, i):
+    """The float64 whose bits are the int64 ``i``."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+@intrinsic
+def _as_int(typingctx, x):
+    """The int64 whose bits are the float64 ``x``."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@njit(cache=True, inline="always")
+def _exp(x):
+    """exp(x) from arithmetic only (vectorizes): 2^k e^r, k = round(x / ln 2), Cody-Waite r, Taylor degree 13.
+
+    Within 1 ulp of libm for -707 <= x <= 709.78; 0 below -707 (where exp < 1e-307), inf above.
+    """
+    xc = min(max(x, -707.0), 709.782712893384)
+    t = xc * 1.4426950408889634 + 6755399441055744.0  # 1.5 * 2^52: k lands in the low bits
+    kf = t - 6755399441055744.0
+    r = (xc - kf * 0.6931471803691238) - kf * 1.9082149292705877e-10
+    p = 1.0 + r * (1.0 + r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333 + r * (0.001388888888888889 + r * (0.0001984126984126984 + r * (2.48015873015873e-05 + r * (2.7557319223985893e-06 + r * (2.755731922398589e-07 + r * (2.505210838544172e-08 + r * (2.08767569878681e-09 + r * (1.6059043836821613e-10)))))))))))))
+    y = p * _as_float((_as_int(t) + 1022) << 52) * 2.0
+    y = 0.0 if x < -707.0 else y
+    y = math.inf if x > 709.782712893384 else y
+    return x if x != x else y
+
+
+def block_rows(n):
+    """Rows per block of the sweeps for U of shape (n, n)."""
+    return max(1, min(n, BLOCK_BYTES // (8 * n)))
+
+
+def workspace(n):
+    """The two (block_rows(n), n) workspaces the row-blocked sweeps reuse across calls."""
+    m = block_rows(n)
+    return np.empty((m, n)), np.empty((m, n))
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def _sum(v):
+    """sum(v), vectorized (reassociated)."""
+    acc = 0.0
+    for i in range(v.shape[0]):
+        acc += v[i]
+    return acc
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def _dot(v, w):
+    """<v, w>, vectorized (reassociated)."""
+    acc = 0.0
+    for i in range(v.shape[0]):
+        acc += v[i] * w[i]
+    return acc
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def _dot3(v, w, z):
+    """sum(v o w o z), vectorized (reassociated)."""
+    acc = 0.0
+    for i in range(v.shape[0]):
+        acc += v[i] * w[i] * z[i]
+    return acc
 
 
 @njit(cache=True)
@@ -52,21 +132,16 @@ def reg_grad(Z, lam):
 @njit(cache=True)
 def softmax_rows(U):
     """In place: U <- row-softmax(U), each row evaluated at u - max(u) (shift invariant)."""
-    n, m = U.shape
-    for j in range(n):
-        mx = U[j, 0]
-        for i in range(1, m):
-            if U[j, i] > mx:
-                mx = U[j, i]
-        alpha = 0.0
-        for i in range(m):
-            ui = U[j, i] - mx
-            e_i = math.exp(ui)
-            U[j, i] = e_i
-            alpha += e_i
-        inv = 1.0 / alpha
-        for i in range(m):
-            U[j, i] *= inv
+    for j in range(U.shape[0]):
+        row = U[j]
+        mx = np.max(row)
+        for i in range(row.shape[0]):
+            ui = row[i] - mx
+            e_i = _exp(ui)
+            row[i] = e_i
+        inv = 1.0 / _sum(row)
+        for i in range(row.shape[0]):
+            row[i] *= inv
 
 
 @njit(cache=True)
@@ -74,18 +149,16 @@ def outer_loss(S, B):
     """(sum ell(S, B), ell_s(S, B)) over all entries of S = F A3 Y."""
     n, d = S.shape
     Ls = np.empty((n, d))
-    part = np.empty(n)
+    total = 0.0
     for j in range(n):
-        acc = 0.0
         for k in range(d):
             si = S[j, k]
             bi = B[j, k]
             l_i = (-bi + si)**2
             ls_i = -2*bi + 2*si
             Ls[j, k] = ls_i
-            acc += l_i
-        part[j] = acc
-    return part.sum(), Ls
+            total += l_i
+    return total, Ls
 
 
 @njit(cache=True)
@@ -102,11 +175,18 @@ def outer_value(S, B):
 
 
 @njit(cache=True)
+def _forward_rows(P1, A2, A3, Fb):
+    """Fb <- row-softmax(P1 A2^T) for a block of rows of P1 = A1 X; returns K_b = Fb A3."""
+    np.dot(P1, A2.T, Fb)
+    softmax_rows(Fb)
+    return Fb @ A3
+
+
+@njit(cache=True)
 def forward(A1, A2, A3, X, Y):
     """(F, K, S): F = row-softmax(A1 X A2^T) (n, n), K = F A3, S = K Y."""
-    F = (A1 @ X) @ A2.T
-    softmax_rows(F)
-    K = F @ A3
+    F = np.empty((A1.shape[0], A2.shape[0]))
+    K = _forward_rows(A1 @ X, A2, A3, F)
     return F, K, K @ Y
 
 
@@ -117,50 +197,82 @@ def softmax_jvp(F, V, out):
     n, m = F.shape
     t1 = np.empty(n)
     for j in range(n):
-        t = 0.0
+        f = F[j]
+        v = V[j]
+        o = out[j]
+        t = _dot(f, v)
         for i in range(m):
-            t += F[j, i] * V[j, i]
-        for i in range(m):
-            out[j, i] = F[j, i] * (V[j, i] - t)
+            o[i] = f[i] * (v[i] - t)
         t1[j] = t
     return t1
 
 
 @njit(cache=True)
-def loss(A1, A2, A3, B, X, Y, reg_x, reg_y):
-    """L(X, Y) = sum ell(F A3 Y, B) + regularizers."""
-    F, K, S = forward(A1, A2, A3, X, Y)
-    return outer_value(S, B) + reg_value(X, reg_x) + reg_value(Y, reg_y)
+def loss(A1, A2, A3, B, X, Y, reg_x, reg_y, W1):
+    """L(X, Y) = sum ell(F A3 Y, B) + regularizers, in blocks of W1.shape[0] rows (W1: workspace)."""
+    n = A1.shape[0]
+    nb = W1.shape[0]
+    P1 = A1 @ X
+    total = 0.0
+    for j0 in range(0, n, nb):
+        m = min(nb, n - j0)
+        Kb = _forward_rows(P1[j0:j0 + m], A2, A3, W1[:m])
+        total += outer_value(Kb @ Y, B[j0:j0 + m])
+    return total + reg_value(X, reg_x) + reg_value(Y, reg_y)
 
 
 @njit(cache=True)
-def _forward_backward(A1, A2, A3, B, X, Y, reg_x, reg_y, keep):
-    """(L, dL/dX, dL/dY, F, C, gamma): four n^2 d GEMMs (U, K = F A3, C = (Ls Y^T) A3^T, G A2).
+def _sweep(A1, A2, A3, B, X, Y, reg_x, reg_y, W1, W2, W3):
+    """(L, dL/dX, dL/dY, K, Ls, gamma) by one forward/backward sweep over blocks of rows.
 
-    C = dL/dF is kept intact when ``keep`` (for Hessian products), else overwritten by
-    dL/dU = F o (C - gamma 1^T) in place; gamma = rowsum(F o C).
+    Per block (nb = W1.shape[0] rows): W1 <- F = row-softmax(A1 X A2^T), K = F A3, S = K Y,
+    Ls = ell_s(S, B), W2 <- C = (Ls Y^T) A3^T = dL/dF, W3 <- F o (C - gamma 1^T) = dL/dU
+    (W3 may be W2: in place) with gamma = rowsum(F o C); dL/dY += K^T Ls and the block's
+    rows of dL/dU A2.  Four n^2 d GEMMs in all.  With nb = n the workspaces end up holding
+    the full F, C and dL/dU.
     """
-    F, K, S = forward(A1, A2, A3, X, Y)
-    val, Ls = outer_loss(S, B)
-    gY = K.T @ Ls + reg_grad(Y, reg_y)
-    C = (Ls @ Y.T) @ A3.T
-    G = C.copy() if keep else C
-    gamma = softmax_jvp(F, G, G)
-    gX = A1.T @ (G @ A2) + reg_grad(X, reg_x)
-    return val + reg_value(X, reg_x) + reg_value(Y, reg_y), gX, gY, F, C, gamma
+    n, d = A1.shape
+    nb = W1.shape[0]
+    P1 = A1 @ X
+    YT = np.ascontiguousarray(Y.T)
+    K = np.empty((n, d))
+    Ls = np.empty((n, d))
+    GA2 = np.empty((n, d))
+    gamma = np.empty(n)
+    gY = reg_grad(Y, reg_y)
+    total = 0.0
+    for j0 in range(0, n, nb):
+        m = min(nb, n - j0)
+        Fb, Cb, Gb = W1[:m], W2[:m], W3[:m]
+        Kb = _forward_rows(P1[j0:j0 + m], A2, A3, Fb)
+        val, Lb = outer_loss(Kb @ Y, B[j0:j0 + m])
+        total += val
+        gY += Kb.T @ Lb
+        np.dot(Lb @ YT, A3.T, Cb)
+        gamma[j0:j0 + m] = softmax_jvp(Fb, Cb, Gb)
+        np.dot(Gb, A2, GA2[j0:j0 + m])
+        K[j0:j0 + m] = Kb
+        Ls[j0:j0 + m] = Lb
+    gX = A1.T @ GA2 + reg_grad(X, reg_x)
+    return total + reg_value(X, reg_x) + reg_value(Y, reg_y), gX, gY, K, Ls, gamma
 
 
 @njit(cache=True)
-def value_and_grad(A1, A2, A3, B, X, Y, reg_x, reg_y):
-    """(L, dL/dX, dL/dY) in one fused pass."""
-    val, gX, gY, _, _, _ = _forward_backward(A1, A2, A3, B, X, Y, reg_x, reg_y, False)
+def value_and_grad(A1, A2, A3, B, X, Y, reg_x, reg_y, W1, W2):
+    """(L, dL/dX, dL/dY) in one row-blocked sweep through the workspaces W1, W2."""
+    val, gX, gY, _, _, _ = _sweep(A1, A2, A3, B, X, Y, reg_x, reg_y, W1, W2, W2)
     return val, gX, gY
 
 
 @njit(cache=True)
 def hess_state(A1, A2, A3, B, X, Y, reg_x, reg_y):
-    """(L, dL/dX, dL/dY, F, C, gamma) with C = dL/dF and gamma = rowsum(F o C), for hessp_x/hess_x."""
-    return _forward_backward(A1, A2, A3, B, X, Y, reg_x, reg_y, True)
+    """(L, dL/dX, dL/dY, F, C, gamma, K, Ls) for the Hessian kernels: F = row-softmax(U) and
+    C = dL/dF (n, n), gamma = rowsum(F o C), K = F A3, Ls = ell_s(K Y, B) (n, d)."""
+    n = A1.shape[0]
+    F = np.empty((n, n))
+    C = np.empty((n, n))
+    val, gX, gY, K, Ls, gamma = _sweep(A1, A2, A3, B, X, Y, reg_x, reg_y, F, C, np.empty((n, n)))
+    return val, gX, gY, F, C, gamma, K, Ls
 
 
 @njit(cache=True)
@@ -168,15 +280,16 @@ def _hvp_rows(F, C, gamma, dU, t1, P):
     """In place: P <- J P + [diag(f o (c - gamma)) - (f o c) f^T - f (f o c)^T + 2 gamma f f^T] du, per row."""
     n, m = F.shape
     for j in range(n):
-        t2 = 0.0
-        t3 = 0.0
-        for i in range(m):
-            t2 += F[j, i] * C[j, i] * dU[j, i]
-            t3 += F[j, i] * P[j, i]
+        f = F[j]
+        c = C[j]
+        du = dU[j]
+        p = P[j]
+        t2 = _dot3(f, c, du)
+        t3 = _dot(f, p)
         g = gamma[j]
         a = t1[j]
         for i in range(m):
-            P[j, i] = F[j, i] * (P[j, i] - t3 + (C[j, i] - g) * dU[j, i] - C[j, i] * a - t2 + 2.0 * g * a)
+            p[i] = f[i] * (p[i] - t3 + (c[i] - g) * du[i] - c[i] * a - t2 + 2.0 * g * a)
 
 
 @njit(cache=True)
@@ -186,6 +299,49 @@ def hessp_x(A1, A2, A3, Y, F, C, gamma, D, reg_x):
     JdU = np.empty_like(dU)
     t1 = softmax_jvp(F, dU, JdU)
     P = ((ELL_SS * ((JdU @ A3) @ Y)) @ Y.T) @ A3.T
+    _hvp_rows(F, C, gamma, dU, t1, P)
+    return A1.T @ (P @ A2) + reg_curv(reg_x) * D
+
+
+@njit(cache=True)
+def _cross_yx(dK, K, Ls, Y):
+    """d2L/dy dx vec(D) as a (d, d) matrix from dK = J (A1 D A2^T) A3: dK^T Ls + ELL_SS K^T dK Y."""
+    return dK.T @ Ls + ELL_SS * (K.T @ (dK @ Y))
+
+
+@njit(cache=True)
+def hessp_yx(A1, A2, A3, Y, F, K, Ls, D):
+    """d2L/dy dx vec(D) as a (d, d) matrix (the change of dL/dY along X + t D), O(n^2 d):
+    dK^T Ls + ELL_SS K^T dK Y with dK = J (A1 D A2^T) A3 (J: the row-wise softmax Jacobian)."""
+    dU = (A1 @ D) @ A2.T
+    softmax_jvp(F, dU, dU)
+    return _cross_yx(dU @ A3, K, Ls, Y)
+
+
+@njit(cache=True)
+def hessp_xy(A1, A2, A3, Y, F, K, Ls, E):
+    """d2L/dx dy vec(E) as a (d, d) matrix (the change of dL/dX along Y + t E), O(n^2 d):
+    A1^T (J dC) A2 with dC = (ELL_SS K E Y^T + Ls E^T) A3^T."""
+    dC = (ELL_SS * ((K @ E) @ Y.T) + Ls @ E.T) @ A3.T
+    softmax_jvp(F, dC, dC)
+    return A1.T @ (dC @ A2)
+
+
+@njit(cache=True)
+def hessp_reduced_x(A1, A2, A3, Y, F, C, gamma, K, Ls, Gp, D, reg_x):
+    """(H_xx - H_xy H_yy^+ H_yx) vec(D) as a (d, d) matrix: the Hessian of the reduced function
+    phi(X) = min_Y L(X, Y) at Y = Y*(X) (Schur complement), matrix-free, four n^2 d GEMMs.
+
+    Gp is the pseudo-inverse of the (d, d) block G with H_yy = kron(G, I_d), so
+    W = Gp (H_yx vec D) is H_yy^+ H_yx vec(D) in row-major vec.  H_xx vec(D) and H_xy vec(W) both
+    end in A1^T [J (.)] A2, so the coupling enters as P - dC(W) before the row pass.
+    """
+    dU = (A1 @ D) @ A2.T
+    JdU = np.empty_like(dU)
+    t1 = softmax_jvp(F, dU, JdU)
+    dK = JdU @ A3
+    W = Gp @ _cross_yx(dK, K, Ls, Y)
+    P = (ELL_SS * ((dK @ Y - K @ W) @ Y.T) - Ls @ W.T) @ A3.T
     _hvp_rows(F, C, gamma, dU, t1, P)
     return A1.T @ (P @ A2) + reg_curv(reg_x) * D
 
@@ -264,11 +420,8 @@ def hess_x(A1, A2, A3, Y, F, C, gamma, reg_x):
 
 
 @njit(cache=True)
-def hess_y_block(A1, A2, A3, X, reg_y):
-    """(d, d) block G with d2L/dy2 = kron(G, I_d) (row-major vec(Y)): G = ELL_SS K^T K + reg."""
-    F = (A1 @ X) @ A2.T
-    softmax_rows(F)
-    K = F @ A3
+def hess_y_from_k(K, reg_y):
+    """(d, d) block G with d2L/dy2 = kron(G, I_d) (row-major vec(Y)) from K = F A3: ELL_SS K^T K + reg."""
     G = ELL_SS * (K.T @ K)
     h = reg_curv(reg_y)
     for a in range(G.shape[0]):
@@ -277,7 +430,13 @@ def hess_y_block(A1, A2, A3, X, reg_y):
 
 
 @njit(cache=True)
-def hess_y(A1, A2, A3, X, reg_y):
-    """d2L/dy2 (d^2, d^2) in row-major vec(Y); independent of Y (L is quadratic in Y)."""
-    G = hess_y_block(A1, A2, A3, X, reg_y)
-    return np.kron(G, np.eye(G.shape[0]))
+def hess_y_block(A1, A2, A3, X, reg_y, W1):
+    """(d, d) block G with d2L/dy2 = kron(G, I_d): K = F A3 in row blocks through W1, then hess_y_from_k."""
+    n, d = A1.shape
+    nb = W1.shape[0]
+    P1 = A1 @ X
+    K = np.empty((n, d))
+    for j0 in range(0, n, nb):
+        m = min(nb, n - j0)
+        K[j0:j0 + m] = _forward_rows(P1[j0:j0 + m], A2, A3, W1[:m])
+    return hess_y_from_k(K, reg_y)

@@ -58,9 +58,11 @@ class AttentionRegression:
         self.reg_x = positive("reg_x", reg_x, allow_zero=True)
         self.reg_y = positive("reg_y", reg_y, allow_zero=True)
         self._k = kernels(MEMBER)
+        self._work: tuple[np.ndarray, np.ndarray] | None = None
         self.nfev = self.njev = self.nhev = 0
         self._state_key: tuple[np.ndarray, np.ndarray] | None = None
         self._state: tuple | None = None
+        self._y_pinv: np.ndarray | None = None  # pseudo-inverse of the Y-Hessian block at the state's X
 
     def __repr__(self) -> str:
         return f"AttentionRegression(n={self.n}, d={self.d}, reg_x={self.reg_x}, reg_y={self.reg_y})"
@@ -78,19 +80,25 @@ class AttentionRegression:
     def _data(self) -> tuple[np.ndarray, ...]:
         return self.A1, self.A2, self.A3, self.B
 
+    def _workspace(self) -> tuple[np.ndarray, np.ndarray]:
+        """The two (rows, n) blocks the row-blocked kernels reuse across calls (allocated once)."""
+        if self._work is None:
+            self._work = self._k.workspace(self.n)
+        return self._work
+
     # -- evaluation --------------------------------------------------------------------------
     def loss(self, X, Y) -> float:
         """L(X, Y)."""
         X, Y = self._var("X", X), self._var("Y", Y)
-        val = float(self._k.loss(*self._data(), X, Y, self.reg_x, self.reg_y))
+        val = float(self._k.loss(*self._data(), X, Y, self.reg_x, self.reg_y, self._workspace()[0]))
         self.nfev += 1
         self._check("loss", val)
         return val
 
     def value_and_grad(self, X, Y) -> tuple[float, np.ndarray, np.ndarray]:
-        """(L, dL/dX, dL/dY) in one fused pass (four n^2 d matrix products)."""
+        """(L, dL/dX, dL/dY) in one row-blocked sweep (four n^2 d matrix products, no n x n array)."""
         X, Y = self._var("X", X), self._var("Y", Y)
-        val, gX, gY = self._k.value_and_grad(*self._data(), X, Y, self.reg_x, self.reg_y)
+        val, gX, gY = self._k.value_and_grad(*self._data(), X, Y, self.reg_x, self.reg_y, *self._workspace())
         self.njev += 1
         self._check("gradient", val, gX, gY)
         return float(val), gX, gY
@@ -106,29 +114,86 @@ class AttentionRegression:
             st = self._k.hess_state(*self._data(), X, Y, self.reg_x, self.reg_y)
             self.nhev += 1
             self._check("Hessian state", *st)
-            self._state_key, self._state = (X.copy(), Y.copy()), st
+            self._state_key, self._state, self._y_pinv = (X.copy(), Y.copy()), st, None
         return self._state
+
+    def _y_block_pinv(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """Pseudo-inverse of G (hess_y = kron(G, I_d)) at X, from the memoized Hessian state."""
+        K = self._hess_state(X, Y)[6]
+        if self._y_pinv is None:
+            G = self._k.hess_y_from_k(K, self.reg_y)
+            self._check("Hessian in Y", G)
+            self._y_pinv = scipy.linalg.pinvh(G, check_finite=False)
+        return self._y_pinv
 
     def hessp_x(self, X, Y, V) -> np.ndarray:
         """Hessian in x = vec(X) applied to vec(V), returned as a (d, d) matrix; O(n^2 d)."""
         X, Y, V = self._var("X", X), self._var("Y", Y), self._var("V", V)
-        _, _, _, F, C, gamma = self._hess_state(X, Y)
+        _, _, _, F, C, gamma, _, _ = self._hess_state(X, Y)
         out = self._k.hessp_x(self.A1, self.A2, self.A3, Y, F, C, gamma, V, self.reg_x)
         self._check("Hessian-vector product", out)
+        return out
+
+    def hessp_xy(self, X, Y, E) -> np.ndarray:
+        """Cross Hessian d2L/dx dy applied to vec(E) (a direction in Y), as a (d, d) matrix; O(n^2 d)."""
+        X, Y, E = self._var("X", X), self._var("Y", Y), self._var("E", E)
+        _, _, _, F, _, _, K, Ls = self._hess_state(X, Y)
+        out = self._k.hessp_xy(self.A1, self.A2, self.A3, Y, F, K, Ls, E)
+        self._check("cross Hessian-vector product", out)
+        return out
+
+    def hessp_yx(self, X, Y, D) -> np.ndarray:
+        """Cross Hessian d2L/dy dx applied to vec(D) (a direction in X), as a (d, d) matrix; O(n^2 d)."""
+        X, Y, D = self._var("X", X), self._var("Y", Y), self._var("D", D)
+        _, _, _, F, _, _, K, Ls = self._hess_state(X, Y)
+        out = self._k.hessp_yx(self.A1, self.A2, self.A3, Y, F, K, Ls, D)
+        self._check("cross Hessian-vector product", out)
         return out
 
     def hess_x(self, X, Y) -> np.ndarray:
         """Full (d^2, d^2) Hessian in x = vec(X) (row-major); O(n^2 d^2 + n d^4) time, O(n d^2) memory."""
         X, Y = self._var("X", X), self._var("Y", Y)
-        _, _, _, F, C, gamma = self._hess_state(X, Y)
+        _, _, _, F, C, gamma, _, _ = self._hess_state(X, Y)
         H = self._k.hess_x(self.A1, self.A2, self.A3, Y, F, C, gamma, self.reg_x)
         self._check("Hessian", H)
         return H
 
+    def hess_xy(self, X, Y) -> np.ndarray:
+        """Full (d^2, d^2) cross Hessian d2L/dx dy (rows vec X, columns vec Y; row-major vecs).
+
+        Assembled column by column from ``hessp_xy`` (d^2 products, O(n^2 d^3)); d2L/dy dx is
+        its transpose.
+        """
+        k = self.d
+        cols = [self.hessp_xy(X, Y, e.reshape(k, k)).ravel() for e in np.eye(k * k)]
+        return np.column_stack(cols)
+
+    def reduced_hessp_x(self, X, Y, V) -> np.ndarray:
+        """Hessian of phi(X) = min_Y L(X, Y) applied to vec(V), as a (d, d) matrix; O(n^2 d).
+
+        The Schur complement (H_xx - H_xy H_yy^+ H_yx) vec(V), matrix-free (one fused pass of
+        four n^2 d products).  It is the Hessian of phi when ``Y`` minimizes L(X, .) (e.g.
+        ``Y = minimize_y(X, Y0)``); at other Y it is the Schur complement of the joint Hessian.
+        """
+        X, Y, V = self._var("X", X), self._var("Y", Y), self._var("V", V)
+        _, _, _, F, C, gamma, K, Ls = self._hess_state(X, Y)
+        out = self._k.hessp_reduced_x(self.A1, self.A2, self.A3, Y, F, C, gamma, K, Ls,
+                                      self._y_block_pinv(X, Y), V, self.reg_x)
+        self._check("reduced Hessian-vector product", out)
+        return out
+
+    def reduced_hess_x(self, X, Y) -> np.ndarray:
+        """Full (d^2, d^2) Hessian of phi(X) = min_Y L(X, Y) at Y = Y*(X) (see ``reduced_hessp_x``):
+        ``hess_x - hess_xy kron(G^+, I_d) hess_xy^T`` with hess_y = kron(G, I_d); O(n^2 d^3)."""
+        X, Y = self._var("X", X), self._var("Y", Y)
+        Hxy = self.hess_xy(X, Y)
+        S = self.hess_x(X, Y) - Hxy @ np.kron(self._y_block_pinv(X, Y), np.eye(self.d)) @ Hxy.T
+        return 0.5 * (S + S.T)
+
     def hess_y_block(self, X) -> np.ndarray:
         """(d, d) matrix G with hess_y(X) = kron(G, I_d); L is a convex quadratic in Y."""
         X = self._var("X", X)
-        G = self._k.hess_y_block(self.A1, self.A2, self.A3, X, self.reg_y)
+        G = self._k.hess_y_block(self.A1, self.A2, self.A3, X, self.reg_y, self._workspace()[0])
         self._check("Hessian in Y", G)
         return G
 
@@ -148,23 +213,28 @@ class AttentionRegression:
         return Y - step
 
     def solve(self, X0=None, Y0=None, method: str = "newton-cg", tol: float = 1e-8, maxiter: int = 100,
-              callback: Callable[[OptimizeResult], Any] | None = None) -> OptimizeResult:
-        """Minimize L by alternating exact minimization in Y with a Newton-type step in X.
+              callback: Callable[[OptimizeResult], Any] | None = None, reduced: bool = True) -> OptimizeResult:
+        """Minimize L(X, Y): Newton on the reduced function phi(X) = min_Y L(X, Y) (variable projection).
 
-        Our reading of seed 003's iterative (greedy, Newton-type) algorithm: each iteration
-        (1) minimizes exactly over Y (a least-squares solve with the generated Y-Hessian),
-        (2) takes a Newton step in x = vec(X) at that Y -- ``method="newton"``: the full
-        d^2 x d^2 Hessian (Cholesky, shifted when indefinite; for small d), ``"newton-cg"``:
-        truncated conjugate gradients on O(n^2 d) Hessian-vector products -- with Armijo
-        backtracking on L(., Y).  The alternation converges linearly, not quadratically: the
-        X-step uses d2L/dx2 at fixed Y, not the reduced Hessian of min_Y L (the X-Y coupling is
-        ignored).  Stops when ||grad L(X, Y)|| <= tol ||grad L(X0, Y0)||
-        (joint gradient) or after ``maxiter`` iterations.
+        Our reading of seed 003's iterative (Newton-type) algorithm.  L is a convex quadratic in
+        Y, so Y*(X) is one least-squares solve (``minimize_y``).  Each iteration takes a Newton
+        step on phi, whose gradient is dL/dX at (X, Y*(X)) and whose Hessian is the Schur
+        complement H_xx - H_xy H_yy^+ H_yx (the X-Y coupling included), with Armijo backtracking
+        on phi (every trial X gets its own Y*(X)); convergence is quadratic near a nondegenerate
+        minimizer.  ``method="newton"``: the full d^2 x d^2 reduced Hessian (Cholesky, shifted
+        when indefinite; for small d); ``"newton-cg"``: truncated conjugate gradients on the
+        matrix-free reduced Hessian-vector product (one pass of four n^2 d products each).
 
-        ``X0`` and ``Y0`` default to zero.  Returns a ``scipy.optimize.OptimizeResult`` with
-        ``X, Y, fun, jac`` (the joint gradient [vec dL/dX, vec dL/dY]), ``x`` (= [vec X, vec Y]),
-        ``nit, nfev, njev, nhev, success, status, message, history`` (status codes as in
-        ``softsym.minimize``).  ``callback(intermediate_result)`` gets the joint ``x``.
+        ``reduced=False`` runs the earlier alternation instead (kept for comparison): exact
+        Y-minimization, then a Newton step in X with d2L/dx2 at fixed Y and backtracking on
+        L(., Y); it ignores the coupling and converges only linearly.
+
+        Stops when ||grad L(X, Y)|| <= tol ||grad L(X0, Y0)|| (joint gradient) or after
+        ``maxiter`` iterations.  ``X0`` and ``Y0`` default to zero.  Returns a
+        ``scipy.optimize.OptimizeResult`` with ``X, Y, fun, jac`` (the joint gradient
+        [vec dL/dX, vec dL/dY]), ``x`` (= [vec X, vec Y]), ``nit, nfev, njev, nhev, cg_iters,
+        success, status, message, history`` (status codes as in ``softsym.minimize``).
+        ``callback(intermediate_result)`` gets the joint ``x``.
         """
         if method not in METHODS:
             raise ValidationError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
@@ -172,8 +242,8 @@ class AttentionRegression:
         Y0 = np.zeros((self.d, self.d)) if Y0 is None else self._var("Y0", Y0)
         maxiter = count("maxiter", maxiter)
         joint = _Joint(self)
-        res = run(_AlternatingNewton(method), joint, np.concatenate([X0.ravel(), Y0.ravel()]),
-                  tol, maxiter, callback)
+        solver = _ReducedNewton(method) if reduced else _AlternatingNewton(method)
+        res = run(solver, joint, np.concatenate([X0.ravel(), Y0.ravel()]), tol, maxiter, callback)
         res.X, res.Y = joint.split(res.x)
         return res
 
@@ -219,6 +289,10 @@ class _InX:
         k = self.prob.d
         return self.prob.loss(x.reshape(k, k), self.Y)
 
+    def jac(self, x: np.ndarray) -> np.ndarray:
+        k = self.prob.d
+        return self.prob.grad(x.reshape(k, k), self.Y)[0].ravel()
+
 
 def truncated_cg(hvp: Callable[[np.ndarray], np.ndarray], g: np.ndarray, maxiter: int) -> tuple[np.ndarray, int]:
     """Approximate solution of H p = -g by CG, stopped at negative curvature (Newton-CG inner loop).
@@ -247,10 +321,50 @@ def truncated_cg(hvp: Callable[[np.ndarray], np.ndarray], g: np.ndarray, maxiter
     return p, maxiter
 
 
-class _AlternatingNewton(Solver):
-    """One iteration: exact Y-minimization, then a (truncated) Newton step in X with backtracking."""
+class _Reduced:
+    """phi(X) = min_Y L(X, Y) as a function of x = vec(X), for the line search.
 
-    name = "attention-alternating"
+    Each trial X gets Y*(X) by one least-squares solve started from the current Y; the last
+    (x, Y*(x)) is kept so the accepted step's Y need not be recomputed.
+    """
+
+    def __init__(self, prob: AttentionRegression, Y: np.ndarray):
+        self.prob, self.Y = prob, Y
+        self.last: tuple[np.ndarray, np.ndarray] | None = None
+
+    def y_star(self, x: np.ndarray) -> np.ndarray:
+        if self.last is None or not np.array_equal(self.last[0], x):
+            k = self.prob.d
+            self.last = (x.copy(), self.prob.minimize_y(x.reshape(k, k), self.Y))
+        return self.last[1]
+
+    def fun(self, x: np.ndarray) -> float:
+        k = self.prob.d
+        return self.prob.loss(x.reshape(k, k), self.y_star(x))
+
+    def jac(self, x: np.ndarray) -> np.ndarray:
+        k = self.prob.d
+        return self.prob.grad(x.reshape(k, k), self.y_star(x))[0].ravel()
+
+
+def _newton_direction(method: str, g: np.ndarray, hess: Callable[[], np.ndarray],
+                      hvp: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, int]:
+    """Newton direction in x for ``method`` ("newton": shifted Cholesky on ``hess()``, "newton-cg":
+    truncated CG on ``hvp``), steepest descent when that is not a descent direction; (d, CG iters)."""
+    cg_iters = 0
+    if method == "newton":
+        d, _ = shifted_cholesky_solve(hess(), -g)
+    else:
+        d, cg_iters = truncated_cg(hvp, g, 2 * g.size + 10)
+    if not float(g @ d) < 0:
+        d = -g
+    return d, cg_iters
+
+
+class _ReducedNewton(Solver):
+    """One Newton step on phi(X) = min_Y L(X, Y) (Schur-complement Hessian), backtracking on phi."""
+
+    name = "attention-reduced-newton"
 
     def __init__(self, method: str):
         super().__init__()
@@ -260,16 +374,41 @@ class _AlternatingNewton(Solver):
         prob = objective.prob
         k = prob.d
         X, Y = objective.split(state.x)
-        Y = prob.minimize_y(X, Y)
-        f, gX, _, _, _, _ = prob._hess_state(X, Y)
+        if not state.extra.get("y_star", False):  # the start's Y0 is arbitrary: project once
+            Y = prob.minimize_y(X, Y)
+        f, gX = prob._hess_state(X, Y)[:2]
         g = gX.ravel()
-        cg_iters = 0
-        if self.method == "newton":
-            d, _ = shifted_cholesky_solve(prob.hess_x(X, Y), -g)
-        else:
-            d, cg_iters = truncated_cg(lambda v: prob.hessp_x(X, Y, v.reshape(k, k)).ravel(), g, 2 * k * k + 10)
-        if not float(g @ d) < 0:
-            d = -g
+        d, cg_iters = _newton_direction(self.method, g, lambda: prob.reduced_hess_x(X, Y),
+                                        lambda v: prob.reduced_hessp_x(X, Y, v.reshape(k, k)).ravel())
+        phi = _Reduced(prob, Y)
+        if float(np.linalg.norm(g)) > 0:
+            t, _ = backtracking(phi, X.ravel(), float(f), g, d)
+            X = X + t * d.reshape(k, k)
+        Y = phi.y_star(X.ravel())
+        z = np.concatenate([X.ravel(), Y.ravel()])
+        f, gz = objective.fun_and_jac(z)
+        extra = {"cg_iters": state.extra.get("cg_iters", 0) + cg_iters, "y_star": True}
+        return State(x=z, f=f, g=gz, extra=extra)
+
+    def extra_result(self, state: State) -> dict:
+        return {"cg_iters": int(state.extra.get("cg_iters", 0))}
+
+
+class _AlternatingNewton(_ReducedNewton):
+    """One iteration: exact Y-minimization, then a (truncated) Newton step in X at fixed Y with
+    backtracking on L(., Y) -- the coupling-blind alternation (linear convergence)."""
+
+    name = "attention-alternating"
+
+    def step(self, objective: _Joint, state: State) -> State:
+        prob = objective.prob
+        k = prob.d
+        X, Y = objective.split(state.x)
+        Y = prob.minimize_y(X, Y)
+        f, gX = prob._hess_state(X, Y)[:2]
+        g = gX.ravel()
+        d, cg_iters = _newton_direction(self.method, g, lambda: prob.hess_x(X, Y),
+                                        lambda v: prob.hessp_x(X, Y, v.reshape(k, k)).ravel())
         if float(np.linalg.norm(g)) > 0:
             t, _ = backtracking(_InX(prob, Y), X.ravel(), float(f), g, d)
             X = X + t * d.reshape(k, k)
@@ -277,9 +416,6 @@ class _AlternatingNewton(Solver):
         f, gz = objective.fun_and_jac(z)
         extra = {"cg_iters": state.extra.get("cg_iters", 0) + cg_iters}
         return State(x=z, f=f, g=gz, extra=extra)
-
-    def extra_result(self, state: State) -> dict:
-        return {"cg_iters": int(state.extra.get("cg_iters", 0))}
 
 
 # ---------------------------------------------------------------------------------------------
