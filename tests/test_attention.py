@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from softsym.attention import AttentionRegression, planted, truncated_cg
 from softsym.errors import OverflowDetected, ValidationError
+from softsym.objective import kernels
 
 FAST = settings(max_examples=25, deadline=None)
 
@@ -128,6 +129,69 @@ def test_hess_x_matches_literal_kronecker_hessian_numerically():
     np.testing.assert_allclose(H, fd, atol=1e-5 * (1 + np.abs(H).max()))
 
 
+@FAST
+@given(sizes)
+def test_cross_hessian_matches_finite_differences_of_gradient(case):
+    n, d, seed, reg = case
+    prob, X, Y, V = _problem(n, d, seed, reg)
+    E = np.random.default_rng(seed + 1).standard_normal((d, d))
+    h = 1e-5
+    fd_xy = (prob.grad(X, Y + h * E)[0] - prob.grad(X, Y - h * E)[0]) / (2 * h)   # d/dt dL/dX(X, Y + t E)
+    fd_yx = (prob.grad(X + h * V, Y)[1] - prob.grad(X - h * V, Y)[1]) / (2 * h)   # d/dt dL/dY(X + t V, Y)
+    np.testing.assert_allclose(prob.hessp_xy(X, Y, E), fd_xy, atol=1e-6 * (1.0 + np.abs(fd_xy).max()))
+    np.testing.assert_allclose(prob.hessp_yx(X, Y, V), fd_yx, atol=1e-6 * (1.0 + np.abs(fd_yx).max()))
+    Hxy = prob.hess_xy(X, Y)  # rows vec X, columns vec Y; its transpose is d2L/dy dx
+    np.testing.assert_allclose(Hxy @ E.ravel(), prob.hessp_xy(X, Y, E).ravel(), atol=1e-10 * (1 + np.abs(Hxy).max()))
+    np.testing.assert_allclose(Hxy.T @ V.ravel(), prob.hessp_yx(X, Y, V).ravel(), atol=1e-10 * (1 + np.abs(Hxy).max()))
+
+
+reduced_sizes = st.tuples(st.integers(2, 4), st.integers(0, 2**32 - 1), st.sampled_from([0.0, 0.2]))
+
+
+@FAST
+@given(reduced_sizes)
+def test_reduced_hessian_is_the_hessian_of_min_over_y(case):
+    """The Schur complement at Y*(X) equals finite differences of grad phi(X) = dL/dX(X, Y*(X))."""
+    d, seed, reg_y = case
+    prob, X, Y, V = _problem(d + 4, d, seed, (0.1, reg_y))
+
+    def grad_phi(Z):
+        return prob.grad(Z, prob.minimize_y(Z, Y))[0]
+
+    Ys = prob.minimize_y(X, Y)
+    h = 1e-5
+    fd = (grad_phi(X + h * V) - grad_phi(X - h * V)) / (2 * h)
+    hv = prob.reduced_hessp_x(X, Ys, V)
+    np.testing.assert_allclose(hv, fd, atol=1e-5 * (1.0 + np.abs(fd).max()))
+    S = prob.reduced_hess_x(X, Ys)
+    np.testing.assert_allclose(S @ V.ravel(), hv.ravel(), atol=1e-9 * (1.0 + np.abs(S).max()))
+    # Schur complement of the joint Hessian, assembled from its blocks
+    Hxy = prob.hess_xy(X, Ys)
+    joint = np.block([[prob.hess_x(X, Ys), Hxy], [Hxy.T, prob.hess_y(X)]])
+    k = d * d
+    ref = joint[:k, :k] - joint[:k, k:] @ np.linalg.pinv(joint[k:, k:]) @ joint[k:, :k]
+    np.testing.assert_allclose(S, ref, atol=1e-8 * (1.0 + np.abs(joint).max()))
+
+
+def test_row_blocked_sweeps_match_one_block():
+    """Ragged row blocks (7 rows, n = 50) give the one-block results; the runtime reuses its workspaces."""
+    k = kernels("attention")
+    prob, X, Y, _ = _problem(50, 3, 4, (0.2, 0.1))
+    args = (prob.A1, prob.A2, prob.A3, prob.B, X, Y, 0.2, 0.1)
+    small = [np.empty((7, 50)) for _ in range(2)]
+    full = [np.empty((50, 50)) for _ in range(2)]
+    for a, b in zip(k.value_and_grad(*args, *small), k.value_and_grad(*args, *full)):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+    assert k.loss(*args, small[0]) == pytest.approx(k.loss(*args, full[0]), rel=1e-13)
+    np.testing.assert_allclose(k.hess_y_block(prob.A1, prob.A2, prob.A3, X, 0.1, small[0]),
+                               prob.hess_y_block(X), rtol=1e-12)
+    prob.value_and_grad(X, Y)
+    work = prob._workspace()
+    prob.loss(X, Y)
+    prob.value_and_grad(X + 1.0, Y)
+    assert prob._workspace() is work and all(w.shape == (k.block_rows(50), 50) for w in work)
+
+
 def test_minimize_y_is_exact():
     prob, X, Y, _ = _problem(30, 3, 5, (0.0, 0.01))
     Ys = prob.minimize_y(X, Y)
@@ -162,6 +226,24 @@ def test_solve_recovers_planted_solution(method):
     assert np.all(np.diff(res.history["fun"]) <= 1e-12 * f0)  # monotone
 
 
+def test_reduced_newton_converges_fast_where_the_alternation_is_slow():
+    """Newton on phi(X) = min_Y L (Schur complement) needs few iterations, with a superlinear
+    finish; the coupling-blind alternation (reduced=False) exceeds the same bound."""
+    inst = planted(60, 2, seed=1)
+    X0 = inst.X_star + 0.5 * np.linalg.norm(inst.X_star) * np.random.default_rng(2).standard_normal((2, 2)) / 2
+    bound = 20
+    for method in ("newton", "newton-cg"):
+        prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B)
+        res = prob.solve(X0=X0, method=method, tol=1e-10, maxiter=bound)
+        assert res.success and res.nit <= bound, (method, res.nit, res.message)
+        assert np.linalg.norm(res.X - inst.X_star) < 1e-8 * np.linalg.norm(inst.X_star)
+        g = res.history["grad_norm"]
+        assert g[-1] < 1e-3 * g[-2]  # the last step is in the superlinear regime
+        old = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B).solve(
+            X0=X0, method=method, tol=1e-10, maxiter=bound, reduced=False)
+        assert not old.success and old.status == 1 and old.nit == bound
+
+
 def test_solve_callback_stops():
     inst = planted(20, 2, seed=0)
     prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B)
@@ -186,7 +268,11 @@ def test_no_n2_by_d2_allocation():
             X, Y, V = (0.3 * rng.standard_normal((d, d)) for _ in range(3))
             p = AttentionRegression(A1, A2, A3, B)
             p.loss(X, Y); p.grad(X, Y); p.hessp_x(X, Y, V); p.hess_x(X, Y); p.hess_y(X)
-            p.solve(X0=X, method="newton-cg", maxiter=1); p.solve(X0=X, method="newton", maxiter=1)
+            p.hessp_xy(X, Y, V); p.hessp_yx(X, Y, V); p.hess_xy(X, Y)
+            p.reduced_hessp_x(X, Y, V); p.reduced_hess_x(X, Y)
+            for reduced in (True, False):
+                p.solve(X0=X, method="newton-cg", maxiter=1, reduced=reduced)
+                p.solve(X0=X, method="newton", maxiter=1, reduced=reduced)
         run(8, 2)  # compile / load caches
         before = peak()
         run(512, 16)

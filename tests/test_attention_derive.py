@@ -36,3 +36,19 @@ def test_tiny_proof_passes_and_a_wrong_formula_is_refused(monkeypatch):
     monkeypatch.setattr(attention, "structured", wrong)
     with pytest.raises(ProofError, match="refusing to emit"):
         generate.build_member(SPEC)
+
+
+@pytest.mark.parametrize("slot", [7, 8])  # d2L/dy dx vec(D), d2L/dx dy vec(W)
+def test_a_wrong_cross_hessian_is_refused(monkeypatch, slot):
+    monkeypatch.setattr(attention, "PROOF_SIZES", ((1, 1, True),))
+    real = attention.structured
+
+    def wrong(*args):
+        out = list(real(*args))
+        if out[slot] is not None:
+            out[slot] = out[slot] + sp.ones(*out[slot].shape) * sp.Rational(1, 10**6)
+        return tuple(out)
+
+    monkeypatch.setattr(attention, "structured", wrong)
+    with pytest.raises(ProofError, match="d2L/d"):
+        attention.prove(attention.derive(SPEC))
