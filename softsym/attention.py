@@ -43,7 +43,10 @@ class AttentionRegression:
     Variables ``X, Y`` are (d, d).  Hessians in X use the row-major vectorization
     ``x = X.ravel()``; ``hess_y`` uses ``y = Y.ravel()``.  The state needed for Hessian
     products in X (the softmax matrix F and dL/dF) is memoized at the last (X, Y).  Counters
-    ``nfev, njev, nhev`` count loss, gradient and Hessian-state kernel calls.
+    ``nfev, njev, nhev`` count loss, gradient and Hessian-state kernel calls.  ``loss``,
+    ``value_and_grad`` and ``hess_y_block`` reuse two (rows, n) workspaces owned by the
+    instance (allocated on first use), so one instance must not be used from several threads
+    at once.
     Raises ``ValidationError`` for bad input and ``OverflowDetected`` instead of returning
     non-finite values.
     """
@@ -134,21 +137,20 @@ class AttentionRegression:
         self._check("Hessian-vector product", out)
         return out
 
-    def hessp_xy(self, X, Y, E) -> np.ndarray:
-        """Cross Hessian d2L/dx dy applied to vec(E) (a direction in Y), as a (d, d) matrix; O(n^2 d)."""
-        X, Y, E = self._var("X", X), self._var("Y", Y), self._var("E", E)
+    def _cross(self, kernel: Callable, X, Y, name: str, Z) -> np.ndarray:
+        X, Y, Z = self._var("X", X), self._var("Y", Y), self._var(name, Z)
         _, _, _, F, _, _, K, Ls = self._hess_state(X, Y)
-        out = self._k.hessp_xy(self.A1, self.A2, self.A3, Y, F, K, Ls, E)
+        out = kernel(self.A1, self.A2, self.A3, Y, F, K, Ls, Z)
         self._check("cross Hessian-vector product", out)
         return out
 
+    def hessp_xy(self, X, Y, E) -> np.ndarray:
+        """Cross Hessian d2L/dx dy applied to vec(E) (a direction in Y), as a (d, d) matrix; O(n^2 d)."""
+        return self._cross(self._k.hessp_xy, X, Y, "E", E)
+
     def hessp_yx(self, X, Y, D) -> np.ndarray:
         """Cross Hessian d2L/dy dx applied to vec(D) (a direction in X), as a (d, d) matrix; O(n^2 d)."""
-        X, Y, D = self._var("X", X), self._var("Y", Y), self._var("D", D)
-        _, _, _, F, _, _, K, Ls = self._hess_state(X, Y)
-        out = self._k.hessp_yx(self.A1, self.A2, self.A3, Y, F, K, Ls, D)
-        self._check("cross Hessian-vector product", out)
-        return out
+        return self._cross(self._k.hessp_yx, X, Y, "D", D)
 
     def hess_x(self, X, Y) -> np.ndarray:
         """Full (d^2, d^2) Hessian in x = vec(X) (row-major); O(n^2 d^2 + n d^4) time, O(n d^2) memory."""

@@ -313,6 +313,12 @@ def test_bad_input():
         ok.grad(X, np.full((2, 2), np.inf))
     with pytest.raises(ValidationError, match="V"):
         ok.hessp_x(X, X, np.zeros(4))
+    with pytest.raises(ValidationError, match="E"):
+        ok.hessp_xy(X, X, np.zeros(4))
+    with pytest.raises(ValidationError, match="D"):
+        ok.hessp_yx(X, X, np.zeros((3, 3)))
+    with pytest.raises(ValidationError, match="V"):
+        ok.reduced_hessp_x(X, X, np.full((2, 2), np.nan))
     with pytest.raises(ValidationError, match="method"):
         ok.solve(method="bfgs")
     with pytest.raises(ValidationError, match="maxiter"):
