@@ -51,9 +51,10 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # the loss and both gradients only.
 PROOF_SIZES: tuple[tuple[int, int, bool], ...] = ((2, 2, True), (3, 2, False))
 
-# Row-block size of the generated sweeps: (rows, n) float64 blocks of about 4 MiB (256 rows at
-# n = 2048), which measured fastest at n = 2048, d = 64 on 2 cores (see bench_attention).
-BLOCK_BYTES = 1 << 22
+# Row-block size of the generated sweeps: (rows, n) float64 blocks of about 2 MiB (128 rows at
+# n = 2048), which measured fastest at n = 2048, d = 64 on 2 cores with 1 and 2 BLAS threads
+# (64 to 2048 rows tried; 256 and more lose 5-15%).
+BLOCK_BYTES = 1 << 21
 
 
 @dataclass(frozen=True)

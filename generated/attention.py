@@ -25,7 +25,7 @@ SPEC_HASH = "de3c5664632289919cb05c53b404446b379dd5e7c613a7542aff79baf3544610"
 # d2 ell / ds2: a constant (the outer loss is linear-quadratic in s).
 ELL_SS = float(2)
 # Row-block size of the sweeps: a (rows, n) float64 block of about this many bytes.
-BLOCK_BYTES = 4194304
+BLOCK_BYTES = 2097152
 
 
 @intrinsic
