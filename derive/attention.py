@@ -453,18 +453,44 @@ def reg_grad(Z, lam):
 
 
 @njit(cache=True)
-def softmax_rows(U):
-    """In place: U <- row-softmax(U), each row evaluated at u - max(u) (shift invariant)."""
+def _max(v):
+    """max(v) with four interleaved accumulators (a NaN entry is skipped here but reaches _exp)."""
+    n = v.shape[0]
+    m0 = m1 = m2 = m3 = v[0]
+    k = n - n % 4
+    for i in range(0, k, 4):
+        m0 = max(m0, v[i])
+        m1 = max(m1, v[i + 1])
+        m2 = max(m2, v[i + 2])
+        m3 = max(m3, v[i + 3])
+    for i in range(k, n):
+        m0 = max(m0, v[i])
+    return max(max(m0, m1), max(m2, m3))
+
+
+@njit(cache=True)
+def _numerators(U, inv):
+    """In place: U <- phi(U - rowmax) (softmax numerators, shift invariant); inv <- 1 / rowsums.
+
+    row-softmax(U) = diag(inv) U afterwards; the callers fold the scaling into later passes.
+    """
     for j in range(U.shape[0]):
         row = U[j]
-        mx = np.max(row)
+        mx = _max(row)
         for i in range(row.shape[0]):
             ui = row[i] - mx
 {phi_code}
             row[i] = e_i
-        inv = 1.0 / _sum(row)
-        for i in range(row.shape[0]):
-            row[i] *= inv
+        inv[j] = 1.0 / _sum(row)
+
+
+@njit(cache=True)
+def softmax_rows(U):
+    """In place: U <- row-softmax(U), each row evaluated at u - max(u) (shift invariant)."""
+    inv = np.empty(U.shape[0])
+    _numerators(U, inv)
+    for j in range(U.shape[0]):
+        U[j] *= inv[j]
 
 
 @njit(cache=True)
@@ -498,17 +524,24 @@ def outer_value(S, B):
 
 @njit(cache=True)
 def _forward_rows(P1, A2, A3, Fb):
-    """Fb <- row-softmax(P1 A2^T) for a block of rows of P1 = A1 X; returns K_b = Fb A3."""
+    """For a block of rows of P1 = A1 X: Fb <- the softmax numerators of P1 A2^T (unscaled),
+    returns (K_b, inv) with row-softmax(P1 A2^T) = diag(inv) Fb and K_b = diag(inv) Fb A3."""
     np.dot(P1, A2.T, Fb)
-    softmax_rows(Fb)
-    return Fb @ A3
+    inv = np.empty(Fb.shape[0])
+    _numerators(Fb, inv)
+    Kb = Fb @ A3
+    for j in range(Kb.shape[0]):
+        Kb[j] *= inv[j]
+    return Kb, inv
 
 
 @njit(cache=True)
 def forward(A1, A2, A3, X, Y):
     """(F, K, S): F = row-softmax(A1 X A2^T) (n, n), K = F A3, S = K Y."""
     F = np.empty((A1.shape[0], A2.shape[0]))
-    K = _forward_rows(A1 @ X, A2, A3, F)
+    K, inv = _forward_rows(A1 @ X, A2, A3, F)
+    for j in range(F.shape[0]):
+        F[j] *= inv[j]
     return F, K, K @ Y
 
 
@@ -530,6 +563,26 @@ def softmax_jvp(F, V, out):
 
 
 @njit(cache=True)
+def _scaled_jvp(E, inv, C, G):
+    """Per row with f = inv_j E_j (the softmax): E_j <- f, G_j <- f o (C_j - gamma_j) = J C_j, and
+    returns gamma = rowsum(F o C).  G may be C (in place)."""
+    n, m = E.shape
+    gamma = np.empty(n)
+    for j in range(n):
+        e = E[j]
+        c = C[j]
+        g = G[j]
+        a = inv[j]
+        t = a * _dot(e, c)
+        for i in range(m):
+            f = a * e[i]
+            e[i] = f
+            g[i] = f * (c[i] - t)
+        gamma[j] = t
+    return gamma
+
+
+@njit(cache=True)
 def loss(A1, A2, A3, B, X, Y, reg_x, reg_y, W1):
     """L(X, Y) = sum ell(F A3 Y, B) + regularizers, in blocks of W1.shape[0] rows (W1: workspace)."""
     n = A1.shape[0]
@@ -538,7 +591,7 @@ def loss(A1, A2, A3, B, X, Y, reg_x, reg_y, W1):
     total = 0.0
     for j0 in range(0, n, nb):
         m = min(nb, n - j0)
-        Kb = _forward_rows(P1[j0:j0 + m], A2, A3, W1[:m])
+        Kb, _ = _forward_rows(P1[j0:j0 + m], A2, A3, W1[:m])
         total += outer_value(Kb @ Y, B[j0:j0 + m])
     return total + reg_value(X, reg_x) + reg_value(Y, reg_y)
 
@@ -547,7 +600,8 @@ def loss(A1, A2, A3, B, X, Y, reg_x, reg_y, W1):
 def _sweep(A1, A2, A3, B, X, Y, reg_x, reg_y, W1, W2, W3):
     """(L, dL/dX, dL/dY, K, Ls, gamma) by one forward/backward sweep over blocks of rows.
 
-    Per block (nb = W1.shape[0] rows): W1 <- F = row-softmax(A1 X A2^T), K = F A3, S = K Y,
+    Per block (nb = W1.shape[0] rows): W1 <- F = row-softmax(A1 X A2^T) (numerators first,
+    scaled in the backward pass), K = F A3, S = K Y,
     Ls = ell_s(S, B), W2 <- C = (Ls Y^T) A3^T = dL/dF, W3 <- F o (C - gamma 1^T) = dL/dU
     (W3 may be W2: in place) with gamma = rowsum(F o C); dL/dY += K^T Ls and the block's
     rows of dL/dU A2.  Four n^2 d GEMMs in all.  With nb = n the workspaces end up holding
@@ -566,12 +620,12 @@ def _sweep(A1, A2, A3, B, X, Y, reg_x, reg_y, W1, W2, W3):
     for j0 in range(0, n, nb):
         m = min(nb, n - j0)
         Fb, Cb, Gb = W1[:m], W2[:m], W3[:m]
-        Kb = _forward_rows(P1[j0:j0 + m], A2, A3, Fb)
+        Kb, inv = _forward_rows(P1[j0:j0 + m], A2, A3, Fb)
         val, Lb = outer_loss(Kb @ Y, B[j0:j0 + m])
         total += val
         gY += Kb.T @ Lb
         np.dot(Lb @ YT, A3.T, Cb)
-        gamma[j0:j0 + m] = softmax_jvp(Fb, Cb, Gb)
+        gamma[j0:j0 + m] = _scaled_jvp(Fb, inv, Cb, Gb)
         np.dot(Gb, A2, GA2[j0:j0 + m])
         K[j0:j0 + m] = Kb
         Ls[j0:j0 + m] = Lb
@@ -760,7 +814,7 @@ def hess_y_block(A1, A2, A3, X, reg_y, W1):
     K = np.empty((n, d))
     for j0 in range(0, n, nb):
         m = min(nb, n - j0)
-        K[j0:j0 + m] = _forward_rows(P1[j0:j0 + m], A2, A3, W1[:m])
+        K[j0:j0 + m] = _forward_rows(P1[j0:j0 + m], A2, A3, W1[:m])[0]
     return hess_y_from_k(K, reg_y)
 '''
 
