@@ -1,9 +1,12 @@
 """Attention regression (seed 003): value and both gradients at n = 2048, d = 64.
 
 Ours (generated kernels: a row-blocked sweep of 4 GEMMs of n^2 d plus fused Numba passes) against
-the floor (the same four n^2 d GEMMs alone, into preallocated outputs, through the same BLAS:
-no softmax, no elementwise work, no allocation), ``jax.jit(jax.value_and_grad)`` and PyTorch eager autograd
-(both float64, same tensor-trick formula), plus a time-vs-n series showing n^2 scaling.
+the floor (the same four n^2 d GEMMs alone, in the same row blocks, into preallocated outputs,
+through the same BLAS: no softmax, no elementwise work, no allocation),
+``jax.jit(jax.value_and_grad)`` and PyTorch eager autograd (both float64, same tensor-trick
+formula), plus a time-vs-n series showing n^2 scaling.  Rounds are interleaved (one call of
+each per round); medians and best times are printed, since load on a shared machine inflates
+medians (multi-threaded BLAS most of all).
 
 Honest ceiling: any implementation of this arithmetic performs at least these four n^2 d GEMMs,
 so ``torch / floor`` is the largest ``torch / ours`` any implementation can reach (PyTorch
@@ -29,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import median_time, table  # noqa: E402
 
 from softsym.attention import AttentionRegression  # noqa: E402
+from softsym.objective import kernels  # noqa: E402
 
 
 def _data(n: int, d: int, seed: int = 0):
@@ -39,22 +43,27 @@ def _data(n: int, d: int, seed: int = 0):
 
 
 @njit(cache=True)
-def _four_gemms(A1, A2, A3, B, X, Y, P, U, K, Q, C, G):
-    np.dot(np.dot(A1, X), A2.T, U)
-    np.dot(U, A3, K)
-    np.dot(np.dot(B, Y.T), A3.T, C)
-    np.dot(C, A2, G)
+def _four_gemms(P, A2, A3, Q, Ub, Cb, K, G):
+    """Our sweep's four n^2 d GEMMs alone, block by block: U_b = P_b A2^T, K_b = U_b A3,
+    C_b = Q_b A3^T, G_b = C_b A2 (P = A1 X, Q = B Y^T precomputed: n d^2)."""
+    n, nb = P.shape[0], Ub.shape[0]
+    for j0 in range(0, n, nb):
+        m = min(nb, n - j0)
+        np.dot(P[j0:j0 + m], A2.T, Ub[:m])
+        np.dot(Ub[:m], A3, K[j0:j0 + m])
+        np.dot(Q[j0:j0 + m], A3.T, Cb[:m])
+        np.dot(Cb[:m], A2, G[j0:j0 + m])
 
 
 def _floor(A1, A2, A3, B, X, Y):
-    """The four n^2 d GEMMs our value-and-gradient performs, alone: U = (A1 X) A2^T, U A3,
-    C = (B Y^T) A3^T, C A2, into preallocated outputs (no softmax, elementwise work or
-    allocation), called from Numba like our kernels, so through the same BLAS (SciPy's OpenBLAS;
-    NumPy bundles a different build)."""
+    """The four n^2 d GEMMs our value-and-gradient performs, alone: the same row blocks and
+    workspaces, preallocated outputs, no softmax or elementwise work, called from Numba like our
+    kernels (so through the same BLAS: SciPy's OpenBLAS; NumPy bundles a different build)."""
     n, d = A1.shape
-    P, K, Q, G = (np.empty((n, d)) for _ in range(4))
-    U, C = np.empty((n, n)), np.empty((n, n))
-    return lambda: _four_gemms(A1, A2, A3, B, X, Y, P, U, K, Q, C, G)
+    P, Q = A1 @ X, B @ Y.T
+    K, G = np.empty((n, d)), np.empty((n, d))
+    Ub, Cb = kernels("attention").workspace(n)
+    return lambda: _four_gemms(P, A2, A3, Q, Ub, Cb, K, G)
 
 
 def _threads() -> int | None:
