@@ -4,9 +4,8 @@ Ours (generated kernels: a row-blocked sweep of 4 GEMMs of n^2 d plus fused Numb
 the floor (the same four n^2 d GEMMs alone, in the same row blocks, into preallocated outputs,
 through the same BLAS: no softmax, no elementwise work, no allocation),
 ``jax.jit(jax.value_and_grad)`` and PyTorch eager autograd (both float64, same tensor-trick
-formula), plus a time-vs-n series showing n^2 scaling.  Rounds are interleaved (one call of
-each per round); medians and best times are printed, since load on a shared machine inflates
-medians (multi-threaded BLAS most of all).
+formula), plus a time-vs-n series showing n^2 scaling.  Medians and best times are printed:
+load on a shared machine inflates medians (multi-threaded BLAS most of all).
 
 Honest ceiling: any implementation of this arithmetic performs at least these four n^2 d GEMMs,
 so ``torch / floor`` is the largest ``torch / ours`` any implementation can reach (PyTorch
@@ -119,18 +118,17 @@ def _torch(A1, A2, A3, B, X, Y):
     return run
 
 
-def _interleaved(fns: dict, repeat: int) -> dict[str, list[float]]:
-    """Sorted wall times per function over ``repeat`` rounds, one call of each per round (after a
-    warm-up round), so load that comes and goes on a shared machine hits all alike."""
-    for fn in fns.values():
-        fn()
-    samples: dict[str, list[float]] = {name: [] for name in fns}
+def _samples(fn, repeat: int) -> list[float]:
+    """Wall times of ``repeat`` calls after two warm-up calls (one implementation at a time:
+    interleaving them lets one library's spinning BLAS threads slow the next one down)."""
+    fn()
+    fn()
+    out = []
     for _ in range(repeat):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - t0)
-    return {name: sorted(s) for name, s in samples.items()}
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                          np.abs(gy - ref[2]).max() / np.abs(ref[2]).max())
         fns[name] = run
     fns["floor: the 4 n^2 d GEMMs alone"] = _floor(*data)
-    samples = _interleaved(fns, args.repeat)
+    samples = {name: sorted(_samples(fn, args.repeat)) for name, fn in fns.items()}
     med = {name: s[len(s) // 2] for name, s in samples.items()}
     best = {name: s[0] for name, s in samples.items()}
     ours_name, floor_name = "softsym (generated kernels)", "floor: the 4 n^2 d GEMMs alone"
@@ -174,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     k = _threads()
     print(f"value + dL/dX + dL/dY, n = {n}, d = {d}, float64, "
           f"threads: {'default' if k is None else k} (OPENBLAS_NUM_THREADS; JAX and PyTorch likewise); "
-          f"{args.repeat} interleaved rounds")
+          f"{args.repeat} runs each, one implementation after the other")
     print(table(rows, ("implementation", "median ms", "best ms", "x floor", "ours / this", "ours / this (best)",
                        "max rel. diff vs ours")))
     torch_name = "torch eager autograd"
