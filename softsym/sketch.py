@@ -38,7 +38,9 @@ _BLOCK = 1 << 16
 class RowAccess(Protocol):
     """What the sketching code and the approximate Newton solver need from ``A`` (n x d).
 
-    ``n, d``: the shape.  ``rmatmat(V)``: ``A^T V`` for ``V`` (n, k).  ``take(idx)``: the rows
+    ``n, d``: the shape.  ``rmatmat(V)``: ``A^T V`` for ``V`` (n, k).  Optional (not part of the
+    protocol check) ``matvec(v)``: ``A v``, which lets the approximate Newton solver form exact
+    Hessian-vector products from its own pieces.  ``take(idx)``: the rows
     ``A[idx]`` (m, d) for sorted unique int64 ``idx``.  ``countsketch(scale, bucket, k)``: the
     (k, d) matrix ``S diag(scale) A`` with ``S[bucket[i], i] = 1`` (signs folded into
     ``scale``).  ``sq_row_norms(Z)``: the n-vector ``||(A Z)_i||^2`` for ``Z`` (d, k).
@@ -71,6 +73,19 @@ def _countsketch(A, scale, bucket, k):
     return out
 
 
+@njit(cache=True, fastmath=True)
+def _matvec(A, v):
+    """``A v`` row by row (memory-bound; single-threaded BLAS gemv on a row-major A is slower)."""
+    n, d = A.shape
+    out = np.empty(n)
+    for i in range(n):
+        s = 0.0
+        for j in range(d):
+            s += A[i, j] * v[j]
+        out[i] = s
+    return out
+
+
 @njit(cache=True)
 def _rmatmat_thin(A, V):
     """``A^T V`` for a few columns ``V``: one fused pass over the rows of ``A`` (memory-bound)."""
@@ -100,6 +115,9 @@ class DenseRows:
         if V.shape[1] <= 8:  # BLAS is slow for (n x d)^T (n x few); one fused pass is memory-bound
             return _rmatmat_thin(self.A, np.ascontiguousarray(V))
         return self.A.T @ V
+
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        return _matvec(self.A, np.ascontiguousarray(v, dtype=np.float64))
 
     def take(self, idx: np.ndarray) -> np.ndarray:
         return self.A[idx]

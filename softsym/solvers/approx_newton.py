@@ -40,11 +40,13 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from .. import sketch
 from .._validate import count, positive
-from ..errors import ValidationError
+from ..errors import OverflowDetected, ValidationError
 from .base import INDEFINITE, Solver, SolverFailure, State, backtracking, register
 from .newton import shifted_cholesky_solve
 
 MODES = ("paper", "safeguarded")
+#: refinement steps per local iteration with ``refine="auto"``
+AUTO_REFINE = (2, 1)
 
 
 def _as_numpy(pc):
@@ -55,12 +57,15 @@ def _as_numpy(pc):
                                       for k in ("u", "g", "beta", "p", "q")})
 
 
+def _rank2(pc, ap: np.ndarray, aq: np.ndarray) -> np.ndarray:
+    """The exact rank-2 part ``A^T (p q^T + q p^T + T q q^T) A`` from ``A^T p`` and ``A^T q``."""
+    return np.outer(ap, aq) + np.outer(aq, ap) + pc.T * np.outer(aq, aq)
+
+
 def _assemble(rows, pc, ap: np.ndarray, aq: np.ndarray, scores: np.ndarray, m: int, rng) -> np.ndarray:
     """K~ from m rows sampled by ``scores`` plus the exact rank-2 part (A^T p, A^T q given)."""
     idx, rew = sketch.sample_rows(scores, m, rng)
-    H = sketch.sampled_gram(rows, pc.beta, idx, rew)
-    H += np.outer(ap, aq) + np.outer(aq, ap) + pc.T * np.outer(aq, aq)
-    return H
+    return sketch.sampled_gram(rows, pc.beta, idx, rew) + _rank2(pc, ap, aq)
 
 
 def sparsified_hessian(objective, x, eps0: float = 0.25, delta: float = 0.01, seed=0,
@@ -98,8 +103,8 @@ class ApproxNewton(Solver):
     name = "approx-newton"
 
     def __init__(self, eps0: float = 0.25, delta: float = 0.01, seed=0, mode: str = "safeguarded",
-                 leverage: str = "auto", refresh: float = 2.0, sketch_size: int | None = None,
-                 jl_dim: int | None = None, refine: int = 0, **unknown):
+                 leverage: str = "auto", refresh: float = 4.0, sketch_size: int | None = None,
+                 jl_dim: int | None = None, refine: int | str = "auto", exact_above: float = 0.04, **unknown):
         super().__init__(**unknown)  # rejects unknown options with ValidationError
         self.eps0 = sketch._open_unit("eps0", eps0)
         self.delta = sketch._open_unit("delta", delta)
@@ -115,9 +120,13 @@ class ApproxNewton(Solver):
         if self.refresh < 1:
             raise ValidationError(f"refresh must be >= 1, got {refresh!r}")
         self.sketch_size, self.jl_dim = sketch_size, jl_dim
-        self.refine = count("refine", refine)
-        if self.refine and mode == "paper":
-            raise ValidationError("refine > 0 is not the papers' method; use it with mode='safeguarded'")
+        self.refine = refine if refine == "auto" else count("refine", refine)
+        if mode == "paper":  # the papers' step: no refinement, no exact Hessian
+            if self.refine not in (0, "auto"):
+                raise ValidationError("refine > 0 is not the papers' method; use it with mode='safeguarded'")
+            self.refine = 0
+        # paper mode: the exact Hessian only when the sample would have >= n rows (the sparsifier's limit)
+        self.exact_above = positive("exact_above", exact_above) if mode != "paper" else np.inf
 
     # -- state ----------------------------------------------------------------------------
     def _evaluate(self, objective, rows, x: np.ndarray, extra: dict) -> State:
@@ -130,8 +139,8 @@ class ApproxNewton(Solver):
     def init(self, objective, x0: np.ndarray) -> State:
         rows = sketch.row_access(objective)
         rng = sketch._rng(self.seed)  # a fresh Generator per run for an int seed: same seed, same iterates
-        extra = {"rows": rows, "rng": rng, "ref": None, "samples": [], "refreshes": 0,
-                 "exact_steps": 0, "signed_steps": 0, "shifted_steps": 0}
+        extra = {"rows": rows, "rng": rng, "ref": None, "samples": [], "refreshes": 0, "full_step": False,
+                 "exact_steps": 0, "signed_steps": 0, "shifted_steps": 0, "hvps": 0}
         return self._evaluate(objective, rows, x0, extra)
 
     # -- one iteration --------------------------------------------------------------------
@@ -139,7 +148,9 @@ class ApproxNewton(Solver):
         """Leverage over-estimates of diag(sqrt(weights)) A: reused from the reference when cheap enough.
 
         In signed steps (no guarantee to keep) the reference is reused whenever it covers every
-        row, with the sample size capped at ``refresh`` times the reference's.
+        row, with the sample size capped at ``refresh`` times the reference's; without such a
+        reference rows are sampled by ``|beta_i|`` alone (as if the rows of ``A`` had equal
+        leverage, ``d_eff = d``), which costs no pass over ``A``.
         """
         ref = ex["ref"]
         if ref is not None:
@@ -148,6 +159,8 @@ class ApproxNewton(Solver):
                 return got
             if got is not None and signed:
                 return got[0], self.refresh * ref[2]
+        if signed:
+            return weights, self.refresh * ex["rows"].d
         tau = sketch.leverage_scores(ex["rows"], weights, method=self.leverage, seed=ex["rng"],
                                      sketch_size=self.sketch_size, jl_dim=self.jl_dim)
         d_eff = float(tau.sum())
@@ -169,28 +182,74 @@ class ApproxNewton(Solver):
             ex["signed_steps"] += 1
         weights = np.abs(beta) if signed else beta
         d = state.x.size
-        # at least d_eff = 1 (a single non-zero row); if even that needs >= n rows, skip the scores
-        m = sketch.sample_size(1.0, d, self.eps0, self.delta)
-        if m < objective.n:
+        n = objective.n
+        # the cost rule (safeguarded mode): exact Hessian when even exact scores (d_eff = d) would
+        # ask for >= exact_above * n rows; otherwise sample, unless that would take >= n rows
+        m = sketch.sample_size(float(d), d, self.eps0, self.delta)
+        exact = m >= self.exact_above * n
+        if not exact and sketch.sample_size(1.0, d, self.eps0, self.delta) < n:
             scores, d_eff = self._scores(ex, weights, signed)
             m = sketch.sample_size(max(d_eff, 1.0), d, self.eps0, self.delta)
-        ap, aq = ex["ap"], ex["aq"]
-        if m >= objective.n:
+        exact = exact or m >= n
+        R = _rank2(pc, ex["ap"], ex["aq"])
+        if exact:
             H = objective.hess(state.x)
             ex["exact_steps"] += 1
         else:
-            H = _assemble(ex["rows"], pc, ap, aq, scores, m, ex["rng"])
-        ex["samples"] = ex["samples"] + [min(m, objective.n)]
+            idx, rew = sketch.sample_rows(scores, m, ex["rng"])
+            H = sketch.sampled_gram(ex["rows"], beta, idx, rew) + R
+        ex["samples"] = ex["samples"] + [n if exact else m]
         factor = self._factor(H, ex)
         step = factor(-state.g)
-        for _ in range(self.refine):  # iterative refinement with exact Hessian-vector products
-            step += factor(-state.g - objective.hessp(state.x, step))
+        k = 0 if exact else self.refine
+        if k == "auto":  # more refinement in the local phase: after a full step, with a positive diagonal part
+            k = AUTO_REFINE[0] if ex["full_step"] and not signed else AUTO_REFINE[1]
+        for _ in range(k):  # iterative refinement with exact Hessian-vector products
+            refined = step + factor(-state.g - self._hvp(objective, ex["rows"], state.x, pc, R, step))
+            ex["hvps"] += 1
+            if not float(state.g @ refined) < 0:  # a poor H~ (signed steps) can diverge: keep the descent step
+                break
+            step = refined
         if self.mode == "paper":
             x = state.x + step
         else:
+            ex["full_step"] = True
+            new = self._full_step(objective, state, step, ex)
+            if new is not None:
+                return new
             t, _ = backtracking(objective, state.x, state.f, state.g, step)
+            ex["full_step"] = t == 1.0
             x = state.x + t * step
         return self._evaluate(objective, ex["rows"], x, ex)
+
+    def _full_step(self, objective, state: State, step: np.ndarray, ex: dict) -> State | None:
+        """The state at ``x + step`` if the full step is acceptable, else None (then: backtracking).
+
+        Acceptable: Armijo's decrease, or -- near the rounding floor of the loss, a sum of n
+        terms whose rounding error grows like ``sqrt(n) eps |L|`` -- a loss within that
+        rounding and a smaller gradient.  Every piece at the trial point comes from one kernel
+        pass, reused by the next iteration when the step is taken.
+        """
+        x = state.x + step
+        try:
+            ft = objective.pieces(x).loss
+        except OverflowDetected:
+            return None
+        if ft <= state.f + 1e-4 * float(state.g @ step):
+            return self._evaluate(objective, ex["rows"], x, ex)
+        if ft <= state.f + 64 * np.finfo(float).eps * abs(state.f) * np.sqrt(objective.n):
+            new = self._evaluate(objective, ex["rows"], x, ex)
+            if np.linalg.norm(new.g) < np.linalg.norm(state.g):
+                return new
+        return None
+
+    @staticmethod
+    def _hvp(objective, rows, x: np.ndarray, pc, R: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Exact ``hess L(x) v``: ``A^T (beta * A v) + R v`` when ``rows`` has ``matvec``, else ``hessp``."""
+        matvec = getattr(rows, "matvec", None)
+        if matvec is None:
+            return objective.hessp(x, v)
+        return rows.rmatmat((pc.beta * matvec(v))[:, None])[:, 0] + R @ v
 
     def _factor(self, H: np.ndarray, ex: dict):
         """``rhs -> H^{-1} rhs`` by Cholesky; shifted (safeguarded) or SolverFailure (paper) if indefinite."""
@@ -209,7 +268,7 @@ class ApproxNewton(Solver):
         ex = state.extra
         return {"sample_rows": list(ex["samples"]), "leverage_refreshes": ex["refreshes"],
                 "exact_steps": ex["exact_steps"], "signed_steps": ex["signed_steps"],
-                "shifted_steps": ex["shifted_steps"], "mode": self.mode, "eps0": self.eps0, "delta": self.delta}
+                "shifted_steps": ex["shifted_steps"], "hessian_vector_products": ex["hvps"], "mode": self.mode, "eps0": self.eps0, "delta": self.delta}
 
 
 def demo_section(out_dir) -> str:
