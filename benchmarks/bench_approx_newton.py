@@ -47,7 +47,7 @@ QUICK = [("softmax-20k-8", "softmax", 20_000, 8, 2.0, 0.3), ("rescaled_exp-20k-8
 APPROX = {"seed": 0}
 PAPER = {"seed": 0, "mode": "paper"}
 SCIPY = ("trust-exact", "trust-ncg", "Newton-CG", "L-BFGS-B")
-TALL = 10_000_000  # n * d from which an instance counts as tall data (targets a and b)
+TALL = 100_000_000  # n * d from which an instance counts as tall data (targets a and b)
 #: targets: (a) approx s/it / Newton s/it on tall data, (b) iterations / Newton's, (c) time / best scipy
 TARGET_A, TARGET_B, TARGET_C = 1 / 3, 1.5, 1.0
 

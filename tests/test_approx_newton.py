@@ -104,11 +104,72 @@ def test_many_rows_fall_back_to_the_exact_hessian():
     assert res.success and res.exact_steps == res.nit
 
 
+def test_cost_rule_switches_to_the_exact_hessian_and_says_so(solved):
+    """sample_size(d_eff = d) >= exact_above * n: exact steps only, no scores, no refinement."""
+    obj, xstar = solved
+    m_d = sketch.sample_size(float(obj.d), obj.d, 0.25, 0.01)
+    assert m_d >= 0.04 * obj.n  # the default rule fires on this small instance
+    res = softsym.minimize(obj, method="approx-newton", tol=1e-10)
+    assert res.success and res.exact_steps == res.nit and res.leverage_refreshes == 0
+    assert res.hessian_vector_products == 0 and res.sample_rows == [obj.n] * res.nit
+    assert np.linalg.norm(res.x - xstar) < 1e-8 * np.linalg.norm(xstar)
+    sampled = softsym.minimize(obj, method="approx-newton", tol=1e-10, exact_above=1.01 * m_d / obj.n)
+    # below the rule the step samples, unless the (reused-score) sample would take >= n rows
+    assert sampled.success and sampled.exact_steps < sampled.nit
+    assert sampled.exact_steps == sampled.sample_rows.count(obj.n)
+    paper = softsym.minimize(obj, method="approx-newton", exact_above=1e-6, mode="paper", x0=xstar * 0.99)
+    assert paper.exact_steps == 0  # paper mode ignores the rule: always the sparsifier
+
+
+@pytest.mark.parametrize("refine", ["auto", 1, 3])
+def test_refined_steps_stay_descent_and_converge(solved, refine):
+    """Refinement from x0 = 0 (signed steps, shifted H~ possible) converges; products are counted."""
+    obj, xstar = solved
+    f = []
+    res = softsym.minimize(obj, method="approx-newton", tol=1e-10, refine=refine, eps0=0.5, seed=1,
+                           callback=lambda r: f.append(r.fun), **SAMPLED)
+    assert res.success and res.hessian_vector_products >= 1
+    assert all(b <= a + 1e-12 * abs(a) for a, b in zip(f, f[1:]))  # a descent method
+    assert np.linalg.norm(res.x - xstar) < 1e-8 * np.linalg.norm(xstar)
+    if refine != "auto":
+        assert res.hessian_vector_products <= refine * res.nit
+
+
+def test_refinement_contracts_faster_than_the_papers_step(solved):
+    """From inside the region, refine=2 needs fewer iterations than refine=0 (same seed)."""
+    obj, xstar = solved
+    x0 = 0.97 * xstar
+    its = [softsym.minimize(obj, x0=x0, method="approx-newton", tol=1e-12, eps0=0.5, seed=4, refine=k,
+                            **SAMPLED).nit for k in (0, 2)]
+    assert its[1] < its[0], its
+
+
+def test_hessian_vector_products_match_the_objective(solved):
+    """The solver's A^T (beta * A v) + R v equals objective.hessp; without matvec it calls hessp."""
+    from softsym.solvers.approx_newton import ApproxNewton, _rank2
+
+    obj, xstar = solved
+    x = 0.5 * xstar
+    pc = obj.pieces(x)
+    G = obj.A.T @ np.column_stack((pc.p, pc.q))
+    R = _rank2(pc, G[:, 0], G[:, 1])
+    v = np.random.default_rng(0).standard_normal(obj.d)
+    want = obj.hessp(x, v)
+    got = ApproxNewton._hvp(obj, sketch.DenseRows(obj.A), x, pc, R, v)
+    assert np.allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+
+    class NoMatvec:
+        matvec = None
+
+    assert np.array_equal(ApproxNewton._hvp(obj, NoMatvec(), x, pc, R, v), want)
+
+
 def test_refinement_option_and_scipy_compatible_result(solved):
     obj, xstar = solved
-    res = softsym.minimize(obj, method="approx-newton", eps0=0.5, refine=1, tol=1e-10)
+    res = softsym.minimize(obj, method="approx-newton", eps0=0.5, refine=1, tol=1e-10, **SAMPLED)
     assert res.success and np.linalg.norm(res.x - xstar) < 1e-8
-    for key in ("x", "fun", "jac", "nit", "nfev", "njev", "nhev", "status", "message", "history"):
+    for key in ("x", "fun", "jac", "nit", "nfev", "njev", "nhev", "status", "message", "history", "exact_steps",
+                "hessian_vector_products", "sample_rows", "signed_steps", "leverage_refreshes"):
         assert key in res
 
 
@@ -157,6 +218,7 @@ def test_solver_runs_through_the_row_access_interface_only(solved):
     {"eps0": 0.0}, {"eps0": 1.0}, {"eps0": -0.1}, {"eps0": float("nan")}, {"eps0": "x"},
     {"delta": 0.0}, {"delta": 1.0}, {"delta": 2.0}, {"mode": "fast"}, {"leverage": "qr"},
     {"refresh": 0.5}, {"seed": "a"}, {"seed": 1.5}, {"refine": -1}, {"refine": 1, "mode": "paper"},
+    {"refine": "fast"}, {"exact_above": 0.0}, {"exact_above": -1.0}, {"exact_above": "x"},
     {"sketch": 3},
 ])
 def test_bad_options_raise_validation_error(solved, options):

@@ -8,27 +8,49 @@ where ``K~`` is a spectral ``(1 +- eps0)`` approximation of the diagonal part
 reweighted (:mod:`softsym.sketch`), and the rank-2 part is added exactly from the two
 matrix-vector products ``A^T p`` and ``A^T q``.
 
-Per iteration the solver touches ``A`` only in two passes (``u = A x`` inside the objective
-and one ``A^T [g p q]``), a gather of the sampled rows and an ``m d^2`` Gram product: the
-``n d^2`` Hessian product of exact Newton never happens.  Leverage scores of ``D^{1/2} A``
-depend on ``x``; they are computed at a *reference* ``beta0`` and reused while the
-over-estimate ``tau_i(beta) <= (beta_i/beta0_i) tau0_i / (t (1 - s(t)))``
+Per iteration the papers' step touches ``A`` only in two passes (``u = A x`` inside the
+objective and one ``A^T [g p q]``), a gather of the sampled rows and an ``m d^2`` Gram
+product: the ``n d^2`` Hessian product of exact Newton never happens.  Leverage scores of
+``D^{1/2} A`` depend on ``x``; they are computed at a *reference* ``beta0`` and reused while
+the over-estimate ``tau_i(beta) <= (beta_i/beta0_i) tau0_i / (t (1 - s(t)))``
 (:func:`softsym.sketch.reused_scores`) inflates the sample size by at most ``refresh``
-(default 2), and recomputed otherwise; in signed steps (``beta`` not positive, no guarantee)
-the reference is reused with the sample size capped at ``refresh`` times the reference's.
+(default 4: a refresh costs about ``n d min(d, 32)`` flops, a larger sample only ``m d^2``),
+and recomputed otherwise.
 
 Modes: ``"paper"`` takes the full step with no safeguard; when ``beta`` has non-positive
 entries (the papers need ``w^2`` large enough for ``beta > 0``) or ``H~`` is not positive
-definite it stops with ``status=4`` and says so.  ``"safeguarded"`` adds Armijo backtracking,
-samples ``|beta|`` with signs when ``beta`` is not positive (no spectral guarantee in those
-steps; counted in ``signed_steps``) and shifts an indefinite ``H~`` (``shifted_steps``).
+definite it stops with ``status=4`` and says so.
+
+``"safeguarded"`` (the default) is what the benchmark suite measured fastest
+(``benchmarks/bench_approx_newton.py``; numbers in the README):
+
+* **cost rule**: when even exact leverage scores (``d_eff = d``) would ask for
+  ``m >= exact_above * n`` rows (default ``n/25``: small ``n/d``, where the ``n d^2`` Gram is
+  cheaper than the leverage scores, refinement and extra iterations it would save), every
+  step uses the exact Hessian (``objective.hess``; counted in ``exact_steps``, the result's
+  ``sample_rows`` then reads ``n``).  Pass ``exact_above=1`` to sample whenever ``m < n``.
+* **refinement** (``refine="auto"``): ``k`` iterative-refinement steps
+  ``s += H~^{-1}(-g - H s)`` with exact Hessian-vector products (``A v`` and one ``A^T`` pass
+  each, from the solver's own pieces; ``hessian_vector_products`` in the result): each
+  squares-and-more the contraction factor of the step, turning the papers' linear rate into
+  a rate close to Newton's for two passes per product.  ``k = 2`` in the local phase (the
+  previous step was a full step and ``beta > 0``), ``k = 1`` otherwise; a refinement that
+  would stop being a descent direction is dropped.  ``refine=0`` is the papers' step.
+* **signed steps**: when ``beta`` is not positive, ``|beta|`` is sampled with signs (no
+  spectral guarantee in those steps; counted in ``signed_steps``) by the reference scores
+  if they cover every row, else by ``|beta_i|`` alone with ``refresh`` times the sample of
+  ``d_eff = d`` (no pass over ``A``); an indefinite ``H~`` is shifted (``shifted_steps``).
+* **line search**: the full step is evaluated in one kernel pass (all pieces at once, reused
+  by the next iteration) and accepted on Armijo's decrease or, near the rounding floor of
+  the loss (``sqrt(n) eps |L|`` for a sum of ``n`` terms), on a smaller gradient; otherwise
+  the shared Armijo / approximate-Wolfe backtracking.
 
 Data access (what a non-numpy objective must provide): ``d``, ``n``, ``pieces(x)`` (n-vectors
-are turned into numpy arrays with ``np.asarray``: 16 MB each at n = 2e6), ``fun(x)`` and ``jac(x)`` (safeguarded mode only: the shared Armijo / approximate-Wolfe line
-search), ``hess(x)`` (only when ``m >= n``: then the
-exact Hessian is cheaper and is used, counted in ``exact_steps``), ``hessp(x, v)`` (only with
-``refine > 0``) and
-``softsym.sketch.row_access(objective)`` (``objective.row_access()`` or ``objective.A``).
+are turned into numpy arrays with ``np.asarray``: 16 MB each at n = 2e6), ``fun(x)`` and
+``jac(x)`` (safeguarded mode only: the shared line search), ``hess(x)`` (only for exact
+steps: the cost rule, or ``m >= n``), ``hessp(x, v)`` (only for refinement when the row
+access has no ``matvec``) and ``softsym.sketch.row_access(objective)``
+(``objective.row_access()`` or ``objective.A``).
 """
 
 from __future__ import annotations
@@ -45,7 +67,7 @@ from .base import INDEFINITE, Solver, SolverFailure, State, backtracking, regist
 from .newton import shifted_cholesky_solve
 
 MODES = ("paper", "safeguarded")
-#: refinement steps per local iteration with ``refine="auto"``
+#: refinement steps with ``refine="auto"``: (local phase, otherwise)
 AUTO_REFINE = (2, 1)
 
 
@@ -95,9 +117,11 @@ class ApproxNewton(Solver):
     default 0), ``mode`` ("safeguarded" default, or "paper"), ``leverage`` ("auto", "exact",
     "approx"), ``refresh`` (>= 1, re-sketch when reused scores inflate the sample by more),
     ``sketch_size`` and ``jl_dim`` (see :func:`softsym.sketch.leverage_scores`), ``refine``
-    (safeguarded mode only, default 0: the papers' step; k > 0 adds k iterative-refinement
-    steps ``s += H~^{-1}(-g - H s)`` with exact Hessian-vector products, two passes over ``A``
-    each, which squares the contraction factor per step).
+    (safeguarded mode only: ``"auto"`` (default), or k >= 0 iterative-refinement steps per
+    iteration; 0 is the papers' step) and ``exact_above`` (safeguarded mode only, default
+    0.04: the cost rule's fraction of ``n``).  Result fields: ``sample_rows``,
+    ``leverage_refreshes``, ``exact_steps``, ``signed_steps``, ``shifted_steps``,
+    ``hessian_vector_products``, ``mode``, ``eps0``, ``delta``.
     """
 
     name = "approx-newton"
@@ -125,8 +149,9 @@ class ApproxNewton(Solver):
             if self.refine not in (0, "auto"):
                 raise ValidationError("refine > 0 is not the papers' method; use it with mode='safeguarded'")
             self.refine = 0
-        # paper mode: the exact Hessian only when the sample would have >= n rows (the sparsifier's limit)
-        self.exact_above = positive("exact_above", exact_above) if mode != "paper" else np.inf
+        self.exact_above = positive("exact_above", exact_above)
+        if mode == "paper":  # the exact Hessian only when the sample would have >= n rows (the sparsifier's limit)
+            self.exact_above = np.inf
 
     # -- state ----------------------------------------------------------------------------
     def _evaluate(self, objective, rows, x: np.ndarray, extra: dict) -> State:
