@@ -39,9 +39,9 @@ class RowAccess(Protocol):
     """What the sketching code and the approximate Newton solver need from ``A`` (n x d).
 
     ``n, d``: the shape.  ``rmatmat(V)``: ``A^T V`` for ``V`` (n, k).  Optional (not part of the
-    protocol check) ``matvec(v)``: ``A v``, which lets the approximate Newton solver form exact
-    Hessian-vector products from its own pieces.  ``take(idx)``: the rows
-    ``A[idx]`` (m, d) for sorted unique int64 ``idx``.  ``countsketch(scale, bucket, k)``: the
+    protocol check) ``gram_matvec(weights, v)``: ``A^T diag(weights) A v`` in one pass, which
+    lets the approximate Newton solver form exact Hessian-vector products from its own pieces.
+    ``take(idx)``: the rows ``A[idx]`` (m, d) for sorted unique int64 ``idx``.  ``countsketch(scale, bucket, k)``: the
     (k, d) matrix ``S diag(scale) A`` with ``S[bucket[i], i] = 1`` (signs folded into
     ``scale``).  ``sq_row_norms(Z)``: the n-vector ``||(A Z)_i||^2`` for ``Z`` (d, k).
     All results are float64 numpy arrays.
@@ -74,15 +74,17 @@ def _countsketch(A, scale, bucket, k):
 
 
 @njit(cache=True, fastmath=True)
-def _matvec(A, v):
-    """``A v`` row by row (memory-bound; single-threaded BLAS gemv on a row-major A is slower)."""
+def _gram_matvec(A, weights, v):
+    """``A^T diag(weights) A v`` in one pass: each row is used twice while it is in cache."""
     n, d = A.shape
-    out = np.empty(n)
+    out = np.zeros(d)
     for i in range(n):
-        s = 0.0
+        t = 0.0
         for j in range(d):
-            s += A[i, j] * v[j]
-        out[i] = s
+            t += A[i, j] * v[j]
+        t *= weights[i]
+        for j in range(d):
+            out[j] += t * A[i, j]
     return out
 
 
@@ -116,8 +118,8 @@ class DenseRows:
             return _rmatmat_thin(self.A, np.ascontiguousarray(V))
         return self.A.T @ V
 
-    def matvec(self, v: np.ndarray) -> np.ndarray:
-        return _matvec(self.A, np.ascontiguousarray(v, dtype=np.float64))
+    def gram_matvec(self, weights: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return _gram_matvec(self.A, weights, np.ascontiguousarray(v, dtype=np.float64))
 
     def take(self, idx: np.ndarray) -> np.ndarray:
         return self.A[idx]

@@ -145,7 +145,7 @@ def test_refinement_contracts_faster_than_the_papers_step(solved):
 
 
 def test_hessian_vector_products_match_the_objective(solved):
-    """The solver's A^T (beta * A v) + R v equals objective.hessp; without matvec it calls hessp."""
+    """The solver's A^T diag(beta) A v + R v equals objective.hessp; without gram_matvec it calls hessp."""
     from softsym.solvers.approx_newton import ApproxNewton, _rank2
 
     obj, xstar = solved
@@ -158,10 +158,10 @@ def test_hessian_vector_products_match_the_objective(solved):
     got = ApproxNewton._hvp(obj, sketch.DenseRows(obj.A), x, pc, R, v)
     assert np.allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
 
-    class NoMatvec:
-        matvec = None
+    class NoGramMatvec:
+        gram_matvec = None
 
-    assert np.array_equal(ApproxNewton._hvp(obj, NoMatvec(), x, pc, R, v), want)
+    assert np.array_equal(ApproxNewton._hvp(obj, NoGramMatvec(), x, pc, R, v), want)
 
 
 def test_refinement_option_and_scipy_compatible_result(solved):
@@ -210,8 +210,8 @@ def test_solver_runs_through_the_row_access_interface_only(solved):
     wrapped = RowsOnly(paper_instance(n=60_000, d=5))
     got = iterates(wrapped, eps0=0.5, seed=3, **SAMPLED)
     assert len(got) == len(ref) and all(np.array_equal(x, y) for x, y in zip(got, ref))
-    assert wrapped.used <= {"rmatmat", "matvec", "take", "countsketch", "sq_row_norms"}, wrapped.used
-    assert "countsketch" in wrapped.used and "matvec" in wrapped.used  # matvec: the refinement's A v
+    assert wrapped.used <= {"rmatmat", "gram_matvec", "take", "countsketch", "sq_row_norms"}, wrapped.used
+    assert "countsketch" in wrapped.used and "gram_matvec" in wrapped.used  # the refinement's products
 
 
 @pytest.mark.parametrize("options", [

@@ -30,10 +30,10 @@ definite it stops with ``status=4`` and says so.
   step uses the exact Hessian (``objective.hess``; counted in ``exact_steps``, the result's
   ``sample_rows`` then reads ``n``).  Pass ``exact_above=1`` to sample whenever ``m < n``.
 * **refinement** (``refine="auto"``): ``k`` iterative-refinement steps
-  ``s += H~^{-1}(-g - H s)`` with exact Hessian-vector products (``A v`` and one ``A^T`` pass
-  each, from the solver's own pieces; ``hessian_vector_products`` in the result): each
+  ``s += H~^{-1}(-g - H s)`` with exact Hessian-vector products (one pass over ``A``
+  each, ``A^T diag(beta) A v`` plus the rank-2 part, from the solver's own pieces; ``hessian_vector_products`` in the result): each
   squares-and-more the contraction factor of the step, turning the papers' linear rate into
-  a rate close to Newton's for two passes per product.  ``k = 2`` in the local phase (the
+  a rate close to Newton's for one pass per product.  ``k = 2`` in the local phase (the
   previous step was a full step and ``beta > 0``), ``k = 1`` otherwise; a refinement that
   would stop being a descent direction is dropped.  ``refine=0`` is the papers' step.
 * **signed steps**: when ``beta`` is not positive, ``|beta|`` is sampled with signs (no
@@ -49,7 +49,7 @@ Data access (what a non-numpy objective must provide): ``d``, ``n``, ``pieces(x)
 are turned into numpy arrays with ``np.asarray``: 16 MB each at n = 2e6), ``fun(x)`` and
 ``jac(x)`` (safeguarded mode only: the shared line search), ``hess(x)`` (only for exact
 steps: the cost rule, or ``m >= n``), ``hessp(x, v)`` (only for refinement when the row
-access has no ``matvec``) and ``softsym.sketch.row_access(objective)``
+access has no ``gram_matvec``) and ``softsym.sketch.row_access(objective)``
 (``objective.row_access()`` or ``objective.A``).
 """
 
@@ -270,11 +270,12 @@ class ApproxNewton(Solver):
 
     @staticmethod
     def _hvp(objective, rows, x: np.ndarray, pc, R: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Exact ``hess L(x) v``: ``A^T (beta * A v) + R v`` when ``rows`` has ``matvec``, else ``hessp``."""
-        matvec = getattr(rows, "matvec", None)
-        if matvec is None:
+        """Exact ``hess L(x) v``: ``A^T diag(beta) A v + R v`` (one pass) when ``rows`` has
+        ``gram_matvec``, else ``objective.hessp``."""
+        gram_matvec = getattr(rows, "gram_matvec", None)
+        if gram_matvec is None:
             return objective.hessp(x, v)
-        return rows.rmatmat((pc.beta * matvec(v))[:, None])[:, 0] + R @ v
+        return gram_matvec(pc.beta, v) + R @ v
 
     def _factor(self, H: np.ndarray, ex: dict):
         """``rhs -> H^{-1} rhs`` by Cholesky; shifted (safeguarded) or SolverFailure (paper) if indefinite."""
