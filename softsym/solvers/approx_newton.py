@@ -40,14 +40,14 @@ definite it stops with ``status=4`` and says so.
   spectral guarantee in those steps; counted in ``signed_steps``) by the reference scores
   if they cover every row, else by ``|beta_i|`` alone with ``refresh`` times the sample of
   ``d_eff = d`` (no pass over ``A``); an indefinite ``H~`` is shifted (``shifted_steps``).
-* **line search**: the full step is evaluated in one kernel pass (all pieces at once, reused
-  by the next iteration) and accepted on Armijo's decrease or, near the rounding floor of
-  the loss (``sqrt(n) eps |L|`` for a sum of ``n`` terms), on a smaller gradient; otherwise
-  the shared Armijo / approximate-Wolfe backtracking.
+* **line search**: Armijo backtracking from the full step by halving; each
+  trial is evaluated in one kernel pass (all pieces at once, reused by the next iteration)
+  and accepted on Armijo's decrease or, near the rounding floor of the loss
+  (``sqrt(n) eps |L|`` for a sum of ``n`` terms, where Armijo's test is noise), on a
+  smaller gradient.
 
 Data access (what a non-numpy objective must provide): ``d``, ``n``, ``pieces(x)`` (n-vectors
-are turned into numpy arrays with ``np.asarray``: 16 MB each at n = 2e6), ``fun(x)`` and
-``jac(x)`` (safeguarded mode only: the shared line search), ``hess(x)`` (only for exact
+are turned into numpy arrays with ``np.asarray``: 16 MB each at n = 2e6), ``hess(x)`` (only for exact
 steps: the cost rule, or ``m >= n``), ``hessp(x, v)`` (only for refinement when the row
 access has no ``gram_matvec``) and ``softsym.sketch.row_access(objective)``
 (``objective.row_access()`` or ``objective.A``).
@@ -63,7 +63,7 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from .. import sketch
 from .._validate import count, positive
 from ..errors import OverflowDetected, ValidationError
-from .base import INDEFINITE, Solver, SolverFailure, State, backtracking, register
+from .base import INDEFINITE, LINE_SEARCH, Solver, SolverFailure, State, register
 from .newton import shifted_cholesky_solve
 
 MODES = ("paper", "safeguarded")
@@ -206,6 +206,9 @@ class ApproxNewton(Solver):
                 raise SolverFailure(INDEFINITE, msg + "; use mode='safeguarded' or a larger regularizer w")
             ex["signed_steps"] += 1
         weights = np.abs(beta) if signed else beta
+        # negative entries at rounding level (a negative mass below 1e-3 of the positive one) do
+        # not make a step "global": scores are refreshed and refinement is that of the local phase
+        far = signed and float(weights.sum() - beta.sum()) > 2e-3 * float(beta.sum() + weights.sum()) / 2
         d = state.x.size
         n = objective.n
         # the cost rule (safeguarded mode): exact Hessian when even exact scores (d_eff = d) would
@@ -213,7 +216,7 @@ class ApproxNewton(Solver):
         m = sketch.sample_size(float(d), d, self.eps0, self.delta)
         exact = m >= self.exact_above * n
         if not exact and sketch.sample_size(1.0, d, self.eps0, self.delta) < n:
-            scores, d_eff = self._scores(ex, weights, signed)
+            scores, d_eff = self._scores(ex, weights, far)
             m = sketch.sample_size(max(d_eff, 1.0), d, self.eps0, self.delta)
         exact = exact or m >= n
         R = _rank2(pc, ex["ap"], ex["aq"])
@@ -228,7 +231,7 @@ class ApproxNewton(Solver):
         step = factor(-state.g)
         k = 0 if exact else self.refine
         if k == "auto":  # more refinement in the local phase: after a full step, with a positive diagonal part
-            k = AUTO_REFINE[0] if ex["full_step"] and not signed else AUTO_REFINE[1]
+            k = AUTO_REFINE[0] if ex["full_step"] and not far else AUTO_REFINE[1]
         for _ in range(k):  # iterative refinement with exact Hessian-vector products
             refined = step + factor(-state.g - self._hvp(objective, ex["rows"], state.x, pc, R, step))
             ex["hvps"] += 1
@@ -236,37 +239,38 @@ class ApproxNewton(Solver):
                 break
             step = refined
         if self.mode == "paper":
-            x = state.x + step
-        else:
-            ex["full_step"] = True
-            new = self._full_step(objective, state, step, ex)
-            if new is not None:
-                return new
-            t, _ = backtracking(objective, state.x, state.f, state.g, step)
-            ex["full_step"] = t == 1.0
-            x = state.x + t * step
-        return self._evaluate(objective, ex["rows"], x, ex)
+            return self._evaluate(objective, ex["rows"], state.x + step, ex)
+        return self._line_search(objective, state, step, ex)
 
-    def _full_step(self, objective, state: State, step: np.ndarray, ex: dict) -> State | None:
-        """The state at ``x + step`` if the full step is acceptable, else None (then: backtracking).
+    def _line_search(self, objective, state: State, step: np.ndarray, ex: dict) -> State:
+        """The state at ``x + t step``, ``t`` = 1, 1/2, 1/4, ... (Armijo backtracking).
 
-        Acceptable: Armijo's decrease, or -- near the rounding floor of the loss, a sum of n
-        terms whose rounding error grows like ``sqrt(n) eps |L|`` -- a loss within that
-        rounding and a smaller gradient.  Every piece at the trial point comes from one kernel
-        pass, reused by the next iteration when the step is taken.
+        A trial is accepted on Armijo's decrease or -- near the rounding floor of the loss, a
+        sum of n terms whose rounding error grows like ``sqrt(n) eps |L|`` -- on a loss within
+        that rounding and a smaller gradient.  Every piece at a trial point comes from one
+        kernel pass, reused by the next iteration when the trial is accepted.
         """
-        x = state.x + step
-        try:
-            ft = objective.pieces(x).loss
-        except OverflowDetected:
-            return None
-        if ft <= state.f + 1e-4 * float(state.g @ step):
-            return self._evaluate(objective, ex["rows"], x, ex)
-        if ft <= state.f + 64 * np.finfo(float).eps * abs(state.f) * np.sqrt(objective.n):
-            new = self._evaluate(objective, ex["rows"], x, ex)
-            if np.linalg.norm(new.g) < np.linalg.norm(state.g):
-                return new
-        return None
+        f0, slope = state.f, float(state.g @ step)
+        if not slope < 0:
+            raise SolverFailure(LINE_SEARCH, f"not a descent direction (g.d = {slope:.3g})")
+        noise = 64 * np.finfo(float).eps * abs(f0) * np.sqrt(objective.n)
+        t = 1.0
+        for _ in range(60):
+            x = state.x + t * step
+            try:
+                ft = objective.pieces(x).loss
+            except OverflowDetected:
+                ft = np.inf
+            ex["full_step"] = t == 1.0
+            if ft <= f0 + 1e-4 * t * slope:
+                return self._evaluate(objective, ex["rows"], x, ex)
+            if ft <= f0 + noise:
+                new = self._evaluate(objective, ex["rows"], x, ex)
+                if np.linalg.norm(new.g) < np.linalg.norm(state.g):
+                    return new
+            t *= 0.5  # (quadratic interpolation measured worse: shorter steps in the global phase)
+        raise SolverFailure(LINE_SEARCH, f"line search found no decrease (loss {f0:.6g}); the gradient may be "
+                                         "inaccurate at this precision")
 
     @staticmethod
     def _hvp(objective, rows, x: np.ndarray, pc, R: np.ndarray, v: np.ndarray) -> np.ndarray:
