@@ -142,6 +142,9 @@ def row_access(data) -> RowAccess:
         return data
     if hasattr(data, "row_access"):
         return data.row_access()
+    A = getattr(data, "A", None)
+    if hasattr(data, "pieces") and isinstance(A, np.ndarray) and A.dtype == np.float64 and A.flags.c_contiguous:
+        return DenseRows(A)  # an objective validated its A when it was built: no second O(nd) check
     return DenseRows(as_array("A", getattr(data, "A", data), 2))
 
 
