@@ -169,22 +169,23 @@ class ApproxNewton(Solver):
         return self._evaluate(objective, rows, x0, extra)
 
     # -- one iteration --------------------------------------------------------------------
-    def _scores(self, ex: dict, weights: np.ndarray, signed: bool) -> tuple[np.ndarray, float]:
+    def _scores(self, ex: dict, weights: np.ndarray, cheap: bool) -> tuple[np.ndarray, float]:
         """Leverage over-estimates of diag(sqrt(weights)) A: reused from the reference when cheap enough.
 
-        In signed steps (no guarantee to keep) the reference is reused whenever it covers every
-        row, with the sample size capped at ``refresh`` times the reference's; without such a
-        reference rows are sampled by ``|beta_i|`` alone (as if the rows of ``A`` had equal
-        leverage, ``d_eff = d``), which costs no pass over ``A``.
+        With ``cheap`` (global-phase steps: no guarantee to keep) the reference is reused
+        whenever it covers every row, with the sample size capped at ``refresh`` times the
+        reference's; without such a reference rows are sampled by ``weights`` alone (as if the
+        rows of ``A`` had equal leverage) with ``refresh`` times the sample size of
+        ``d_eff = d``, which costs no pass over ``A``.
         """
         ref = ex["ref"]
         if ref is not None:
             got = sketch.reused_scores(weights, ref[0], ref[1])
             if got is not None and got[1] <= self.refresh * ref[2]:
                 return got
-            if got is not None and signed:
+            if got is not None and cheap:
                 return got[0], self.refresh * ref[2]
-        if signed:
+        if cheap:
             return weights, self.refresh * ex["rows"].d
         tau = sketch.leverage_scores(ex["rows"], weights, method=self.leverage, seed=ex["rng"],
                                      sketch_size=self.sketch_size, jl_dim=self.jl_dim)
@@ -216,7 +217,9 @@ class ApproxNewton(Solver):
         m = sketch.sample_size(float(d), d, self.eps0, self.delta)
         exact = m >= self.exact_above * n
         if not exact and sketch.sample_size(1.0, d, self.eps0, self.delta) < n:
-            scores, d_eff = self._scores(ex, weights, far)
+            # global phase (safeguarded mode: a damped previous step, or beta far from positive):
+            # no guarantee to keep, so no fresh leverage scores either
+            scores, d_eff = self._scores(ex, weights, self.mode != "paper" and (far or not ex["full_step"]))
             m = sketch.sample_size(max(d_eff, 1.0), d, self.eps0, self.delta)
         exact = exact or m >= n
         R = _rank2(pc, ex["ap"], ex["aq"])
