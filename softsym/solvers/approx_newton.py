@@ -155,8 +155,12 @@ class ApproxNewton(Solver):
 
     # -- state ----------------------------------------------------------------------------
     def _evaluate(self, objective, rows, x: np.ndarray, extra: dict) -> State:
-        """Loss, gradient and the rank-2 vectors at x: one A^T [g p q] pass."""
+        """Loss, gradient and the rank-2 vectors at x: one A^T [g p q] pass (A^T g only when the
+        cost rule takes exact Hessians: ``objective.hess`` has its own rank-2 part)."""
         pc = _as_numpy(objective.pieces(x))
+        if extra["rule_exact"]:
+            g = rows.rmatmat(pc.g[:, None])[:, 0]
+            return State(x=x, f=pc.loss, g=g, extra=dict(extra, pieces=pc))
         G = rows.rmatmat(np.column_stack((pc.g, pc.p, pc.q)))
         extra = dict(extra, pieces=pc, ap=np.ascontiguousarray(G[:, 1]), aq=np.ascontiguousarray(G[:, 2]))
         return State(x=x, f=pc.loss, g=np.ascontiguousarray(G[:, 0]), extra=extra)
@@ -164,8 +168,12 @@ class ApproxNewton(Solver):
     def init(self, objective, x0: np.ndarray) -> State:
         rows = sketch.row_access(objective)
         rng = sketch._rng(self.seed)  # a fresh Generator per run for an int seed: same seed, same iterates
+        d = objective.d
+        # the cost rule (safeguarded mode): exact Hessians when even exact scores (d_eff = d)
+        # would ask for >= exact_above * n rows
+        rule_exact = sketch.sample_size(float(d), d, self.eps0, self.delta) >= self.exact_above * objective.n
         extra = {"rows": rows, "rng": rng, "ref": None, "samples": [], "refreshes": 0, "full_step": False,
-                 "exact_steps": 0, "signed_steps": 0, "shifted_steps": 0, "hvps": 0}
+                 "exact_steps": 0, "signed_steps": 0, "shifted_steps": 0, "hvps": 0, "rule_exact": rule_exact}
         return self._evaluate(objective, rows, x0, extra)
 
     # -- one iteration --------------------------------------------------------------------
@@ -212,21 +220,19 @@ class ApproxNewton(Solver):
         far = signed and float(weights.sum() - beta.sum()) > 2e-3 * float(beta.sum() + weights.sum()) / 2
         d = state.x.size
         n = objective.n
-        # the cost rule (safeguarded mode): exact Hessian when even exact scores (d_eff = d) would
-        # ask for >= exact_above * n rows; otherwise sample, unless that would take >= n rows
-        m = sketch.sample_size(float(d), d, self.eps0, self.delta)
-        exact = m >= self.exact_above * n
+        # exact Hessian by the cost rule (see init), or when the sample would take >= n rows
+        exact, m = ex["rule_exact"], n
         if not exact and sketch.sample_size(1.0, d, self.eps0, self.delta) < n:
             # global phase (safeguarded mode: a damped previous step, or beta far from positive):
             # no guarantee to keep, so no fresh leverage scores either
             scores, d_eff = self._scores(ex, weights, self.mode != "paper" and (far or not ex["full_step"]))
             m = sketch.sample_size(max(d_eff, 1.0), d, self.eps0, self.delta)
         exact = exact or m >= n
-        R = _rank2(pc, ex["ap"], ex["aq"])
         if exact:
             H = objective.hess(state.x)
             ex["exact_steps"] += 1
         else:
+            R = _rank2(pc, ex["ap"], ex["aq"])
             idx, rew = sketch.sample_rows(scores, m, ex["rng"])
             H = sketch.sampled_gram(ex["rows"], beta, idx, rew) + R
         ex["samples"] = ex["samples"] + [n if exact else m]
