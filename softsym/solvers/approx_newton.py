@@ -161,7 +161,11 @@ class ApproxNewton(Solver):
         if extra["rule_exact"]:
             g = rows.rmatmat(pc.g[:, None])[:, 0]
             return State(x=x, f=pc.loss, g=g, extra=dict(extra, pieces=pc))
-        G = rows.rmatmat(np.column_stack((pc.g, pc.p, pc.q)))
+        V = extra.get("V")
+        if V is None or V.shape[0] != pc.g.size:  # one (n, 3) buffer per run: no fresh pages per point
+            V = extra["V"] = np.empty((pc.g.size, 3))
+        V[:, 0], V[:, 1], V[:, 2] = pc.g, pc.p, pc.q
+        G = rows.rmatmat(V)
         extra = dict(extra, pieces=pc, ap=np.ascontiguousarray(G[:, 1]), aq=np.ascontiguousarray(G[:, 2]))
         return State(x=x, f=pc.loss, g=np.ascontiguousarray(G[:, 0]), extra=extra)
 
