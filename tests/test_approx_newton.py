@@ -100,8 +100,9 @@ def test_paper_mode_stops_clearly_when_the_diagonal_part_is_not_positive(solved)
 
 def test_many_rows_fall_back_to_the_exact_hessian():
     obj = paper_instance(n=300, d=3)
-    res = softsym.minimize(obj, method="approx-newton", eps0=0.05, tol=1e-10)
-    assert res.success and res.exact_steps == res.nit
+    res = softsym.minimize(obj, method="approx-newton", eps0=0.05, tol=1e-10, **SAMPLED)  # m >= n, not the rule
+    assert res.success and res.exact_steps + res.reused_hessian_steps == res.nit
+    assert res.sample_rows == [obj.n] * res.nit
 
 
 def test_cost_rule_switches_to_the_exact_hessian_and_says_so(solved):
@@ -110,8 +111,10 @@ def test_cost_rule_switches_to_the_exact_hessian_and_says_so(solved):
     m_d = sketch.sample_size(float(obj.d), obj.d, 0.25, 0.01)
     assert m_d >= 0.04 * obj.n  # the default rule fires on this small instance
     res = softsym.minimize(obj, method="approx-newton", tol=1e-10)
-    assert res.success and res.exact_steps == res.nit and res.leverage_refreshes == 0
-    assert res.hessian_vector_products == 0 and res.sample_rows == [obj.n] * res.nit
+    assert res.success and res.leverage_refreshes == 0 and res.sample_rows == [obj.n] * res.nit
+    # exact Hessians, each reused at most once (refined, in the local phase)
+    assert res.exact_steps + res.reused_hessian_steps == res.nit and res.reused_hessian_steps <= res.exact_steps
+    assert (res.hessian_vector_products > 0) == (res.reused_hessian_steps > 0)
     assert np.linalg.norm(res.x - xstar) < 1e-8 * np.linalg.norm(xstar)
     sampled = softsym.minimize(obj, method="approx-newton", tol=1e-10, exact_above=1.01 * m_d / obj.n)
     # below the rule the step samples, unless the (reused-score) sample would take >= n rows
@@ -169,7 +172,7 @@ def test_refinement_option_and_scipy_compatible_result(solved):
     res = softsym.minimize(obj, method="approx-newton", eps0=0.5, refine=1, tol=1e-10, **SAMPLED)
     assert res.success and np.linalg.norm(res.x - xstar) < 1e-8
     for key in ("x", "fun", "jac", "nit", "nfev", "njev", "nhev", "status", "message", "history", "exact_steps",
-                "hessian_vector_products", "sample_rows", "signed_steps", "leverage_refreshes"):
+                "reused_hessian_steps", "hessian_vector_products", "sample_rows", "signed_steps", "leverage_refreshes"):
         assert key in res
 
 

@@ -48,8 +48,8 @@ definite it stops with ``status=4`` and says so.
 
 Data access (what a non-numpy objective must provide): ``d``, ``n``, ``pieces(x)`` (n-vectors
 are turned into numpy arrays with ``np.asarray``: 16 MB each at n = 2e6), ``hess(x)`` (only for exact
-steps: the cost rule, or ``m >= n``), ``hessp(x, v)`` (only for refinement when the row
-access has no ``gram_matvec``) and ``softsym.sketch.row_access(objective)``
+steps: the cost rule, or ``m >= n``), ``hessp(x, v)`` (only for refinement under the cost
+rule or when the row access has no ``gram_matvec``) and ``softsym.sketch.row_access(objective)``
 (``objective.row_access()`` or ``objective.A``).
 """
 
@@ -69,6 +69,8 @@ from .newton import shifted_cholesky_solve
 MODES = ("paper", "safeguarded")
 #: refinement steps with ``refine="auto"``: (local phase, otherwise)
 AUTO_REFINE = (2, 1)
+#: under the cost rule, local-phase steps reuse the previous exact Hessian (refined) this many times in a row
+REUSE_EXACT = 1
 
 
 def _as_numpy(pc):
@@ -120,7 +122,7 @@ class ApproxNewton(Solver):
     (safeguarded mode only: ``"auto"`` (default), or k >= 0 iterative-refinement steps per
     iteration; 0 is the papers' step) and ``exact_above`` (safeguarded mode only, default
     0.04: the cost rule's fraction of ``n``).  Result fields: ``sample_rows``,
-    ``leverage_refreshes``, ``exact_steps``, ``signed_steps``, ``shifted_steps``,
+    ``leverage_refreshes``, ``exact_steps``, ``reused_hessian_steps``, ``signed_steps``, ``shifted_steps``,
     ``hessian_vector_products``, ``mode``, ``eps0``, ``delta``.
     """
 
@@ -177,7 +179,8 @@ class ApproxNewton(Solver):
         # would ask for >= exact_above * n rows
         rule_exact = sketch.sample_size(float(d), d, self.eps0, self.delta) >= self.exact_above * objective.n
         extra = {"rows": rows, "rng": rng, "ref": None, "samples": [], "refreshes": 0, "full_step": False,
-                 "exact_steps": 0, "signed_steps": 0, "shifted_steps": 0, "hvps": 0, "rule_exact": rule_exact}
+                 "exact_steps": 0, "signed_steps": 0, "shifted_steps": 0, "hvps": 0, "rule_exact": rule_exact,
+                 "lag": None, "reused_steps": 0}
         return self._evaluate(objective, rows, x0, extra)
 
     # -- one iteration --------------------------------------------------------------------
@@ -232,19 +235,27 @@ class ApproxNewton(Solver):
             scores, d_eff = self._scores(ex, weights, self.mode != "paper" and (far or not ex["full_step"]))
             m = sketch.sample_size(max(d_eff, 1.0), d, self.eps0, self.delta)
         exact = exact or m >= n
-        if exact:
-            H = objective.hess(state.x)
-            ex["exact_steps"] += 1
+        local = ex["full_step"] and not far
+        R = None if ex["rule_exact"] else _rank2(pc, ex["ap"], ex["aq"])
+        lagged = exact and local and ex["lag"] is not None and ex["lag"][1] < REUSE_EXACT
+        if lagged:  # local phase under the cost rule: the previous exact Hessian, refined below
+            factor = ex["lag"][0]
+            ex["lag"] = (factor, ex["lag"][1] + 1)
+            ex["reused_steps"] += 1
         else:
-            R = _rank2(pc, ex["ap"], ex["aq"])
-            idx, rew = sketch.sample_rows(scores, m, ex["rng"])
-            H = sketch.sampled_gram(ex["rows"], beta, idx, rew) + R
+            if exact:
+                H = objective.hess(state.x)
+                ex["exact_steps"] += 1
+            else:
+                idx, rew = sketch.sample_rows(scores, m, ex["rng"])
+                H = sketch.sampled_gram(ex["rows"], beta, idx, rew) + R
+            factor = self._factor(H, ex)
+            ex["lag"] = (factor, 0) if exact else None
         ex["samples"] = ex["samples"] + [n if exact else m]
-        factor = self._factor(H, ex)
         step = factor(-state.g)
-        k = 0 if exact else self.refine
+        k = 0 if exact and not lagged else self.refine
         if k == "auto":  # more refinement in the local phase: after a full step, with a positive diagonal part
-            k = AUTO_REFINE[0] if ex["full_step"] and not far else AUTO_REFINE[1]
+            k = AUTO_REFINE[0] if local else AUTO_REFINE[1]
         for _ in range(k):  # iterative refinement with exact Hessian-vector products
             refined = step + factor(-state.g - self._hvp(objective, ex["rows"], state.x, pc, R, step))
             ex["hvps"] += 1
@@ -288,9 +299,9 @@ class ApproxNewton(Solver):
     @staticmethod
     def _hvp(objective, rows, x: np.ndarray, pc, R: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Exact ``hess L(x) v``: ``A^T diag(beta) A v + R v`` (one pass) when ``rows`` has
-        ``gram_matvec``, else ``objective.hessp``."""
+        ``gram_matvec`` and the rank-2 part ``R`` is known, else ``objective.hessp``."""
         gram_matvec = getattr(rows, "gram_matvec", None)
-        if gram_matvec is None:
+        if gram_matvec is None or R is None:
             return objective.hessp(x, v)
         return gram_matvec(pc.beta, v) + R @ v
 
@@ -310,8 +321,9 @@ class ApproxNewton(Solver):
     def extra_result(self, state: State) -> dict:
         ex = state.extra
         return {"sample_rows": list(ex["samples"]), "leverage_refreshes": ex["refreshes"],
-                "exact_steps": ex["exact_steps"], "signed_steps": ex["signed_steps"],
-                "shifted_steps": ex["shifted_steps"], "hessian_vector_products": ex["hvps"], "mode": self.mode, "eps0": self.eps0, "delta": self.delta}
+                "exact_steps": ex["exact_steps"], "reused_hessian_steps": ex["reused_steps"],
+                "signed_steps": ex["signed_steps"], "shifted_steps": ex["shifted_steps"],
+                "hessian_vector_products": ex["hvps"], "mode": self.mode, "eps0": self.eps0, "delta": self.delta}
 
 
 def demo_section(out_dir) -> str:
