@@ -227,7 +227,8 @@ def report(rows: list[dict]) -> str:
         it_ratio = ap["nit"] / nw["nit"] if ap["nit"] > 0 else np.inf
         t1.append((r["label"], nw["nit"], ap["nit"], verdict(it_ratio, TARGET_B), fmt(nw["per_iter"]),
                    fmt(ap["per_iter"]), verdict(s_ratio, TARGET_A) if r["tall"] else f"{fmt(s_ratio)} (not tall)",
-                   f"{ap['exact']} (+{ap['reused']} reused)", ap["hvps"], ap["rows"], ap["refreshes"], ap["signed"], r["paper"]["nit"],
+                   f"{ap['exact']} (+{ap['reused']} reused)", ap["hvps"], ap["rows"], ap["refreshes"], ap["signed"],
+                   r["paper"]["nit"] if r["paper"]["nit"] >= 0 else "stopped (beta ≤ 0)",
                    fmt(r["floors"]["gemv"]), fmt(r["floors"]["syrk"])))
     out = [table(t1, ("instance", "Newton it", "approx it", "(b) it ratio ≤ 1.5", "Newton s/it", "approx s/it",
                       "(a) s/it ratio ≤ 1/3", "exact-Hessian steps", "Hv products", "median rows m",
