@@ -26,20 +26,26 @@ definite it stops with ``status=4`` and says so.
 
 * **cost rule**: when even exact leverage scores (``d_eff = d``) would ask for
   ``m >= exact_above * n`` rows (default ``n/25``: small ``n/d``, where the ``n d^2`` Gram is
-  cheaper than the leverage scores, refinement and extra iterations it would save), every
-  step uses the exact Hessian (``objective.hess``; counted in ``exact_steps``, the result's
-  ``sample_rows`` then reads ``n``).  Pass ``exact_above=1`` to sample whenever ``m < n``.
+  cheaper than the leverage scores, refinement and extra iterations it would save), steps
+  use the exact Hessian (``objective.hess``; counted in ``exact_steps``; ``sample_rows``
+  then reads ``n``), except that a local-phase step right after an exact one reuses that
+  factorization as ``H~`` and refines (``reused_hessian_steps``).  ``exact_above=1``
+  samples whenever ``m < n``.
 * **refinement** (``refine="auto"``): ``k`` iterative-refinement steps
-  ``s += H~^{-1}(-g - H s)`` with exact Hessian-vector products (one pass over ``A``
-  each, ``A^T diag(beta) A v`` plus the rank-2 part, from the solver's own pieces; ``hessian_vector_products`` in the result): each
-  squares-and-more the contraction factor of the step, turning the papers' linear rate into
-  a rate close to Newton's for one pass per product.  ``k = 2`` in the local phase (the
-  previous step was a full step and ``beta > 0``), ``k = 1`` otherwise; a refinement that
-  would stop being a descent direction is dropped.  ``refine=0`` is the papers' step.
-* **signed steps**: when ``beta`` is not positive, ``|beta|`` is sampled with signs (no
-  spectral guarantee in those steps; counted in ``signed_steps``) by the reference scores
-  if they cover every row, else by ``|beta_i|`` alone with ``refresh`` times the sample of
-  ``d_eff = d`` (no pass over ``A``); an indefinite ``H~`` is shifted (``shifted_steps``).
+  ``s += H~^{-1}(-g - H s)`` with exact Hessian-vector products (``A^T diag(beta) A v`` in
+  one pass over ``A`` plus the rank-2 part, from the solver's own pieces;
+  ``hessian_vector_products`` in the result): with ``H~`` within ``e`` of ``H`` the step's
+  contraction factor ``e`` becomes ``e^(k+1)``.  ``k = 2`` in the local phase (the
+  previous step was a full step and ``beta`` is not far from positive), ``k = 1``
+  otherwise; a refinement that would stop being a descent direction is dropped.
+  ``refine=0`` is the papers' step.
+* **signed steps and the global phase**: when ``beta`` is not positive, ``|beta|`` is
+  sampled with signs (no spectral guarantee in those steps; counted in ``signed_steps``);
+  an indefinite ``H~`` is shifted (``shifted_steps``).  In the global phase (a damped
+  previous step, or a negative part of ``beta`` above 1e-3 of the positive one) no fresh
+  leverage scores are computed: the reference is reused if it covers every row (sample
+  capped at ``refresh`` times the reference's), else rows are sampled by ``|beta_i|`` alone
+  with ``refresh`` times the sample of ``d_eff = d`` (no pass over ``A``).
 * **line search**: Armijo backtracking from the full step by halving; each
   trial is evaluated in one kernel pass (all pieces at once, reused by the next iteration)
   and accepted on Armijo's decrease or, near the rounding floor of the loss
@@ -47,8 +53,8 @@ definite it stops with ``status=4`` and says so.
   smaller gradient.
 
 Data access (what a non-numpy objective must provide): ``d``, ``n``, ``pieces(x)`` (n-vectors
-are turned into numpy arrays with ``np.asarray``: 16 MB each at n = 2e6), ``hess(x)`` (only for exact
-steps: the cost rule, or ``m >= n``), ``hessp(x, v)`` (only for refinement under the cost
+are turned into numpy arrays with ``np.asarray``: 16 MB each at n = 2e6), ``hess(x)``
+(only for exact steps: the cost rule, or ``m >= n``), ``hessp(x, v)`` (only for refinement under the cost
 rule or when the row access has no ``gram_matvec``) and ``softsym.sketch.row_access(objective)``
 (``objective.row_access()`` or ``objective.A``).
 """
