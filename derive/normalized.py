@@ -186,23 +186,24 @@ def emit_module(f: NormalizedFormulas, spec_hash: str) -> str:
     """Source of the Numba kernel module for one member."""
     spec = f.spec
     pass_loss = codegen.code_block(
-        [("l_i", _main(f.ell) + _reg(f.reg)), ("s_i", _main(f.partials["ell_alpha"])),
-         ("t_i", _main(f.partials["ell_alphaalpha"]))], _NAMES, indent=8)
-    pass_loss_only = codegen.code_block([("l_i", _main(f.ell) + _reg(f.reg))], _NAMES, indent=8)
+        [("l_i", _vec_exp(_main(f.ell) + _reg(f.reg))), ("s_i", _vec_exp(_main(f.partials["ell_alpha"]))),
+         ("t_i", _vec_exp(_main(f.partials["ell_alphaalpha"])))], _NAMES, indent=12)
+    pass_loss_only = codegen.code_block([("l_i", _vec_exp(_main(f.ell) + _reg(f.reg)))], _NAMES, indent=12)
     pass_pieces = codegen.code_block(
-        [("g[i]", _main(f.g_main) + _reg(f.partials["reg_u"])),
-         ("beta[i]", _main(f.beta_main) + _reg(f.partials["reg_uu"])),
-         ("p[i]", _main(f.p)), ("q[i]", _main(f.q))], _NAMES, indent=8)
+        [("g[i]", _vec_exp(_main(f.g_main) + _reg(f.partials["reg_u"]))),
+         ("beta[i]", _vec_exp(_main(f.beta_main) + _reg(f.partials["reg_uu"]))),
+         ("p[i]", _vec_exp(_main(f.p))), ("q[i]", _vec_exp(_main(f.q)))], _NAMES, indent=8)
     pass_grad = codegen.code_block(
-        [("g[i]", _main(f.g_main) + _reg(f.partials["reg_u"]))], _NAMES, indent=8)
-    target_code = codegen.code_block([("b[i]", _main(f.target))], _NAMES, indent=8)
-    phi_code = codegen.code_block([("alpha_i", _main(f.phi))], _NAMES, indent=8) if f.normalized else ""
+        [("g[i]", _vec_exp(_main(f.g_main) + _reg(f.partials["reg_u"])))], _NAMES, indent=8)
+    target_code = codegen.code_block([("b[i]", _vec_exp(_main(f.target)))], _NAMES, indent=8)
+    phi_code = (codegen.code_block([("alpha_i", _vec_exp(_main(f.phi)))], _NAMES, indent=12)
+                if f.normalized else "")
     shift = "np.max(u)" if spec.shift_invariant else "0.0"
     return _MODULE.format(
-        batched=_emit_batched(f),
+        batched=_emit_batched(f), helpers=_helpers(),
         header=codegen.HEADER, name=spec.name, doc=spec.doc, seed=spec.seed, spec_hash=spec_hash,
         shift_invariant=spec.shift_invariant, normalized=f.normalized, rank2=f.rank2,
-        shift=shift, phi_code=phi_code or "        alpha_i = 0.0",
+        shift=shift, phi_code=phi_code or "            alpha_i = 0.0",
         pass_loss=pass_loss, pass_loss_only=pass_loss_only, pass_pieces=pass_pieces,
         pass_grad=pass_grad, target_code=target_code, rescale_code=_rescale_code(f),
     )
@@ -246,7 +247,7 @@ def _emit_batched(f: NormalizedFormulas) -> str:
     transcendental ``phi`` is evaluated once per element and direction, not twice (the
     substitution is checked to be exactly invertible).  ``exp`` is printed as ``_exp``, an
     arithmetic-only exponential (<= 1 ulp from libm on [-707, 709.78]) that lets LLVM vectorize
-    the element loops; sums use four interleaved accumulators.
+    the element loops; sums go through ``_vsum``.
     """
     loss = _main(f.ell) + _reg(f.reg)
     if f.normalized:
@@ -261,12 +262,16 @@ def _emit_batched(f: NormalizedFormulas) -> str:
     else:
         loss_phi, names, alpha_pass, load_phi = loss, _NAMES, "", ""
     loss_code = codegen.code_block([("lk[i]", _vec_exp(loss_phi))], names, indent=16)
+    return _BATCHED.format(alpha_pass=alpha_pass, load_phi=load_phi, loss_code=loss_code)
+
+
+def _helpers() -> str:
+    """Source of the vectorizing ``_exp``, ``_cosh``, ``_sinh`` and ``_vsum`` every kernel uses."""
     taylor_sinh = repr(1.0 / math.factorial(2 * _SINH_TERMS - 1))
     for k in range(_SINH_TERMS - 2, -1, -1):
         taylor_sinh = f"{1.0 / math.factorial(2 * k + 1)!r} + x2 * ({taylor_sinh})"
-    return _BATCHED.format(alpha_pass=alpha_pass, load_phi=load_phi, loss_code=loss_code,
-                           vec_exp=vec_exp_source().rstrip("\n"), taylor_sinh=taylor_sinh,
-                           sinh_degree=2 * _SINH_TERMS - 1)
+    return _HELPERS.format(vec_exp=vec_exp_source().rstrip("\n"), taylor_sinh=taylor_sinh,
+                           sinh_degree=2 * _SINH_TERMS - 1).rstrip("\n")
 
 
 _EXP_DEGREE = 13  # Taylor remainder (ln2/2)^14 / 14! < 5e-18 relative on |r| <= ln2/2
@@ -277,7 +282,7 @@ _BATCHED_ALPHA = """\
             for i in range(n):
                 ui = uk[i] - m
 {phi_code}
-            alpha = _sum4(phik)
+            alpha = _vsum(phik)
 """
 
 VEC_EXP = """\
@@ -329,8 +334,7 @@ def vec_exp_source() -> str:
     return VEC_EXP.format(taylor=taylor, degree=_EXP_DEGREE)
 
 
-_BATCHED = """
-
+_HELPERS = """\
 {vec_exp}
 
 
@@ -350,21 +354,16 @@ def _sinh(x):
     return small if a < 0.5 else math.copysign(0.5 * (_exp(a) - _exp(-a)), x)
 
 
-@njit(cache=True)
-def _sum4(v):
-    \"\"\"sum(v) with four interleaved accumulators (breaks the add latency chain).\"\"\"
-    n = v.shape[0]
-    s0 = s1 = s2 = s3 = 0.0
-    m = n - n % 4
-    for i in range(0, m, 4):
-        s0 += v[i]
-        s1 += v[i + 1]
-        s2 += v[i + 2]
-        s3 += v[i + 3]
-    for i in range(m, n):
-        s0 += v[i]
-    return (s0 + s1) + (s2 + s3)
+@njit(cache=True, fastmath={{"reassoc"}})
+def _vsum(v):
+    \"\"\"sum(v), vectorized (reassociation is its only fast-math flag).\"\"\"
+    acc = 0.0
+    for i in range(v.shape[0]):
+        acc += v[i]
+    return acc
+"""
 
+_BATCHED = """
 
 @njit(cache=True)
 def loss_dirs_u(u, V, mu, b, w):
@@ -394,7 +393,7 @@ def loss_dirs_u(u, V, mu, b, w):
                 wi = w[i]
 {load_phi}\
 {loss_code}
-            out[k, j] = _sum4(lk)
+            out[k, j] = _vsum(lk)
     return out
 
 
@@ -445,6 +444,10 @@ SHIFT_INVARIANT = {shift_invariant}
 NORMALIZED = {normalized}
 RANK2 = {rank2}
 GRAM_ROWS = 4096
+SUM_BLOCK = 512
+
+
+{helpers}
 
 
 @njit(cache=True)
@@ -453,48 +456,73 @@ def _shift(u):
     return {shift}
 
 
-@njit(cache=True)
+# The element loops below vectorize: exp/cosh/sinh are the arithmetic-only _exp/_cosh/_sinh,
+# error_model="numpy" drops the ZeroDivisionError branch (a zero divisor gives inf, which the
+# runtime reports as overflow), and sums go through blocks of SUM_BLOCK values added by _vsum.
+
+
+@njit(cache=True, error_model="numpy")
 def _alpha(u, m):
     """alpha = sum_i phi(u_i - m)."""
+    n = u.shape[0]
+    buf = np.empty(SUM_BLOCK)
     alpha = 0.0
-    for i in range(u.shape[0]):
-        ui = u[i] - m
+    for s in range(0, n, SUM_BLOCK):
+        k = min(SUM_BLOCK, n - s)
+        us = u[s:s + k]
+        for j in range(k):
+            ui = us[j] - m
 {phi_code}
-        alpha += alpha_i
+            buf[j] = alpha_i
+        alpha += _vsum(buf[:k])
     return alpha
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def loss_u(u, b, w):
     """L as a function of u = A x."""
     m = _shift(u)
     alpha = _alpha(u, m)
+    n = u.shape[0]
+    buf = np.empty(SUM_BLOCK)
     total = 0.0
-    for i in range(u.shape[0]):
-        ui = u[i] - m
-        ur = u[i]
-        bi = b[i]
-        wi = w[i]
+    for s in range(0, n, SUM_BLOCK):
+        k = min(SUM_BLOCK, n - s)
+        us, bs, ws = u[s:s + k], b[s:s + k], w[s:s + k]
+        for j in range(k):
+            ui = us[j] - m
+            ur = us[j]
+            bi = bs[j]
+            wi = ws[j]
 {pass_loss_only}
-        total += l_i
+            buf[j] = l_i
+        total += _vsum(buf[:k])
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sums(u, b, w, m, alpha):
     """(L, S, T): loss and the global sums S = sum ell_alpha, T = sum ell_alphaalpha."""
+    n = u.shape[0]
+    buf = np.empty((3, SUM_BLOCK))
     total = 0.0
     S = 0.0
     T = 0.0
-    for i in range(u.shape[0]):
-        ui = u[i] - m
-        ur = u[i]
-        bi = b[i]
-        wi = w[i]
+    for s in range(0, n, SUM_BLOCK):
+        k = min(SUM_BLOCK, n - s)
+        us, bs, ws = u[s:s + k], b[s:s + k], w[s:s + k]
+        for j in range(k):
+            ui = us[j] - m
+            ur = us[j]
+            bi = bs[j]
+            wi = ws[j]
 {pass_loss}
-        total += l_i
-        S += s_i
-        T += t_i
+            buf[0, j] = l_i
+            buf[1, j] = s_i
+            buf[2, j] = t_i
+        total += _vsum(buf[0, :k])
+        S += _vsum(buf[1, :k])
+        T += _vsum(buf[2, :k])
     return total, S, T
 
 
@@ -523,7 +551,7 @@ def pieces_u(u, b, w):
 # per-chunk (m_c, alpha_c), which combine by alpha_combine (max-shifted sums).
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def g_at(u, b, w, m, alpha, S):
     """g = dL/du on a slice of u, given the global m, alpha and S."""
     g = np.empty(u.shape[0])
@@ -536,7 +564,7 @@ def g_at(u, b, w, m, alpha, S):
     return g
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def pieces_at(u, b, w, m, alpha, S):
     """(g, beta, p, q) on a slice of u, given the global m, alpha and S."""
     n = u.shape[0]
@@ -590,25 +618,36 @@ def grad_partial(A, u, b, w, m, alpha, S):
 
 
 @njit(cache=True, nogil=True)
-def _weighted_gram(A, beta):
-    """A^T diag(beta) A, one GEMM per block of GRAM_ROWS rows (temporary memory GRAM_ROWS x d)."""
+def _gram_rank2(A, beta, p, q):
+    """(A^T diag(beta) A, A^T p, A^T q) in one pass: one GEMM per block of GRAM_ROWS rows
+    (temporary memory GRAM_ROWS x d), A^T p and A^T q accumulated while the block is scaled."""
     n, d = A.shape
     H = np.zeros((d, d))
+    ap = np.zeros(d)
+    aq = np.zeros(d)
     Ab = np.empty((min(GRAM_ROWS, n), d))
     for s in range(0, n, GRAM_ROWS):
         e = min(s + GRAM_ROWS, n)
         for i in range(s, e):
+            bi = beta[i]
+            pi = p[i]
+            qi = q[i]
             for k in range(d):
-                Ab[i - s, k] = A[i, k] * beta[i]
+                a = A[i, k]
+                Ab[i - s, k] = a * bi
+                if RANK2:
+                    ap[k] += pi * a
+                    aq[k] += qi * a
         H += A[s:e].T @ Ab[: e - s]
-    return H
+    return H, ap, aq
 
 
 @njit(cache=True, nogil=True)
 def hess_partial(A, u, b, w, m, alpha, S):
     """(A_c^T g_c, A_c^T diag(beta_c) A_c, A_c^T p_c, A_c^T q_c) of a row chunk (sum them; then hess_combine)."""
     g, beta, p, q = pieces_at(u, b, w, m, alpha, S)
-    return A.T @ g, _weighted_gram(A, beta), A.T @ p, A.T @ q
+    H, ap, aq = _gram_rank2(A, beta, p, q)
+    return A.T @ g, H, ap, aq
 
 
 @njit(cache=True, nogil=True)
@@ -653,7 +692,7 @@ def hessp_combine(hv, ap, aq, T, v):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def target_u(u):
     """b with b_i = target(u_i): makes u a stationary point of L without regularizer."""
     m = _shift(u)
@@ -667,8 +706,9 @@ def target_u(u):
 
 @njit(cache=True)
 def hess_assemble(A, beta, p, q, T):
-    """A^T (diag(beta) + p q^T + q p^T + T q q^T) A: one GEMM plus a rank-2 update."""
-    return hess_combine(_weighted_gram(A, beta), A.T @ p, A.T @ q, T)
+    """A^T (diag(beta) + p q^T + q p^T + T q q^T) A: one pass of blocked GEMMs plus a rank-2 update."""
+    H, ap, aq = _gram_rank2(A, beta, p, q)
+    return hess_combine(H, ap, aq, T)
 
 
 @njit(cache=True)

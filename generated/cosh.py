@@ -18,278 +18,7 @@ SHIFT_INVARIANT = False
 NORMALIZED = False
 RANK2 = False
 GRAM_ROWS = 4096
-
-
-@njit(cache=True)
-def _shift(u):
-    """Common shift of u (max u for shift-invariant members, else 0)."""
-    return 0.0
-
-
-@njit(cache=True)
-def _alpha(u, m):
-    """alpha = sum_i phi(u_i - m)."""
-    alpha = 0.0
-    for i in range(u.shape[0]):
-        ui = u[i] - m
-        alpha_i = 0.0
-        alpha += alpha_i
-    return alpha
-
-
-@njit(cache=True)
-def loss_u(u, b, w):
-    """L as a function of u = A x."""
-    m = _shift(u)
-    alpha = _alpha(u, m)
-    total = 0.0
-    for i in range(u.shape[0]):
-        ui = u[i] - m
-        ur = u[i]
-        bi = b[i]
-        wi = w[i]
-        l_i = (1/2)*ur**2*wi**2 + (1/2)*(-bi + math.cosh(ui))**2
-        total += l_i
-    return total
-
-
-@njit(cache=True)
-def _sums(u, b, w, m, alpha):
-    """(L, S, T): loss and the global sums S = sum ell_alpha, T = sum ell_alphaalpha."""
-    total = 0.0
-    S = 0.0
-    T = 0.0
-    for i in range(u.shape[0]):
-        ui = u[i] - m
-        ur = u[i]
-        bi = b[i]
-        wi = w[i]
-        l_i = (1/2)*ur**2*wi**2 + (1/2)*(-bi + math.cosh(ui))**2
-        s_i = 0
-        t_i = 0
-        total += l_i
-        S += s_i
-        T += t_i
-    return total, S, T
-
-
-@njit(cache=True)
-def grad_u(u, b, w):
-    """(L, g) with g = dL/du."""
-    m = _shift(u)
-    alpha = _alpha(u, m)
-    loss, S, T = _sums(u, b, w, m, alpha)
-    return loss, g_at(u, b, w, m, alpha, S)
-
-
-@njit(cache=True)
-def pieces_u(u, b, w):
-    """(L, g, beta, p, q, T): dL/du = g and d2L/du2 = diag(beta) + p q^T + q p^T + T q q^T."""
-    m = _shift(u)
-    alpha = _alpha(u, m)
-    loss, S, T = _sums(u, b, w, m, alpha)
-    g, beta, p, q = pieces_at(u, b, w, m, alpha, S)
-    return loss, g, beta, p, q, T
-
-
-# -- Row-chunk partial kernels (used by softsym.dask) ------------------------------------
-# Each *_at / *_partial function works on any row slice of u, b, w (and A) given the global
-# shift m, normalizer alpha and sum S.  Chunk results combine by plain sums, except the
-# per-chunk (m_c, alpha_c), which combine by alpha_combine (max-shifted sums).
-
-
-@njit(cache=True, nogil=True)
-def g_at(u, b, w, m, alpha, S):
-    """g = dL/du on a slice of u, given the global m, alpha and S."""
-    g = np.empty(u.shape[0])
-    for i in range(u.shape[0]):
-        ui = u[i] - m
-        ur = u[i]
-        bi = b[i]
-        wi = w[i]
-        g[i] = ur*wi**2 + (-bi + math.cosh(ui))*math.sinh(ui)
-    return g
-
-
-@njit(cache=True, nogil=True)
-def pieces_at(u, b, w, m, alpha, S):
-    """(g, beta, p, q) on a slice of u, given the global m, alpha and S."""
-    n = u.shape[0]
-    g = np.empty(n)
-    beta = np.empty(n)
-    p = np.empty(n)
-    q = np.empty(n)
-    for i in range(n):
-        ui = u[i] - m
-        ur = u[i]
-        bi = b[i]
-        wi = w[i]
-        c0 = wi**2
-        c1 = math.sinh(ui)
-        c2 = math.cosh(ui)
-        c3 = bi - c2
-        g[i] = c0*ur - c1*c3
-        beta[i] = c0 + c1**2 - c2*c3
-        p[i] = 0
-        q[i] = 0
-    return g, beta, p, q
-
-
-@njit(cache=True)
-def rescale(m_from, m_to):
-    """r with phi(u - m_to) = r phi(u - m_from) for every u (derived; shifts are 0 unless SHIFT_INVARIANT)."""
-    r = 1
-    return r
-
-
-@njit(cache=True, nogil=True)
-def alpha_partial(u):
-    """(m_c, alpha_c) of a chunk of u: its own shift and sum_i phi(u_i - m_c)."""
-    m = _shift(u)
-    return m, _alpha(u, m)
-
-
-@njit(cache=True)
-def alpha_combine(ms, alphas):
-    """Global (m, alpha) from chunk partials: m = max_c m_c, alpha = sum_c alpha_c rescale(m_c, m)."""
-    m = np.max(ms)
-    alpha = 0.0
-    for c in range(ms.shape[0]):
-        alpha += alphas[c] * rescale(ms[c], m)
-    return m, alpha
-
-
-@njit(cache=True, nogil=True)
-def sums_partial(u, b, w, m, alpha):
-    """(L_c, S_c, T_c) of a chunk given the global m and alpha; L, S, T are their sums."""
-    return _sums(u, b, w, m, alpha)
-
-
-@njit(cache=True, nogil=True)
-def grad_partial(A, u, b, w, m, alpha, S):
-    """A_c^T g_c of a row chunk; grad L is the sum over chunks."""
-    return A.T @ g_at(u, b, w, m, alpha, S)
-
-
-@njit(cache=True, nogil=True)
-def _weighted_gram(A, beta):
-    """A^T diag(beta) A, one GEMM per block of GRAM_ROWS rows (temporary memory GRAM_ROWS x d)."""
-    n, d = A.shape
-    H = np.zeros((d, d))
-    Ab = np.empty((min(GRAM_ROWS, n), d))
-    for s in range(0, n, GRAM_ROWS):
-        e = min(s + GRAM_ROWS, n)
-        for i in range(s, e):
-            for k in range(d):
-                Ab[i - s, k] = A[i, k] * beta[i]
-        H += A[s:e].T @ Ab[: e - s]
-    return H
-
-
-@njit(cache=True, nogil=True)
-def hess_partial(A, u, b, w, m, alpha, S):
-    """(A_c^T g_c, A_c^T diag(beta_c) A_c, A_c^T p_c, A_c^T q_c) of a row chunk (sum them; then hess_combine)."""
-    g, beta, p, q = pieces_at(u, b, w, m, alpha, S)
-    return A.T @ g, _weighted_gram(A, beta), A.T @ p, A.T @ q
-
-
-@njit(cache=True, nogil=True)
-def rank2_partial(A, u, b, w, m, alpha, S):
-    """(A_c^T p_c, A_c^T q_c) of a row chunk (sum them; then hessp_combine)."""
-    _, _, p, q = pieces_at(u, b, w, m, alpha, S)
-    return A.T @ p, A.T @ q
-
-
-@njit(cache=True, nogil=True)
-def hessp_partial(A, u, b, w, m, alpha, S, v):
-    """A_c^T diag(beta_c) A_c v of a row chunk (sum them; then hessp_combine)."""
-    _, beta, _, _ = pieces_at(u, b, w, m, alpha, S)
-    return A.T @ (beta * (A @ v))
-
-
-@njit(cache=True)
-def hess_combine(H, ap, aq, T):
-    """Symmetric H + ap aq^T + aq ap^T + T aq aq^T, with H = A^T diag(beta) A, ap = A^T p, aq = A^T q."""
-    d = H.shape[0]
-    H = H.copy()
-    if RANK2:
-        for j in range(d):
-            for k in range(d):
-                H[j, k] += ap[j] * aq[k] + aq[j] * ap[k] + T * aq[j] * aq[k]
-    for j in range(d):
-        for k in range(j + 1, d):
-            s = 0.5 * (H[j, k] + H[k, j])
-            H[j, k] = s
-            H[k, j] = s
-    return H
-
-
-@njit(cache=True)
-def hessp_combine(hv, ap, aq, T, v):
-    """hv + ap (aq.v) + aq (ap.v) + T aq (aq.v), with hv = A^T diag(beta) A v: the Hessian times v."""
-    out = hv.copy()
-    if RANK2:
-        pv = ap @ v
-        qv = aq @ v
-        out += ap * qv + aq * (pv + T * qv)
-    return out
-
-
-@njit(cache=True)
-def target_u(u):
-    """b with b_i = target(u_i): makes u a stationary point of L without regularizer."""
-    m = _shift(u)
-    alpha = _alpha(u, m)
-    b = np.empty(u.shape[0])
-    for i in range(u.shape[0]):
-        ui = u[i] - m
-        b[i] = math.cosh(ui)
-    return b
-
-
-@njit(cache=True)
-def hess_assemble(A, beta, p, q, T):
-    """A^T (diag(beta) + p q^T + q p^T + T q q^T) A: one GEMM plus a rank-2 update."""
-    return hess_combine(_weighted_gram(A, beta), A.T @ p, A.T @ q, T)
-
-
-@njit(cache=True)
-def hessp_assemble(A, beta, p, q, T, v):
-    """A^T (diag(beta) + p q^T + q p^T + T q q^T) A v: two matrix-vector products."""
-    av = A @ v
-    hv = beta * av
-    if RANK2:
-        pv = p @ av
-        qv = q @ av
-        hv += p * qv + q * (pv + T * qv)
-    return A.T @ hv
-
-
-@njit(cache=True)
-def loss(A, b, w, x):
-    """L(x)."""
-    return loss_u(A @ x, b, w)
-
-
-@njit(cache=True)
-def grad(A, b, w, x):
-    """grad L(x) = A^T g."""
-    _, g = grad_u(A @ x, b, w)
-    return A.T @ g
-
-
-@njit(cache=True)
-def hess(A, b, w, x):
-    """hess L(x) (d, d)."""
-    _, _, beta, p, q, T = pieces_u(A @ x, b, w)
-    return hess_assemble(A, beta, p, q, T)
-
-
-@njit(cache=True)
-def hessp(A, b, w, x, v):
-    """hess L(x) v."""
-    _, _, beta, p, q, T = pieces_u(A @ x, b, w)
-    return hessp_assemble(A, beta, p, q, T, v)
+SUM_BLOCK = 512
 
 
 @intrinsic
@@ -341,20 +70,322 @@ def _sinh(x):
     return small if a < 0.5 else math.copysign(0.5 * (_exp(a) - _exp(-a)), x)
 
 
+@njit(cache=True, fastmath={"reassoc"})
+def _vsum(v):
+    """sum(v), vectorized (reassociation is its only fast-math flag)."""
+    acc = 0.0
+    for i in range(v.shape[0]):
+        acc += v[i]
+    return acc
+
+
 @njit(cache=True)
-def _sum4(v):
-    """sum(v) with four interleaved accumulators (breaks the add latency chain)."""
-    n = v.shape[0]
-    s0 = s1 = s2 = s3 = 0.0
-    m = n - n % 4
-    for i in range(0, m, 4):
-        s0 += v[i]
-        s1 += v[i + 1]
-        s2 += v[i + 2]
-        s3 += v[i + 3]
-    for i in range(m, n):
-        s0 += v[i]
-    return (s0 + s1) + (s2 + s3)
+def _shift(u):
+    """Common shift of u (max u for shift-invariant members, else 0)."""
+    return 0.0
+
+
+# The element loops below vectorize: exp/cosh/sinh are the arithmetic-only _exp/_cosh/_sinh,
+# error_model="numpy" drops the ZeroDivisionError branch (a zero divisor gives inf, which the
+# runtime reports as overflow), and sums go through blocks of SUM_BLOCK values added by _vsum.
+
+
+@njit(cache=True, error_model="numpy")
+def _alpha(u, m):
+    """alpha = sum_i phi(u_i - m)."""
+    n = u.shape[0]
+    buf = np.empty(SUM_BLOCK)
+    alpha = 0.0
+    for s in range(0, n, SUM_BLOCK):
+        k = min(SUM_BLOCK, n - s)
+        us = u[s:s + k]
+        for j in range(k):
+            ui = us[j] - m
+            alpha_i = 0.0
+            buf[j] = alpha_i
+        alpha += _vsum(buf[:k])
+    return alpha
+
+
+@njit(cache=True, error_model="numpy")
+def loss_u(u, b, w):
+    """L as a function of u = A x."""
+    m = _shift(u)
+    alpha = _alpha(u, m)
+    n = u.shape[0]
+    buf = np.empty(SUM_BLOCK)
+    total = 0.0
+    for s in range(0, n, SUM_BLOCK):
+        k = min(SUM_BLOCK, n - s)
+        us, bs, ws = u[s:s + k], b[s:s + k], w[s:s + k]
+        for j in range(k):
+            ui = us[j] - m
+            ur = us[j]
+            bi = bs[j]
+            wi = ws[j]
+            l_i = (1/2)*ur**2*wi**2 + (1/2)*(-bi + _cosh(ui))**2
+            buf[j] = l_i
+        total += _vsum(buf[:k])
+    return total
+
+
+@njit(cache=True, error_model="numpy")
+def _sums(u, b, w, m, alpha):
+    """(L, S, T): loss and the global sums S = sum ell_alpha, T = sum ell_alphaalpha."""
+    n = u.shape[0]
+    buf = np.empty((3, SUM_BLOCK))
+    total = 0.0
+    S = 0.0
+    T = 0.0
+    for s in range(0, n, SUM_BLOCK):
+        k = min(SUM_BLOCK, n - s)
+        us, bs, ws = u[s:s + k], b[s:s + k], w[s:s + k]
+        for j in range(k):
+            ui = us[j] - m
+            ur = us[j]
+            bi = bs[j]
+            wi = ws[j]
+            l_i = (1/2)*ur**2*wi**2 + (1/2)*(-bi + _cosh(ui))**2
+            s_i = 0
+            t_i = 0
+            buf[0, j] = l_i
+            buf[1, j] = s_i
+            buf[2, j] = t_i
+        total += _vsum(buf[0, :k])
+        S += _vsum(buf[1, :k])
+        T += _vsum(buf[2, :k])
+    return total, S, T
+
+
+@njit(cache=True)
+def grad_u(u, b, w):
+    """(L, g) with g = dL/du."""
+    m = _shift(u)
+    alpha = _alpha(u, m)
+    loss, S, T = _sums(u, b, w, m, alpha)
+    return loss, g_at(u, b, w, m, alpha, S)
+
+
+@njit(cache=True)
+def pieces_u(u, b, w):
+    """(L, g, beta, p, q, T): dL/du = g and d2L/du2 = diag(beta) + p q^T + q p^T + T q q^T."""
+    m = _shift(u)
+    alpha = _alpha(u, m)
+    loss, S, T = _sums(u, b, w, m, alpha)
+    g, beta, p, q = pieces_at(u, b, w, m, alpha, S)
+    return loss, g, beta, p, q, T
+
+
+# -- Row-chunk partial kernels (used by softsym.dask) ------------------------------------
+# Each *_at / *_partial function works on any row slice of u, b, w (and A) given the global
+# shift m, normalizer alpha and sum S.  Chunk results combine by plain sums, except the
+# per-chunk (m_c, alpha_c), which combine by alpha_combine (max-shifted sums).
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def g_at(u, b, w, m, alpha, S):
+    """g = dL/du on a slice of u, given the global m, alpha and S."""
+    g = np.empty(u.shape[0])
+    for i in range(u.shape[0]):
+        ui = u[i] - m
+        ur = u[i]
+        bi = b[i]
+        wi = w[i]
+        g[i] = ur*wi**2 + (-bi + _cosh(ui))*_sinh(ui)
+    return g
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def pieces_at(u, b, w, m, alpha, S):
+    """(g, beta, p, q) on a slice of u, given the global m, alpha and S."""
+    n = u.shape[0]
+    g = np.empty(n)
+    beta = np.empty(n)
+    p = np.empty(n)
+    q = np.empty(n)
+    for i in range(n):
+        ui = u[i] - m
+        ur = u[i]
+        bi = b[i]
+        wi = w[i]
+        c0 = wi**2
+        c1 = _sinh(ui)
+        c2 = _cosh(ui)
+        c3 = bi - c2
+        g[i] = c0*ur - c1*c3
+        beta[i] = c0 + c1**2 - c2*c3
+        p[i] = 0
+        q[i] = 0
+    return g, beta, p, q
+
+
+@njit(cache=True)
+def rescale(m_from, m_to):
+    """r with phi(u - m_to) = r phi(u - m_from) for every u (derived; shifts are 0 unless SHIFT_INVARIANT)."""
+    r = 1
+    return r
+
+
+@njit(cache=True, nogil=True)
+def alpha_partial(u):
+    """(m_c, alpha_c) of a chunk of u: its own shift and sum_i phi(u_i - m_c)."""
+    m = _shift(u)
+    return m, _alpha(u, m)
+
+
+@njit(cache=True)
+def alpha_combine(ms, alphas):
+    """Global (m, alpha) from chunk partials: m = max_c m_c, alpha = sum_c alpha_c rescale(m_c, m)."""
+    m = np.max(ms)
+    alpha = 0.0
+    for c in range(ms.shape[0]):
+        alpha += alphas[c] * rescale(ms[c], m)
+    return m, alpha
+
+
+@njit(cache=True, nogil=True)
+def sums_partial(u, b, w, m, alpha):
+    """(L_c, S_c, T_c) of a chunk given the global m and alpha; L, S, T are their sums."""
+    return _sums(u, b, w, m, alpha)
+
+
+@njit(cache=True, nogil=True)
+def grad_partial(A, u, b, w, m, alpha, S):
+    """A_c^T g_c of a row chunk; grad L is the sum over chunks."""
+    return A.T @ g_at(u, b, w, m, alpha, S)
+
+
+@njit(cache=True, nogil=True)
+def _gram_rank2(A, beta, p, q):
+    """(A^T diag(beta) A, A^T p, A^T q) in one pass: one GEMM per block of GRAM_ROWS rows
+    (temporary memory GRAM_ROWS x d), A^T p and A^T q accumulated while the block is scaled."""
+    n, d = A.shape
+    H = np.zeros((d, d))
+    ap = np.zeros(d)
+    aq = np.zeros(d)
+    Ab = np.empty((min(GRAM_ROWS, n), d))
+    for s in range(0, n, GRAM_ROWS):
+        e = min(s + GRAM_ROWS, n)
+        for i in range(s, e):
+            bi = beta[i]
+            pi = p[i]
+            qi = q[i]
+            for k in range(d):
+                a = A[i, k]
+                Ab[i - s, k] = a * bi
+                if RANK2:
+                    ap[k] += pi * a
+                    aq[k] += qi * a
+        H += A[s:e].T @ Ab[: e - s]
+    return H, ap, aq
+
+
+@njit(cache=True, nogil=True)
+def hess_partial(A, u, b, w, m, alpha, S):
+    """(A_c^T g_c, A_c^T diag(beta_c) A_c, A_c^T p_c, A_c^T q_c) of a row chunk (sum them; then hess_combine)."""
+    g, beta, p, q = pieces_at(u, b, w, m, alpha, S)
+    H, ap, aq = _gram_rank2(A, beta, p, q)
+    return A.T @ g, H, ap, aq
+
+
+@njit(cache=True, nogil=True)
+def rank2_partial(A, u, b, w, m, alpha, S):
+    """(A_c^T p_c, A_c^T q_c) of a row chunk (sum them; then hessp_combine)."""
+    _, _, p, q = pieces_at(u, b, w, m, alpha, S)
+    return A.T @ p, A.T @ q
+
+
+@njit(cache=True, nogil=True)
+def hessp_partial(A, u, b, w, m, alpha, S, v):
+    """A_c^T diag(beta_c) A_c v of a row chunk (sum them; then hessp_combine)."""
+    _, beta, _, _ = pieces_at(u, b, w, m, alpha, S)
+    return A.T @ (beta * (A @ v))
+
+
+@njit(cache=True)
+def hess_combine(H, ap, aq, T):
+    """Symmetric H + ap aq^T + aq ap^T + T aq aq^T, with H = A^T diag(beta) A, ap = A^T p, aq = A^T q."""
+    d = H.shape[0]
+    H = H.copy()
+    if RANK2:
+        for j in range(d):
+            for k in range(d):
+                H[j, k] += ap[j] * aq[k] + aq[j] * ap[k] + T * aq[j] * aq[k]
+    for j in range(d):
+        for k in range(j + 1, d):
+            s = 0.5 * (H[j, k] + H[k, j])
+            H[j, k] = s
+            H[k, j] = s
+    return H
+
+
+@njit(cache=True)
+def hessp_combine(hv, ap, aq, T, v):
+    """hv + ap (aq.v) + aq (ap.v) + T aq (aq.v), with hv = A^T diag(beta) A v: the Hessian times v."""
+    out = hv.copy()
+    if RANK2:
+        pv = ap @ v
+        qv = aq @ v
+        out += ap * qv + aq * (pv + T * qv)
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def target_u(u):
+    """b with b_i = target(u_i): makes u a stationary point of L without regularizer."""
+    m = _shift(u)
+    alpha = _alpha(u, m)
+    b = np.empty(u.shape[0])
+    for i in range(u.shape[0]):
+        ui = u[i] - m
+        b[i] = _cosh(ui)
+    return b
+
+
+@njit(cache=True)
+def hess_assemble(A, beta, p, q, T):
+    """A^T (diag(beta) + p q^T + q p^T + T q q^T) A: one pass of blocked GEMMs plus a rank-2 update."""
+    H, ap, aq = _gram_rank2(A, beta, p, q)
+    return hess_combine(H, ap, aq, T)
+
+
+@njit(cache=True)
+def hessp_assemble(A, beta, p, q, T, v):
+    """A^T (diag(beta) + p q^T + q p^T + T q q^T) A v: two matrix-vector products."""
+    av = A @ v
+    hv = beta * av
+    if RANK2:
+        pv = p @ av
+        qv = q @ av
+        hv += p * qv + q * (pv + T * qv)
+    return A.T @ hv
+
+
+@njit(cache=True)
+def loss(A, b, w, x):
+    """L(x)."""
+    return loss_u(A @ x, b, w)
+
+
+@njit(cache=True)
+def grad(A, b, w, x):
+    """grad L(x) = A^T g."""
+    _, g = grad_u(A @ x, b, w)
+    return A.T @ g
+
+
+@njit(cache=True)
+def hess(A, b, w, x):
+    """hess L(x) (d, d)."""
+    _, _, beta, p, q, T = pieces_u(A @ x, b, w)
+    return hess_assemble(A, beta, p, q, T)
+
+
+@njit(cache=True)
+def hessp(A, b, w, x, v):
+    """hess L(x) v."""
+    _, _, beta, p, q, T = pieces_u(A @ x, b, w)
+    return hessp_assemble(A, beta, p, q, T, v)
 
 
 @njit(cache=True)
@@ -383,7 +414,7 @@ def loss_dirs_u(u, V, mu, b, w):
                 bi = b[i]
                 wi = w[i]
                 lk[i] = (1/2)*ur**2*wi**2 + (1/2)*(-bi + _cosh(ui))**2
-            out[k, j] = _sum4(lk)
+            out[k, j] = _vsum(lk)
     return out
 
 
