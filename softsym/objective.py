@@ -20,6 +20,7 @@ from types import ModuleType
 
 import numpy as np
 
+from . import _rows
 from ._validate import as_array
 from .errors import OverflowDetected, UnknownObjectiveError, ValidationError
 
@@ -167,7 +168,7 @@ class Objective:
         x = as_array("x", x, 1, (self.d,))
         if self._x is None or not np.array_equal(x, self._x):
             self._x = x.copy()
-            self._cache = {"u": self.A @ x}
+            self._cache = {"u": _rows.matvec(self.A, x)}
         return self._cache
 
     def _check(self, what: str, *values) -> None:
@@ -202,7 +203,7 @@ class Objective:
         """grad L(x) = A^T g (a new array)."""
         c = self._point(x)
         if "jac" not in c:
-            c["jac"] = self.A.T @ self._grad_u(x)
+            c["jac"] = _rows.rmatvec(self.A, self._grad_u(x))
         return c["jac"].copy()
 
     def fun_and_jac(self, x) -> tuple[float, np.ndarray]:

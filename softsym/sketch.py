@@ -27,6 +27,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from numba import njit
 
+from . import _rows
 from ._validate import as_array, count, positive
 from .errors import ValidationError
 
@@ -73,39 +74,6 @@ def _countsketch(A, scale, bucket, k):
     return out
 
 
-@njit(cache=True, fastmath=True)
-def _gram_matvec(A, weights, v):
-    """``A^T diag(weights) A v`` in one pass: each row is used twice while it is in cache."""
-    n, d = A.shape
-    out = np.zeros(d)
-    for i in range(n):
-        t = 0.0
-        for j in range(d):
-            t += A[i, j] * v[j]
-        t *= weights[i]
-        for j in range(d):
-            out[j] += t * A[i, j]
-    return out
-
-
-@njit(cache=True)
-def _rmatmat_thin(A, V):
-    """``A^T V`` for a few columns ``V``: one fused pass over the rows of ``A`` (memory-bound)."""
-    n, d = A.shape
-    k = V.shape[1]
-    out = np.zeros((d, k))
-    acc = np.zeros((k, d))
-    for i in range(n):
-        for j in range(k):
-            v = V[i, j]
-            for c in range(d):
-                acc[j, c] += v * A[i, c]
-    for j in range(k):
-        for c in range(d):
-            out[c, j] = acc[j, c]
-    return out
-
-
 class DenseRows:
     """:class:`RowAccess` for an in-memory float64 C-contiguous ``A`` (no copies)."""
 
@@ -115,11 +83,11 @@ class DenseRows:
 
     def rmatmat(self, V: np.ndarray) -> np.ndarray:
         if V.shape[1] <= 8:  # BLAS is slow for (n x d)^T (n x few); one fused pass is memory-bound
-            return _rmatmat_thin(self.A, np.ascontiguousarray(V))
+            return _rows.rmatmat(self.A, np.ascontiguousarray(V))
         return self.A.T @ V
 
     def gram_matvec(self, weights: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return _gram_matvec(self.A, weights, np.ascontiguousarray(v, dtype=np.float64))
+        return _rows.gram_matvec(self.A, weights, np.ascontiguousarray(v, dtype=np.float64))
 
     def take(self, idx: np.ndarray) -> np.ndarray:
         return self.A[idx]
