@@ -54,8 +54,8 @@ definite it stops with ``status=4`` and says so.
 
 Data access (what a non-numpy objective must provide): ``d``, ``n``, ``pieces(x)`` (n-vectors
 are turned into numpy arrays with ``np.asarray``: 16 MB each at n = 2e6), ``hess(x)``
-(only for exact steps: the cost rule, or ``m >= n``), ``hessp(x, v)`` (only for refinement under the cost
-rule or when the row access has no ``gram_matvec``) and ``softsym.sketch.row_access(objective)``
+(only for exact steps: the cost rule, or ``m >= n``), ``hessp(x, v)`` (only for refinement when the row
+access has no ``gram_matvec``) and ``softsym.sketch.row_access(objective)``
 (``objective.row_access()`` or ``objective.A``).
 """
 
@@ -163,12 +163,8 @@ class ApproxNewton(Solver):
 
     # -- state ----------------------------------------------------------------------------
     def _evaluate(self, objective, rows, x: np.ndarray, extra: dict) -> State:
-        """Loss, gradient and the rank-2 vectors at x: one A^T [g p q] pass (A^T g only when the
-        cost rule takes exact Hessians: ``objective.hess`` has its own rank-2 part)."""
+        """Loss, gradient and the rank-2 vectors at x: one A^T [g p q] pass."""
         pc = _as_numpy(objective.pieces(x))
-        if extra["rule_exact"]:
-            g = rows.rmatmat(pc.g[:, None])[:, 0]
-            return State(x=x, f=pc.loss, g=g, extra=dict(extra, pieces=pc))
         V = extra.get("V")
         if V is None or V.shape[0] != pc.g.size:  # one (n, 3) buffer per run: no fresh pages per point
             V = extra["V"] = np.empty((pc.g.size, 3))
@@ -242,7 +238,7 @@ class ApproxNewton(Solver):
             m = sketch.sample_size(max(d_eff, 1.0), d, self.eps0, self.delta)
         exact = exact or m >= n
         local = ex["full_step"] and not far
-        R = None if ex["rule_exact"] else _rank2(pc, ex["ap"], ex["aq"])
+        R = _rank2(pc, ex["ap"], ex["aq"])
         lagged = exact and local and ex["lag"] is not None and ex["lag"][1] < REUSE_EXACT
         if lagged:  # local phase under the cost rule: the previous exact Hessian, refined below
             factor = ex["lag"][0]
@@ -305,9 +301,9 @@ class ApproxNewton(Solver):
     @staticmethod
     def _hvp(objective, rows, x: np.ndarray, pc, R: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Exact ``hess L(x) v``: ``A^T diag(beta) A v + R v`` (one pass) when ``rows`` has
-        ``gram_matvec`` and the rank-2 part ``R`` is known, else ``objective.hessp``."""
+        ``gram_matvec``, else ``objective.hessp``."""
         gram_matvec = getattr(rows, "gram_matvec", None)
-        if gram_matvec is None or R is None:
+        if gram_matvec is None:
             return objective.hessp(x, v)
         return gram_matvec(pc.beta, v) + R @ v
 
