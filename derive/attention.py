@@ -186,8 +186,10 @@ def structured(f: AttentionFormulas, A1, A2, A3, B, X, Y, lx, ly, Dx, Ey=None, W
     reg_h_x, reg_h_y = f.reg_zz.xreplace({lam: lx}), f.reg_zz.xreplace({lam: ly})
     loss = sum(ell) + reg(X, lx) + reg(Y, ly)
     gY = K.T * Ls + reg_g(Y, ly)
-    C = (Ls * Y.T) * A3.T                                   # dL/dF
-    gamma = [sum(F[j, i] * C[j, i] for i in range(n)) for j in range(m)]
+    LY = Ls * Y.T
+    C = LY * A3.T                                           # dL/dF
+    # gamma_j = <F_j, C_j> = sum_i F_ji (LY A3^T)_ji = <LY_j, K_j>: K.cols terms per row, not n
+    gamma = [sum(LY[j, k] * K[j, k] for k in range(K.cols)) for j in range(m)]
     G = sp.Matrix(m, n, lambda j, i: F[j, i] * (C[j, i] - gamma[j]))   # dL/dU
     gX = A1.T * G * A2 + reg_g(X, lx)
     # Hessian-vector product in x = vec(X), direction Dx (d x d)
@@ -468,7 +470,7 @@ def _max(v):
     return max(max(m0, m1), max(m2, m3))
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={{"contract"}})
 def _numerators(U, inv):
     """In place: U <- phi(U - rowmax) (softmax numerators, shift invariant); inv <- 1 / rowsums.
 
@@ -563,23 +565,20 @@ def softmax_jvp(F, V, out):
 
 
 @njit(cache=True)
-def _scaled_jvp(E, inv, C, G):
-    """Per row with f = inv_j E_j (the softmax): E_j <- f, G_j <- f o (C_j - gamma_j) = J C_j, and
-    returns gamma = rowsum(F o C).  G may be C (in place)."""
+def _scaled_jvp(E, inv, C, G, gamma):
+    """Per row with f = inv_j E_j (the softmax): E_j <- f and G_j <- f o (C_j - gamma_j) = J C_j,
+    given gamma = rowsum(F o C).  G may be C (in place)."""
     n, m = E.shape
-    gamma = np.empty(n)
     for j in range(n):
         e = E[j]
         c = C[j]
         g = G[j]
         a = inv[j]
-        t = a * _dot(e, c)
+        t = gamma[j]
         for i in range(m):
             f = a * e[i]
             e[i] = f
             g[i] = f * (c[i] - t)
-        gamma[j] = t
-    return gamma
 
 
 @njit(cache=True)
@@ -602,8 +601,8 @@ def _sweep(A1, A2, A3, B, X, Y, reg_x, reg_y, W1, W2, W3):
 
     Per block (nb = W1.shape[0] rows): W1 <- F = row-softmax(A1 X A2^T) (numerators first,
     scaled in the backward pass), K = F A3, S = K Y,
-    Ls = ell_s(S, B), W2 <- C = (Ls Y^T) A3^T = dL/dF, W3 <- F o (C - gamma 1^T) = dL/dU
-    (W3 may be W2: in place) with gamma = rowsum(F o C); dL/dY += K^T Ls and the block's
+    Ls = ell_s(S, B), M = Ls Y^T, W2 <- C = M A3^T = dL/dF, W3 <- F o (C - gamma 1^T) = dL/dU
+    (W3 may be W2: in place) with gamma = rowsum(F o C) = rowsum(M o K); dL/dY += K^T Ls and the block's
     rows of dL/dU A2.  Four n^2 d GEMMs in all.  With nb = n the workspaces end up holding
     the full F, C and dL/dU.
     """
@@ -624,8 +623,11 @@ def _sweep(A1, A2, A3, B, X, Y, reg_x, reg_y, W1, W2, W3):
         val, Lb = outer_loss(Kb @ Y, B[j0:j0 + m])
         total += val
         gY += Kb.T @ Lb
-        np.dot(Lb @ YT, A3.T, Cb)
-        gamma[j0:j0 + m] = _scaled_jvp(Fb, inv, Cb, Gb)
+        Mb = Lb @ YT
+        np.dot(Mb, A3.T, Cb)
+        for j in range(m):  # gamma_j = <F_j, C_j> = <M_j, K_j> (C = M A3^T, K = F A3): d terms, not n
+            gamma[j0 + j] = _dot(Mb[j], Kb[j])
+        _scaled_jvp(Fb, inv, Cb, Gb, gamma[j0:j0 + m])
         np.dot(Gb, A2, GA2[j0:j0 + m])
         K[j0:j0 + m] = Kb
         Ls[j0:j0 + m] = Lb
