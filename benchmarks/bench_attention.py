@@ -16,7 +16,10 @@ so ``torch / floor`` (torch in its faster order) is the largest ``torch / ours``
 implementation can reach.
 
 Threads: with ``OPENBLAS_NUM_THREADS=k`` set, JAX (XLA's Eigen pool) and PyTorch are limited to k
-threads as well, so single-thread rows compare like with like.
+threads as well, and the process is pinned to k CPUs (``os.sched_setaffinity``): XLA's flags
+alone do not stop it from using a second core (measured: 12.2 ms of CPU in 6.6 ms of wall time
+per 2048 x 2048 x 64 product with ``intra_op_parallelism_threads=1``), so without the pinning
+single-thread rows would not compare like with like.
 Usage: ``python benchmarks/bench_attention.py [--n 2048] [--d 64] [--series 256,512,1024,2048]``.
 """
 
@@ -77,6 +80,13 @@ def _threads() -> int | None:
     """OPENBLAS_NUM_THREADS as an int (None when unset); applied to JAX and PyTorch too."""
     k = os.environ.get("OPENBLAS_NUM_THREADS")
     return int(k) if k else None
+
+
+def _pin_cpus(k: int | None) -> None:
+    """Pin this process to the first ``k`` CPUs it may use (every library then has at most k cores)."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if k is not None and 0 < k < len(cpus):
+        os.sched_setaffinity(0, cpus[:k])
 
 
 def _jax(A1, A2, A3, B, X, Y, left: bool = True):
@@ -140,6 +150,22 @@ def _samples(fn, repeat: int) -> list[float]:
     return out
 
 
+def _series(args, d: int) -> list[tuple]:
+    """Rows of the time-vs-n table: ours, its floor and the Hessian products at each n of ``--series``."""
+    srows = []
+    for m in (int(s) for s in args.series.split(",") if s):
+        dm = _data(m, d)
+        pm = AttentionRegression(*dm[:4])
+        tm = median_time(lambda: pm.value_and_grad(dm[4], dm[5]), repeat=args.repeat, min_time=0.05)
+        tf = median_time(_floor(*dm), repeat=args.repeat, min_time=0.05)
+        tv = np.zeros((d, d))
+        th = median_time(lambda: pm.hessp_x(dm[4], dm[5], tv), repeat=args.repeat, min_time=0.05)
+        tr = median_time(lambda: pm.reduced_hessp_x(dm[4], dm[5], tv), repeat=args.repeat, min_time=0.05)
+        srows.append((m, f"{tm * 1e3:.2f}", f"{tm / m**2 * 1e9:.2f}", f"{tm / tf:.2f}", f"{th * 1e3:.2f}",
+                      f"{tr * 1e3:.2f}"))
+    return srows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=2048)
@@ -147,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--series", default="256,512,1024,2048")
     args = ap.parse_args(argv)
+    _pin_cpus(_threads())
     n, d = args.n, args.d
     data = _data(n, d)
     prob = AttentionRegression(*data[:4])
@@ -156,7 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         return prob.value_and_grad(X, Y)
 
     ref = ours()
-    fns = {"softsym (generated kernels)": ours}
+    ours_name, floor_name = "softsym (generated kernels)", "floor: the 4 n^2 d GEMMs alone"
+    # ours, the floor and the series run before any peer exists: JAX's and PyTorch's pools keep
+    # spinning after a call and slowed later BLAS calls (measured: the floor took 56 ms after the
+    # peers against 29 ms before them, default threads)
+    fns = {ours_name: ours, floor_name: _floor(*data)}
+    samples = {name: sorted(_samples(fn, args.repeat)) for name, fn in fns.items()}
+    srows = _series(args, d)
     errs = {}
     missing = []
     peers = {"jax.jit(value_and_grad)": _jax, "torch eager autograd": _torch}
@@ -171,11 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         errs[name] = max(abs(v - ref[0]) / abs(ref[0]), np.abs(gx - ref[1]).max() / np.abs(ref[1]).max(),
                          np.abs(gy - ref[2]).max() / np.abs(ref[2]).max())
         fns[name] = run
-    fns["floor: the 4 n^2 d GEMMs alone"] = _floor(*data)
-    samples = {name: sorted(_samples(fn, args.repeat)) for name, fn in fns.items()}
+        samples[name] = sorted(_samples(run, args.repeat))
     med = {name: s[len(s) // 2] for name, s in samples.items()}
     best = {name: s[0] for name, s in samples.items()}
-    ours_name, floor_name = "softsym (generated kernels)", "floor: the 4 n^2 d GEMMs alone"
     rows = [(name, f"{med[name] * 1e3:.1f}", f"{best[name] * 1e3:.1f}", f"{med[name] / med[floor_name]:.2f}",
              "-" if name == floor_name else f"{med[ours_name] / med[name]:.2f}",
              "-" if name == floor_name else f"{best[ours_name] / best[name]:.2f}",
@@ -184,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     k = _threads()
     print(f"value + dL/dX + dL/dY, n = {n}, d = {d}, float64, "
           f"threads: {'default' if k is None else k} (OPENBLAS_NUM_THREADS; JAX and PyTorch likewise); "
-          f"{args.repeat} runs each, one implementation after the other")
+          f"{args.repeat} runs each, one implementation after the other (ours and the floor before any peer)")
     print(table(rows, ("implementation", "median ms", "best ms", "x floor", "ours / this", "ours / this (best)",
                        "max rel. diff vs ours")))
     for label, t in (("median", med), ("best", best)):
@@ -199,17 +230,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"torch / floor = {ceiling:.2f} = the largest torch / ours any implementation of these "
                   f"4 GEMMs can reach ({'the 3x target is infeasible' if ceiling < 3 else 'within reach'})")
     print("\ntime vs n (ours; n^2 scaling means time / n^2 roughly constant once GEMM-bound)")
-    srows = []
-    for m in (int(s) for s in args.series.split(",") if s):
-        dm = _data(m, d)
-        pm = AttentionRegression(*dm[:4])
-        tm = median_time(lambda: pm.value_and_grad(dm[4], dm[5]), repeat=args.repeat, min_time=0.05)
-        tf = median_time(_floor(*dm), repeat=args.repeat, min_time=0.05)
-        tv = np.zeros((d, d))
-        th = median_time(lambda: pm.hessp_x(dm[4], dm[5], tv), repeat=args.repeat, min_time=0.05)
-        tr = median_time(lambda: pm.reduced_hessp_x(dm[4], dm[5], tv), repeat=args.repeat, min_time=0.05)
-        srows.append((m, f"{tm * 1e3:.2f}", f"{tm / m**2 * 1e9:.2f}", f"{tm / tf:.2f}", f"{th * 1e3:.2f}",
-                      f"{tr * 1e3:.2f}"))
     print(table(srows, ("n", "value+grads ms", "ns per n^2", "x floor", "hessp_x ms", "reduced_hessp_x ms")))
     print("(Hessian products with the Hessian state cached: the solver's inner-loop cost)")
     return 0
