@@ -182,7 +182,8 @@ def bench_instance(spec, budget: float, peers: bool, repeat: int) -> dict:
     print(f"\n[{label}] built in {time.perf_counter() - t:.1f} s; median of {reps} run(s) per method", flush=True)
     x = np.zeros(d)
     # the faster of BLAS gemv and the one-pass row kernel the objective uses
-    floors = {"gemv": min(median_time(lambda: obj.A @ x, repeat=3), median_time(lambda: _rows.matvec(obj.A, x), repeat=3)),
+    floors = {"gemv": min(median_time(lambda: obj.A @ x, repeat=3),
+                          median_time(lambda: _rows.matvec(obj.A, x), repeat=3)),
               "syrk": median_time(lambda: obj.A.T @ obj.A, repeat=1, warmup=0)}
     xstar = run_softsym(obj, "newton", 1e-13, np.inf)[0].x  # the reference x*: never cut short
     runs = {"newton": timed(member, obj, "newton", reps, np.inf),

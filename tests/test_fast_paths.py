@@ -38,8 +38,9 @@ def test_row_kernels_equal_numpy(n, d, k, seed):
 @pytest.mark.parametrize("n", [1, 511, 512, 513, 3 * 512 + 7])
 @pytest.mark.parametrize("name", ["softmax", "rescaled_cosh", "softmax_xent"])
 def test_block_sums_match_exact_sums_across_block_edges(name, n):
-    """loss_u, alpha and the sums S, T add in blocks of SUM_BLOCK values; compare with math.fsum
-    of the same per-element terms (evaluated in numpy, one element at a time)."""
+    """loss_u and alpha add in blocks of SUM_BLOCK values; compare with math.fsum of the same
+    per-element terms.  The tolerances allow the rounding of a 64-term running sum per SIMD lane
+    on any vector width; a dropped or doubled block would be off by >= 1/n relative."""
     k = kernels(name)
     assert k.SUM_BLOCK == 512
     rng = np.random.default_rng(n)
@@ -49,7 +50,7 @@ def test_block_sums_match_exact_sums_across_block_edges(name, n):
     m = float(np.max(u)) if k.SHIFT_INVARIANT else 0.0
     phi = np.exp(u - m) if name != "rescaled_cosh" else np.cosh(u)
     alpha = math.fsum(phi)
-    assert k._alpha(u, m) == pytest.approx(alpha, rel=8 * EPS)
+    assert k._alpha(u, m) == pytest.approx(alpha, rel=64 * EPS)
     if name == "softmax":
         terms = 0.5 * (phi / alpha - b) ** 2 + 0.5 * (w * u) ** 2
     elif name == "softmax_xent":
@@ -57,8 +58,8 @@ def test_block_sums_match_exact_sums_across_block_edges(name, n):
     else:
         terms = 0.5 * (phi - alpha * b) ** 2 + 0.5 * (w * u) ** 2
     loss = math.fsum(terms)
-    assert k.loss_u(u, b, w) == pytest.approx(loss, rel=64 * EPS)
-    assert k.pieces_u(u, b, w)[0] == pytest.approx(loss, rel=64 * EPS)
+    assert k.loss_u(u, b, w) == pytest.approx(loss, rel=256 * EPS)
+    assert k.pieces_u(u, b, w)[0] == pytest.approx(loss, rel=256 * EPS)
 
 
 @pytest.mark.parametrize("name,fn,ulps", [("rescaled_exp", math.exp, 1), ("rescaled_cosh", math.sinh, 2),
