@@ -18,7 +18,7 @@ from softsym.objective import kernels
 EPS = np.finfo(float).eps
 
 
-@given(n=st.integers(1, 40), d=st.integers(1, 9), k=st.integers(1, 4), seed=st.integers(0, 2**32 - 1))
+@given(n=st.integers(1, 40), d=st.integers(1, 9), k=st.integers(1, 7), seed=st.integers(0, 2**32 - 1))
 def test_row_kernels_equal_numpy(n, d, k, seed):
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((n, d))
@@ -33,6 +33,23 @@ def test_row_kernels_equal_numpy(n, d, k, seed):
     ref = A.T @ (w * (A @ x))
     bound = 2 * (n + d) * EPS * (np.abs(A).T @ (np.abs(w) * (np.abs(A) @ np.abs(x)))) + 1e-300
     np.testing.assert_array_less(np.abs(_rows.gram_matvec(A, w, x) - ref), bound)
+
+
+@given(arrays(np.float64, st.integers(0, 300),
+              elements=st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                                 st.sampled_from([0.0, -0.0, 1e308, -1e308, 5e-324]))))
+def test_all_finite_equals_numpy(v):
+    assert _rows.all_finite(v) == bool(np.all(np.isfinite(v)))
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_all_finite_finds_one_bad_entry_anywhere(bad):
+    v = np.full(1001, 1e308)  # finite entries whose sum would overflow
+    assert _rows.all_finite(v)
+    for pos in (0, 500, 1000):
+        w = v.copy()
+        w[pos] = bad
+        assert not _rows.all_finite(w)
 
 
 @pytest.mark.parametrize("n", [1, 511, 512, 513, 3 * 512 + 7])
