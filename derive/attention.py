@@ -363,9 +363,9 @@ Dense products go to BLAS; the row softmax and the fused elementwise passes are 
 (``_exp`` is the arithmetic-only exponential and the reductions are reassociated, so they
 vectorize).  ``loss``, ``value_and_grad`` and ``hess_y_block`` sweep blocks of rows
 (flash-attention style) through caller-owned (rows, n) workspaces from ``workspace(n)``: no
-n x n array is materialised.  The Hessian kernels take the full state of ``hess_state``
-(F and dL/dF, n x n each).  The runtime (softsym.attention) validates inputs and checks
-outputs for overflow.
+n x n array is materialised.  The Hessian-vector kernels sweep the same way and read the
+full state of ``hess_state`` (F and dL/dF, n x n each), which ``hess_x`` also takes.  The
+runtime (softsym.attention) validates inputs and checks outputs for overflow.
 """
 
 import math
@@ -671,14 +671,26 @@ def _hvp_rows(F, C, gamma, dU, t1, P):
 
 
 @njit(cache=True)
-def hessp_x(A1, A2, A3, Y, F, C, gamma, D, reg_x):
-    """d2L/dx2 vec(D) as a (d, d) matrix, O(n^2 d): dU = A1 D A2^T, H_u dU row-wise, A1^T (.) A2."""
-    dU = (A1 @ D) @ A2.T
-    JdU = np.empty_like(dU)
-    t1 = softmax_jvp(F, dU, JdU)
-    P = ((ELL_SS * ((JdU @ A3) @ Y)) @ Y.T) @ A3.T
-    _hvp_rows(F, C, gamma, dU, t1, P)
-    return A1.T @ (P @ A2) + reg_curv(reg_x) * D
+def hessp_x(A1, A2, A3, Y, F, C, gamma, D, reg_x, W1, W2):
+    """d2L/dx2 vec(D) as a (d, d) matrix, O(n^2 d): dU = A1 D A2^T, H_u dU row-wise, A1^T (.) A2.
+
+    Four n^2 d GEMMs, in blocks of W1.shape[0] rows through the workspaces W1 <- dU and
+    W2 <- J dU, then P (every step is row-local): no n x n temporary.
+    """
+    n = A1.shape[0]
+    nb = W1.shape[0]
+    Q1 = A1 @ D
+    PA2 = np.empty_like(A1)
+    for j0 in range(0, n, nb):
+        m = min(nb, n - j0)
+        dU, P = W1[:m], W2[:m]
+        Fb = F[j0:j0 + m]
+        np.dot(Q1[j0:j0 + m], A2.T, dU)
+        t1 = softmax_jvp(Fb, dU, P)
+        np.dot((ELL_SS * ((P @ A3) @ Y)) @ Y.T, A3.T, P)
+        _hvp_rows(Fb, C[j0:j0 + m], gamma[j0:j0 + m], dU, t1, P)
+        np.dot(P, A2, PA2[j0:j0 + m])
+    return A1.T @ PA2 + reg_curv(reg_x) * D
 
 
 @njit(cache=True)
@@ -688,40 +700,76 @@ def _cross_yx(dK, K, Ls, Y):
 
 
 @njit(cache=True)
-def hessp_yx(A1, A2, A3, Y, F, K, Ls, D):
+def _jvp_a3(Q1, A2, A3, F, W1, W2):
+    """(dK, t1) with dK = J (Q1 A2^T) A3 (n, d) and t1 = rowsum(F o Q1 A2^T), in blocks of
+    W1.shape[0] rows: W1 <- dU = Q1 A2^T, W2 <- J dU (W2 may be W1: in place)."""
+    n, d = Q1.shape[0], A3.shape[1]
+    nb = W1.shape[0]
+    dK = np.empty((n, d))
+    t1 = np.empty(n)
+    for j0 in range(0, n, nb):
+        m = min(nb, n - j0)
+        np.dot(Q1[j0:j0 + m], A2.T, W1[:m])
+        t1[j0:j0 + m] = softmax_jvp(F[j0:j0 + m], W1[:m], W2[:m])
+        np.dot(W2[:m], A3, dK[j0:j0 + m])
+    return dK, t1
+
+
+@njit(cache=True)
+def hessp_yx(A1, A2, A3, Y, F, K, Ls, D, W1):
     """d2L/dy dx vec(D) as a (d, d) matrix (the change of dL/dY along X + t D), O(n^2 d):
-    dK^T Ls + ELL_SS K^T dK Y with dK = J (A1 D A2^T) A3 (J: the row-wise softmax Jacobian)."""
-    dU = (A1 @ D) @ A2.T
-    softmax_jvp(F, dU, dU)
-    return _cross_yx(dU @ A3, K, Ls, Y)
+    dK^T Ls + ELL_SS K^T dK Y with dK = J (A1 D A2^T) A3 (J: the row-wise softmax Jacobian),
+    in blocks of W1.shape[0] rows through the workspace W1."""
+    dK, _ = _jvp_a3(A1 @ D, A2, A3, F, W1, W1)
+    return _cross_yx(dK, K, Ls, Y)
 
 
 @njit(cache=True)
-def hessp_xy(A1, A2, A3, Y, F, K, Ls, E):
+def hessp_xy(A1, A2, A3, Y, F, K, Ls, E, W1):
     """d2L/dx dy vec(E) as a (d, d) matrix (the change of dL/dX along Y + t E), O(n^2 d):
-    A1^T (J dC) A2 with dC = (ELL_SS K E Y^T + Ls E^T) A3^T."""
-    dC = (ELL_SS * ((K @ E) @ Y.T) + Ls @ E.T) @ A3.T
-    softmax_jvp(F, dC, dC)
-    return A1.T @ (dC @ A2)
+    A1^T (J dC) A2 with dC = (ELL_SS K E Y^T + Ls E^T) A3^T, in blocks of W1.shape[0] rows
+    through the workspace W1."""
+    n = A1.shape[0]
+    nb = W1.shape[0]
+    R = ELL_SS * ((K @ E) @ Y.T) + Ls @ E.T
+    dCA2 = np.empty_like(A1)
+    for j0 in range(0, n, nb):
+        m = min(nb, n - j0)
+        dC = W1[:m]
+        np.dot(R[j0:j0 + m], A3.T, dC)
+        softmax_jvp(F[j0:j0 + m], dC, dC)
+        np.dot(dC, A2, dCA2[j0:j0 + m])
+    return A1.T @ dCA2
 
 
 @njit(cache=True)
-def hessp_reduced_x(A1, A2, A3, Y, F, C, gamma, K, Ls, Gp, D, reg_x):
+def hessp_reduced_x(A1, A2, A3, Y, F, C, gamma, K, Ls, Gp, D, reg_x, W1, W2):
     """(H_xx - H_xy H_yy^+ H_yx) vec(D) as a (d, d) matrix: the Hessian of the reduced function
-    phi(X) = min_Y L(X, Y) at Y = Y*(X) (Schur complement), matrix-free, four n^2 d GEMMs.
+    phi(X) = min_Y L(X, Y) at Y = Y*(X) (Schur complement), matrix-free.
 
     Gp is the pseudo-inverse of the (d, d) block G with H_yy = kron(G, I_d), so
     W = Gp (H_yx vec D) is H_yy^+ H_yx vec(D) in row-major vec.  H_xx vec(D) and H_xy vec(W) both
-    end in A1^T [J (.)] A2, so the coupling enters as P - dC(W) before the row pass.
+    end in A1^T [J (.)] A2, so the coupling enters as P - dC(W) before the row pass.  W needs
+    dK = J dU A3 of every row, so the row blocks (W1.shape[0] rows, workspaces W1 and W2, no
+    n x n temporary) are swept twice: dU, J dU and dK first, then dU again (unless one block
+    holds all rows), P and the row pass: five n^2 d GEMMs.
     """
-    dU = (A1 @ D) @ A2.T
-    JdU = np.empty_like(dU)
-    t1 = softmax_jvp(F, dU, JdU)
-    dK = JdU @ A3
+    n = A1.shape[0]
+    nb = W1.shape[0]
+    Q1 = A1 @ D
+    dK, t1 = _jvp_a3(Q1, A2, A3, F, W1, W2)
     W = Gp @ _cross_yx(dK, K, Ls, Y)
-    P = (ELL_SS * ((dK @ Y - K @ W) @ Y.T) - Ls @ W.T) @ A3.T
-    _hvp_rows(F, C, gamma, dU, t1, P)
-    return A1.T @ (P @ A2) + reg_curv(reg_x) * D
+    R = ELL_SS * ((dK @ Y - K @ W) @ Y.T) - Ls @ W.T
+    PA2 = np.empty_like(A1)
+    for j0 in range(0, n, nb):
+        m = min(nb, n - j0)
+        dU, P = W1[:m], W2[:m]
+        if n > nb:
+            np.dot(Q1[j0:j0 + m], A2.T, dU)
+        np.dot(R[j0:j0 + m], A3.T, P)
+        _hvp_rows(F[j0:j0 + m], C[j0:j0 + m], gamma[j0:j0 + m], dU, t1[j0:j0 + m], P)
+        np.dot(P, A2, PA2[j0:j0 + m])
+    return A1.T @ PA2 + reg_curv(reg_x) * D
 
 
 @njit(cache=True)

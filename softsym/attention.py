@@ -130,17 +130,17 @@ class AttentionRegression:
         return self._y_pinv
 
     def hessp_x(self, X, Y, V) -> np.ndarray:
-        """Hessian in x = vec(X) applied to vec(V), returned as a (d, d) matrix; O(n^2 d)."""
+        """Hessian in x = vec(X) applied to vec(V), returned as a (d, d) matrix; O(n^2 d), row-blocked."""
         X, Y, V = self._var("X", X), self._var("Y", Y), self._var("V", V)
         _, _, _, F, C, gamma, _, _ = self._hess_state(X, Y)
-        out = self._k.hessp_x(self.A1, self.A2, self.A3, Y, F, C, gamma, V, self.reg_x)
+        out = self._k.hessp_x(self.A1, self.A2, self.A3, Y, F, C, gamma, V, self.reg_x, *self._workspace())
         self._check("Hessian-vector product", out)
         return out
 
     def _cross(self, kernel: Callable, X, Y, name: str, Z) -> np.ndarray:
         X, Y, Z = self._var("X", X), self._var("Y", Y), self._var(name, Z)
         _, _, _, F, _, _, K, Ls = self._hess_state(X, Y)
-        out = kernel(self.A1, self.A2, self.A3, Y, F, K, Ls, Z)
+        out = kernel(self.A1, self.A2, self.A3, Y, F, K, Ls, Z, self._workspace()[0])
         self._check("cross Hessian-vector product", out)
         return out
 
@@ -173,14 +173,14 @@ class AttentionRegression:
     def reduced_hessp_x(self, X, Y, V) -> np.ndarray:
         """Hessian of phi(X) = min_Y L(X, Y) applied to vec(V), as a (d, d) matrix; O(n^2 d).
 
-        The Schur complement (H_xx - H_xy H_yy^+ H_yx) vec(V), matrix-free (one fused pass of
-        four n^2 d products).  It is the Hessian of phi when ``Y`` minimizes L(X, .) (e.g.
+        The Schur complement (H_xx - H_xy H_yy^+ H_yx) vec(V), matrix-free (five n^2 d products
+        in two row-blocked sweeps, no n x n temporary).  It is the Hessian of phi when ``Y`` minimizes L(X, .) (e.g.
         ``Y = minimize_y(X, Y0)``); at other Y it is the Schur complement of the joint Hessian.
         """
         X, Y, V = self._var("X", X), self._var("Y", Y), self._var("V", V)
         _, _, _, F, C, gamma, K, Ls = self._hess_state(X, Y)
         out = self._k.hessp_reduced_x(self.A1, self.A2, self.A3, Y, F, C, gamma, K, Ls,
-                                      self._y_block_pinv(X, Y), V, self.reg_x)
+                                      self._y_block_pinv(X, Y), V, self.reg_x, *self._workspace())
         self._check("reduced Hessian-vector product", out)
         return out
 

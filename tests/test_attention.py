@@ -185,6 +185,17 @@ def test_row_blocked_sweeps_match_one_block():
     assert k.loss(*args, small[0]) == pytest.approx(k.loss(*args, full[0]), rel=1e-13)
     np.testing.assert_allclose(k.hess_y_block(prob.A1, prob.A2, prob.A3, X, 0.1, small[0]),
                                prob.hess_y_block(X), rtol=1e-12)
+    # the Hessian-vector sweeps (reduced: two sweeps, dU recomputed when there is more than one block)
+    V, E = np.sin(np.arange(9.0)).reshape(3, 3), np.cos(np.arange(9.0)).reshape(3, 3)
+    _, _, _, F, C, gamma, K, Ls = prob._hess_state(X, Y)
+    Gp = prob._y_block_pinv(X, Y)
+    for name, head, tail in [("hessp_x", (Y, F, C, gamma, V, 0.2), 2), ("hessp_yx", (Y, F, K, Ls, V), 1),
+                             ("hessp_xy", (Y, F, K, Ls, E), 1),
+                             ("hessp_reduced_x", (Y, F, C, gamma, K, Ls, Gp, V, 0.2), 2)]:
+        kernel = getattr(k, name)
+        a = kernel(prob.A1, prob.A2, prob.A3, *head, *small[:tail])
+        b = kernel(prob.A1, prob.A2, prob.A3, *head, *full[:tail])
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max(), err_msg=name)
     prob.value_and_grad(X, Y)
     work = prob._workspace()
     prob.loss(X, Y)
