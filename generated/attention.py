@@ -275,15 +275,15 @@ def loss(A1, A2, A3, B, X, Y, reg_x, reg_y, W1):
 def _sweep(A1, A2, A3, B, X, Y, reg_x, reg_y, W1, W2, W3):
     """(L, dL/dX, dL/dY, K, Ls, gamma) by one forward/backward sweep over blocks of rows.
 
-    Per block (nb = W1.shape[0] rows): W1 <- F = row-softmax(A1 X A2^T) (numerators first,
+    Per block (nb = W3.shape[0] rows): W1 <- F = row-softmax(A1 X A2^T) (numerators first,
     scaled in the backward pass), K = F A3, S = K Y,
     Ls = ell_s(S, B), M = Ls Y^T, W2 <- C = M A3^T = dL/dF, W3 <- F o (C - gamma 1^T) = dL/dU
     (W3 may be W2: in place) with gamma = rowsum(F o C) = rowsum(M o K); dL/dY += K^T Ls and the block's
-    rows of dL/dU A2.  Four n^2 d GEMMs in all.  With nb = n the workspaces end up holding
-    the full F, C and dL/dU.
+    rows of dL/dU A2.  Four n^2 d GEMMs in all.  W1 and W2 are either (nb, n) workspaces or
+    (n, n) arrays, which then end up holding the full F and C (hess_state).
     """
     n, d = A1.shape
-    nb = W1.shape[0]
+    nb = W3.shape[0]
     P1 = A1 @ X
     YT = np.ascontiguousarray(Y.T)
     K = np.empty((n, d))
@@ -294,7 +294,8 @@ def _sweep(A1, A2, A3, B, X, Y, reg_x, reg_y, W1, W2, W3):
     total = 0.0
     for j0 in range(0, n, nb):
         m = min(nb, n - j0)
-        Fb, Cb, Gb = W1[:m], W2[:m], W3[:m]
+        r = j0 if W1.shape[0] == n else 0  # full (n, n) F and C, or block workspaces
+        Fb, Cb, Gb = W1[r:r + m], W2[r:r + m], W3[:m]
         Kb, inv = _forward_rows(P1[j0:j0 + m], A2, A3, Fb)
         val, Lb = outer_loss(Kb @ Y, B[j0:j0 + m])
         total += val
@@ -319,13 +320,12 @@ def value_and_grad(A1, A2, A3, B, X, Y, reg_x, reg_y, W1, W2):
 
 
 @njit(cache=True)
-def hess_state(A1, A2, A3, B, X, Y, reg_x, reg_y):
+def hess_state(A1, A2, A3, B, X, Y, reg_x, reg_y, F, C, W1):
     """(L, dL/dX, dL/dY, F, C, gamma, K, Ls) for the Hessian kernels: F = row-softmax(U) and
-    C = dL/dF (n, n), gamma = rowsum(F o C), K = F A3, Ls = ell_s(K Y, B) (n, d)."""
-    n = A1.shape[0]
-    F = np.empty((n, n))
-    C = np.empty((n, n))
-    val, gX, gY, K, Ls, gamma = _sweep(A1, A2, A3, B, X, Y, reg_x, reg_y, F, C, np.empty((n, n)))
+    C = dL/dF written into the given (n, n) arrays, gamma = rowsum(F o C), K = F A3,
+    Ls = ell_s(K Y, B) (n, d); the sweep runs in blocks of W1.shape[0] rows (dL/dU goes
+    through the workspace W1)."""
+    val, gX, gY, K, Ls, gamma = _sweep(A1, A2, A3, B, X, Y, reg_x, reg_y, F, C, W1)
     return val, gX, gY, F, C, gamma, K, Ls
 
 

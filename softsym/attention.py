@@ -114,7 +114,12 @@ class AttentionRegression:
     def _hess_state(self, X: np.ndarray, Y: np.ndarray) -> tuple:
         key = self._state_key
         if key is None or not (np.array_equal(key[0], X) and np.array_equal(key[1], Y)):
-            st = self._k.hess_state(*self._data(), X, Y, self.reg_x, self.reg_y)
+            # F and C (n x n each) are rewritten in place: the state is private, so the previous
+            # point's arrays are reused instead of faulting in 2 n^2 fresh doubles per point
+            F, C = (self._state[3], self._state[4]) if self._state is not None else (
+                np.empty((self.n, self.n)), np.empty((self.n, self.n)))
+            self._state_key = self._state = None  # invalid until the new state is complete
+            st = self._k.hess_state(*self._data(), X, Y, self.reg_x, self.reg_y, F, C, self._workspace()[0])
             self.nhev += 1
             self._check("Hessian state", *st)
             self._state_key, self._state, self._y_pinv = (X.copy(), Y.copy()), st, None

@@ -185,6 +185,10 @@ def test_row_blocked_sweeps_match_one_block():
     assert k.loss(*args, small[0]) == pytest.approx(k.loss(*args, full[0]), rel=1e-13)
     np.testing.assert_allclose(k.hess_y_block(prob.A1, prob.A2, prob.A3, X, 0.1, small[0]),
                                prob.hess_y_block(X), rtol=1e-12)
+    # the Hessian state: ragged blocks fill the full F and C like one block does
+    F7, C7, F50, C50 = (np.empty((50, 50)) for _ in range(4))
+    for a, b in zip(k.hess_state(*args, F7, C7, small[0]), k.hess_state(*args, F50, C50, full[0])):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
     # the Hessian-vector sweeps (reduced: two sweeps, dU recomputed when there is more than one block)
     V, E = np.sin(np.arange(9.0)).reshape(3, 3), np.cos(np.arange(9.0)).reshape(3, 3)
     _, _, _, F, C, gamma, K, Ls = prob._hess_state(X, Y)
@@ -201,6 +205,19 @@ def test_row_blocked_sweeps_match_one_block():
     prob.loss(X, Y)
     prob.value_and_grad(X + 1.0, Y)
     assert prob._workspace() is work and all(w.shape == (k.block_rows(50), 50) for w in work)
+
+
+def test_hessian_state_reuses_its_arrays_and_matches_a_fresh_problem():
+    prob, X, Y, V = _problem(40, 3, 6, (0.1, 0.0))
+    first = prob._hess_state(X, Y)
+    F, C = first[3], first[4]
+    X2 = X + 0.3 * V
+    again = prob._hess_state(X2, Y)
+    assert again[3] is F and again[4] is C  # rewritten in place, no fresh n x n arrays
+    other = AttentionRegression(prob.A1, prob.A2, prob.A3, prob.B, 0.1, 0.0)
+    for a, b in zip(again, other._hess_state(X2, Y)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(prob.hessp_x(X2, Y, V), other.hessp_x(X2, Y, V))
 
 
 def test_minimize_y_is_exact():
