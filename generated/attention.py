@@ -532,8 +532,11 @@ def hess_y_from_k(K, reg_y):
 
 
 @njit(cache=True)
-def hess_y_block(A1, A2, A3, X, reg_y, W1):
-    """(d, d) block G with d2L/dy2 = kron(G, I_d): K = F A3 in row blocks through W1, then hess_y_from_k."""
+def forward_k(A1, A2, A3, X, W1):
+    """K = row-softmax(A1 X A2^T) A3 (n, d) in row blocks through W1: two n^2 d GEMMs.
+
+    Everything about Y at this X follows from K (``y_parts``): L is a quadratic in Y.
+    """
     n, d = A1.shape
     nb = W1.shape[0]
     P1 = A1 @ X
@@ -541,4 +544,19 @@ def hess_y_block(A1, A2, A3, X, reg_y, W1):
     for j0 in range(0, n, nb):
         m = min(nb, n - j0)
         K[j0:j0 + m] = _forward_rows(P1[j0:j0 + m], A2, A3, W1[:m])[0]
-    return hess_y_from_k(K, reg_y)
+    return K
+
+
+@njit(cache=True)
+def y_parts(K, B, X, Y, reg_x, reg_y):
+    """(L, dL/dY, G) at (X, Y) from K = F A3 of X (``forward_k``), in O(n d^2): L = sum ell(K Y, B)
+    + regularizers, dL/dY = K^T Ls + reg, and G with d2L/dy2 = kron(G, I_d)."""
+    val, Ls = outer_loss(K @ Y, B)
+    gY = K.T @ Ls + reg_grad(Y, reg_y)
+    return val + reg_value(X, reg_x) + reg_value(Y, reg_y), gY, hess_y_from_k(K, reg_y)
+
+
+@njit(cache=True)
+def hess_y_block(A1, A2, A3, X, reg_y, W1):
+    """(d, d) block G with d2L/dy2 = kron(G, I_d): K = F A3 in row blocks through W1, then hess_y_from_k."""
+    return hess_y_from_k(forward_k(A1, A2, A3, X, W1), reg_y)

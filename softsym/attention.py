@@ -27,6 +27,7 @@ import numpy as np
 import scipy.linalg
 from scipy.optimize import OptimizeResult
 
+from . import _rows
 from ._validate import as_array, count, positive
 from .errors import OverflowDetected, ValidationError
 from .objective import kernels
@@ -77,7 +78,7 @@ class AttentionRegression:
     @staticmethod
     def _check(what: str, *values) -> None:
         for v in values:
-            if not np.all(np.isfinite(v)):
+            if not (_rows.all_finite(v.ravel()) if isinstance(v, np.ndarray) else np.isfinite(v)):
                 raise OverflowDetected(f"attention: non-finite {what} (the data or iterate is too large)")
 
     def _data(self) -> tuple[np.ndarray, ...]:
@@ -215,9 +216,21 @@ class AttentionRegression:
         Uses the minimum-norm step when the Y-Hessian is singular (reg_y = 0, rank-deficient F A3).
         """
         X, Y = self._var("X", X), self._var("Y", Y)
-        _, _, gY = self.value_and_grad(X, Y)
-        step = scipy.linalg.lstsq(self.hess_y_block(X), gY, check_finite=False)[0]
-        return Y - step
+        return self._minimize_y(X, Y)[0]
+
+    def _minimize_y(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, float]:
+        """(Y*(X), L(X, Y*(X))) from one forward sweep: given K = F A3 of X (two n^2 d GEMMs), the
+        loss, dL/dY and the Y-Hessian at any Y cost O(n d^2) (``y_parts``), so one exact Newton
+        step from Y and the loss at its end need no second sweep."""
+        K = self._k.forward_k(self.A1, self.A2, self.A3, X, self._workspace()[0])
+        self.nfev += 1
+        self._check("F A3", K)
+        _, gY, G = self._k.y_parts(K, self.B, X, Y, self.reg_x, self.reg_y)
+        self._check("Y-gradient and Y-Hessian", gY, G)
+        Ys = Y - scipy.linalg.lstsq(G, gY, check_finite=False)[0]
+        val = float(self._k.y_parts(K, self.B, X, Ys, self.reg_x, self.reg_y)[0])
+        self._check("loss", val)
+        return Ys, val
 
     def solve(self, X0=None, Y0=None, method: str = "newton-cg", tol: float = 1e-8, maxiter: int = 100,
               callback: Callable[[OptimizeResult], Any] | None = None, reduced: bool = True) -> OptimizeResult:
@@ -282,8 +295,10 @@ class _Joint:
         return self.prob.loss(*self.split(z))
 
     def fun_and_jac(self, z) -> tuple[float, np.ndarray]:
-        val, gX, gY = self.prob.value_and_grad(*self.split(z))
-        return val, np.concatenate([gX.ravel(), gY.ravel()])
+        # from the Hessian state's sweep, which yields value and gradients too: the reduced Newton
+        # step that follows starts at the same (X, Y), so each accepted point is swept once, not twice
+        val, gX, gY = self.prob._hess_state(*self.split(z))[:3]
+        return float(val), np.concatenate([gX.ravel(), gY.ravel()])
 
 
 class _InX:
@@ -331,23 +346,26 @@ def truncated_cg(hvp: Callable[[np.ndarray], np.ndarray], g: np.ndarray, maxiter
 class _Reduced:
     """phi(X) = min_Y L(X, Y) as a function of x = vec(X), for the line search.
 
-    Each trial X gets Y*(X) by one least-squares solve started from the current Y; the last
-    (x, Y*(x)) is kept so the accepted step's Y need not be recomputed.
+    Each trial X gets Y*(X) by one least-squares solve started from the current Y, and phi(X)
+    with it, from one forward sweep (``AttentionRegression._minimize_y``); the last
+    (x, Y*(x), phi(x)) is kept so the accepted step's Y need not be recomputed.
     """
 
     def __init__(self, prob: AttentionRegression, Y: np.ndarray):
         self.prob, self.Y = prob, Y
-        self.last: tuple[np.ndarray, np.ndarray] | None = None
+        self.last: tuple[np.ndarray, np.ndarray, float] | None = None
 
-    def y_star(self, x: np.ndarray) -> np.ndarray:
+    def _at(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         if self.last is None or not np.array_equal(self.last[0], x):
             k = self.prob.d
-            self.last = (x.copy(), self.prob.minimize_y(x.reshape(k, k), self.Y))
-        return self.last[1]
+            self.last = (x.copy(), *self.prob._minimize_y(x.reshape(k, k), self.Y))
+        return self.last
+
+    def y_star(self, x: np.ndarray) -> np.ndarray:
+        return self._at(x)[1]
 
     def fun(self, x: np.ndarray) -> float:
-        k = self.prob.d
-        return self.prob.loss(x.reshape(k, k), self.y_star(x))
+        return self._at(x)[2]
 
     def jac(self, x: np.ndarray) -> np.ndarray:
         k = self.prob.d

@@ -220,6 +220,21 @@ def test_hessian_state_reuses_its_arrays_and_matches_a_fresh_problem():
     np.testing.assert_array_equal(prob.hessp_x(X2, Y, V), other.hessp_x(X2, Y, V))
 
 
+def test_y_parts_from_k_equal_the_full_sweep():
+    """Loss, dL/dY and the Y-Hessian block from K = F A3 alone (one forward sweep) equal the
+    full kernels; the reduced objective's value comes with Y*(X) at no extra sweep."""
+    k = kernels("attention")
+    prob, X, Y, _ = _problem(45, 3, 8, (0.2, 0.3))
+    K = k.forward_k(prob.A1, prob.A2, prob.A3, X, np.empty((7, 45)))
+    val, gY, G = k.y_parts(K, prob.B, X, Y, 0.2, 0.3)
+    assert val == pytest.approx(prob.loss(X, Y), rel=1e-13)
+    np.testing.assert_allclose(gY, prob.grad(X, Y)[1], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(G, prob.hess_y_block(X), rtol=1e-13)
+    Ys, phi = prob._minimize_y(X, Y)
+    np.testing.assert_array_equal(Ys, prob.minimize_y(X, Y))
+    assert phi == pytest.approx(prob.loss(X, Ys), rel=1e-13)
+
+
 def test_minimize_y_is_exact():
     prob, X, Y, _ = _problem(30, 3, 5, (0.0, 0.01))
     Ys = prob.minimize_y(X, Y)
