@@ -4,7 +4,8 @@ Ours (generated kernels: a row-blocked sweep of 4 GEMMs of n^2 d plus fused Numb
 the floor (the same four n^2 d GEMMs alone, in the same row blocks, into preallocated outputs,
 through the same BLAS: no softmax, no elementwise work, no allocation),
 ``jax.jit(jax.value_and_grad)`` and PyTorch eager autograd (both float64, same tensor-trick
-formula), plus a time-vs-n series showing n^2 scaling.  Medians and best times are printed:
+formula), plus a time-vs-n series showing n^2 scaling and ``solve`` on two planted sizes against
+its inner-loop floor (CG steps x one reduced Hessian-vector product).  Medians and best times are printed:
 load on a shared machine inflates medians (multi-threaded BLAS most of all).
 
 Peers run in both association orders of the formula: ``(F @ A3) @ Y`` (left to right, as the
@@ -20,7 +21,8 @@ threads as well, and the process is pinned to k CPUs (``os.sched_setaffinity``):
 alone do not stop it from using a second core (measured: 12.2 ms of CPU in 6.6 ms of wall time
 per 2048 x 2048 x 64 product with ``intra_op_parallelism_threads=1``), so without the pinning
 single-thread rows would not compare like with like.
-Usage: ``python benchmarks/bench_attention.py [--n 2048] [--d 64] [--series 256,512,1024,2048]``.
+Usage: ``python benchmarks/bench_attention.py [--n 2048] [--d 64] [--series 256,512,1024,2048]
+[--solve 1024x16,2048x32]``.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from numba import njit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import median_time, table  # noqa: E402
 
-from softsym.attention import AttentionRegression  # noqa: E402
+from softsym.attention import AttentionRegression, planted  # noqa: E402
 from softsym.objective import kernels  # noqa: E402
 
 
@@ -166,12 +168,36 @@ def _series(args, d: int) -> list[tuple]:
     return srows
 
 
+def _solve_rows(args) -> list[tuple]:
+    """Rows of the solver table: ``solve`` (reduced Newton-CG, the default) on planted(n, d, seed=3)
+    from the demo's kind of start (X* perturbed by 50%), medians of 3, against its floor: the CG
+    steps times one reduced Hessian-vector product at X* (the inner loop alone)."""
+    rows = []
+    for n, d in (tuple(int(v) for v in s.split("x")) for s in args.solve.split(",") if s):
+        inst = planted(n, d, seed=3)
+        X0 = inst.X_star + 0.5 * np.linalg.norm(inst.X_star) * np.random.default_rng(4).standard_normal((d, d)) / d
+        times, res = [], None
+        for _ in range(3):
+            prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B)
+            t0 = time.perf_counter()
+            res = prob.solve(X0=X0, tol=1e-10, maxiter=100)
+            times.append(time.perf_counter() - t0)
+        t = float(np.median(times))
+        V = np.ones((d, d))
+        th = median_time(lambda: prob.reduced_hessp_x(inst.X_star, inst.Y_star, V), repeat=5, min_time=0.05)
+        rows.append((f"{n} x {d}", res.nit, res.cg_iters, "yes" if res.success else "no",
+                     f"{np.linalg.norm(res.X - inst.X_star):.1e}", f"{t:.2f}", f"{th * 1e3:.1f}",
+                     f"{t / (res.cg_iters * th):.2f}"))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=2048)
     ap.add_argument("--d", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--series", default="256,512,1024,2048")
+    ap.add_argument("--solve", default="1024x16,2048x32", help="n x d sizes of the solver table ('' to skip)")
     args = ap.parse_args(argv)
     _pin_cpus(_threads())
     n, d = args.n, args.d
@@ -190,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     fns = {ours_name: ours, floor_name: _floor(*data)}
     samples = {name: sorted(_samples(fn, args.repeat)) for name, fn in fns.items()}
     srows = _series(args, d)
+    solve_rows = _solve_rows(args)
     errs = {}
     missing = []
     peers = {"jax.jit(value_and_grad)": _jax, "torch eager autograd": _torch}
@@ -232,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\ntime vs n (ours; n^2 scaling means time / n^2 roughly constant once GEMM-bound)")
     print(table(srows, ("n", "value+grads ms", "ns per n^2", "x floor", "hessp_x ms", "reduced_hessp_x ms")))
     print("(Hessian products with the Hessian state cached: the solver's inner-loop cost)")
+    if solve_rows:
+        print("\nsolve (reduced Newton-CG) on planted(n, d, seed=3) from X* perturbed by 50%, tol 1e-10, "
+              "median of 3; floor = CG steps x one reduced_hessp_x")
+        print(table(solve_rows, ("n x d", "iterations", "CG steps", "converged", "||X - X*||", "solve s",
+                                 "reduced_hessp_x ms", "solve / floor")))
     return 0
 
 
