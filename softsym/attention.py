@@ -180,8 +180,9 @@ class AttentionRegression:
         """Hessian of phi(X) = min_Y L(X, Y) applied to vec(V), as a (d, d) matrix; O(n^2 d).
 
         The Schur complement (H_xx - H_xy H_yy^+ H_yx) vec(V), matrix-free (five n^2 d products
-        in two row-blocked sweeps, no n x n temporary).  It is the Hessian of phi when ``Y`` minimizes L(X, .) (e.g.
-        ``Y = minimize_y(X, Y0)``); at other Y it is the Schur complement of the joint Hessian.
+        in two row-blocked sweeps, no n x n temporary).  It is the Hessian of phi when ``Y``
+        minimizes L(X, .) (e.g. ``Y = minimize_y(X, Y0)``); at other Y it is the Schur complement
+        of the joint Hessian.
         """
         X, Y, V = self._var("X", X), self._var("Y", Y), self._var("V", V)
         _, _, _, F, C, gamma, K, Ls = self._hess_state(X, Y)

@@ -173,7 +173,7 @@ class Objective:
 
     def _check(self, what: str, *values) -> None:
         for v in values:
-            if not (_rows.all_finite(v) if isinstance(v, np.ndarray) else np.isfinite(v)):
+            if not (_rows.all_finite(v.ravel()) if isinstance(v, np.ndarray) else np.isfinite(v)):
                 u = self._cache.get("u")
                 umax = float(np.max(np.abs(u))) if isinstance(u, np.ndarray) else float("nan")
                 hint = "" if self.info.shift_invariant else (
