@@ -361,11 +361,12 @@ that the literal (A1 kron A2) x is vec(U) with U = A1 X A2^T (tensor trick: the 
 matrix is never formed).  A1, A2, A3, B are (n, d), X and Y (d, d), all float64 C-contiguous.
 Dense products go to BLAS; the row softmax and the fused elementwise passes are Numba loops
 (``_exp`` is the arithmetic-only exponential and the reductions are reassociated, so they
-vectorize).  ``loss``, ``value_and_grad`` and ``hess_y_block`` sweep blocks of rows
-(flash-attention style) through caller-owned (rows, n) workspaces from ``workspace(n)``: no
-n x n array is materialised.  The Hessian-vector kernels sweep the same way and read the
-full state of ``hess_state`` (F and dL/dF, n x n each), which ``hess_x`` also takes.  The
-runtime (softsym.attention) validates inputs and checks outputs for overflow.
+vectorize).  ``loss``, ``value_and_grad``, ``forward_k`` (with it ``hess_y_block``) and the
+Hessian-vector kernels sweep blocks of rows (flash-attention style) through caller-owned
+(rows, n) workspaces from ``workspace(n)``: no n x n array is materialised.  ``hess_state``
+sweeps the same way but keeps F and dL/dF (n x n each, written into caller-owned arrays),
+which the Hessian kernels read.  The runtime (softsym.attention) validates inputs and checks
+outputs for overflow.
 """
 
 import math
