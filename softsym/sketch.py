@@ -82,7 +82,7 @@ class DenseRows:
         self.n, self.d = A.shape
 
     def rmatmat(self, V: np.ndarray) -> np.ndarray:
-        if V.shape[1] <= 8:  # BLAS is slow for (n x d)^T (n x few); one fused pass is memory-bound
+        if V.shape[1] <= 8:  # BLAS is slow for (n x d)^T (n x few); one memory-bound pass per three columns
             return _rows.rmatmat(self.A, np.ascontiguousarray(V))
         return self.A.T @ V
 
