@@ -352,6 +352,11 @@ def start_condition(objective, x0, g0: float | None = None) -> dict:
     holds the minimizer ``x*`` and ``||x0 - x*|| <= g0 / l``.  ``R`` is found by fixed-point
     iteration (``C`` and ``M`` grow with ``R``).  Certified when ``M g0 / l <= 0.1 l``.
 
+    ``A^T A`` (an ``n d^2`` product, as costly as an exact Newton Hessian) is formed only when
+    needed: ``C`` is first evaluated at ``max(||A||_F / sqrt(d), ||x0||) <= max(||A||, ||x0||)``
+    (one pass over ``A``), and since ``C`` does not decrease with ``R`` (a supremum over nested
+    regions), ``w_min^2 <= C`` there already rules out every admissible ``R``.
+
     Returns ``{"start_certified": bool, "start_condition": {...numbers and reason...}}``.
     """
     def fail(reason: str, **info) -> dict:
@@ -368,13 +373,21 @@ def start_condition(objective, x0, g0: float | None = None) -> dict:
     w_min2 = float(np.min(w * w))
     if w_min2 == 0:   # l = sigma_min^2 (w_min^2 - C) <= 0: decided without touching A
         return fail("w_min = 0: the regularizer gives no strong convexity, so l > 0 is not certified", w_min2=0.0)
+    simplex = bool(np.all(b >= 0) and abs(float(b.sum()) - 1.0) <= 1e-12)
+    region = "simplex" if simplex else "ball"
+    b_norm = max(float(np.linalg.norm(b)), np.finfo(float).tiny)
+    w_max = float(np.max(np.abs(w)))
+    # a lower bound on the first R below, from one pass over A (float(): A may be a Dask array)
+    R_lo = max(float(np.linalg.norm(A)) / math.sqrt(d), float(np.linalg.norm(x0)), np.finfo(float).tiny)
+    C_lo = bounds(name, R=R_lo, n=n, b_norm=b_norm, w_max=w_max, region=region).C
+    if not w_min2 > C_lo:
+        return fail(f"w_min^2 = {w_min2:.4g} <= C = {C_lo:.4g} at R = {R_lo:.4g} <= max(||A||, ||x0||) "
+                    "(C grows with R): strong convexity not certified", w_min2=w_min2, R=R_lo, C=C_lo,
+                    region=region)
     ev = np.linalg.eigvalsh(np.asarray(A.T @ A))   # np.asarray: A may be a Dask array
     smin2, smax = max(float(ev[0]), 0.0), math.sqrt(max(float(ev[-1]), 0.0))
     if smin2 <= 0:
         return fail("sigma_min(A) = 0: no strong convexity from the regularizer")
-    simplex = bool(np.all(b >= 0) and abs(float(b.sum()) - 1.0) <= 1e-12)
-    region = "simplex" if simplex else "ball"
-    b_norm = max(float(np.linalg.norm(b)), np.finfo(float).tiny)
     if g0 is None:
         try:
             g0 = float(np.linalg.norm(objective.jac(x0)))
@@ -382,7 +395,7 @@ def start_condition(objective, x0, g0: float | None = None) -> dict:
             return fail(f"gradient at x0 not finite: {exc}")
     R = max(smax, float(np.linalg.norm(x0)), np.finfo(float).tiny)
     for _ in range(60):
-        bd = bounds(name, R=R, n=n, b_norm=b_norm, w_max=float(np.max(np.abs(w))), region=region)
+        bd = bounds(name, R=R, n=n, b_norm=b_norm, w_max=w_max, region=region)
         l = smin2 * (w_min2 - bd.C)
         info = {"R": R, "C": bd.C, "M": bd.M, "l": l, "w_min2": w_min2, "sigma_min2": smin2, "g0": g0,
                 "region": region}

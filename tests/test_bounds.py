@@ -155,6 +155,34 @@ def test_start_condition_not_certified_without_regularizer():
     assert "start_certified" not in res
 
 
+@pytest.mark.parametrize("name", MEMBERS)
+def test_C_does_not_decrease_with_R(name):
+    # start_condition's early exit (w_min^2 <= C at a lower bound of R) relies on this
+    Rs = np.geomspace(1e-3, 1e3, 150)
+    for region in sb.REGIONS:
+        for n, b_norm, w_max in ((2, 1.0, 0.0), (1000, 3.0, 0.7)):
+            C = np.array([sb.bounds(name, R=r, n=n, b_norm=b_norm, w_max=w_max, region=region).C for r in Rs])
+            assert not np.any(np.isnan(C))
+            assert np.all(C[1:] >= C[:-1]), (name, region, n, Rs[1:][C[1:] < C[:-1]])
+
+
+def test_start_condition_rules_out_weak_regularizers_without_the_gram(monkeypatch):
+    obj, _ = _planted_softmax(1e-3)
+
+    def no_gram(*args, **kwargs):
+        raise AssertionError("A^T A was formed although one pass over A decides")
+
+    monkeypatch.setattr(np.linalg, "eigvalsh", no_gram)
+    sc = sb.start_condition(obj, np.zeros(3))
+    assert sc["start_certified"] is False
+    info = sc["start_condition"]
+    assert "C grows with R" in info["reason"]
+    # the radius used is below the one the full check starts from, and fails there as well
+    R_full = max(float(np.linalg.norm(obj.A, 2)), 0.0)
+    assert info["R"] <= R_full * (1 + 1e-12)
+    assert info["w_min2"] <= sb.bounds("softmax", R=R_full, n=60, b_norm=float(np.linalg.norm(obj.b))).C
+
+
 def test_rules_report_no_finite_bound_explicitly():
     # normalizing by sum sinh(u_i), which can vanish: no rule bounds 1/alpha
     spec = NormalizedSpec(name="sinh_softmax", doc="d", seed="-", phi=sp.sinh(u), ell=(sp.sinh(u) / alpha - b) ** 2 / 2)
