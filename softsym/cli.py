@@ -54,11 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_verify)
 
     p = sub.add_parser("solve", help="solve a member on your data (.npz with A, b[, w, x0]) or a synthetic instance")
-    p.add_argument("member", metavar="MEMBER")
+    p.add_argument("member", metavar="MEMBER", help="a normalized member, or attention")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", type=Path, metavar="FILE.npz", help="arrays A (n, d), b (n,), optional w (n,), x0 (d,)")
+    src.add_argument("--data", type=Path, metavar="FILE.npz",
+                     help="arrays A (n, d), b (n,), optional w (n,), x0 (d,); for attention A1, A2, A3, B (n, d), "
+                          "optional X0, Y0 (d, d)")
     src.add_argument("--synthetic", metavar="N,D", help="planted instance of size N x D")
-    p.add_argument("--method", default="newton")
+    p.add_argument("--method", default=None, help="a solver (default newton; for attention newton-cg)")
+    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE", type=_option,
+                   help="a solver option, e.g. -o eps0=0.1 -o mode=paper (approx-newton); for attention also "
+                        "reg_x, reg_y (problem) and reduced; VALUE is read as JSON when it parses, else as text")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic instance and of randomized methods")
     p.add_argument("--tol", type=float, default=1e-10)
     p.add_argument("--maxiter", type=int, default=None)
@@ -90,6 +95,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if DIR is stale")
     p.set_defaults(func=_generate)
     return parser
+
+
+def _option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` -> (key, value): VALUE as JSON (numbers, true/false, null) when it parses, else text."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY a Python name, got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except ValueError:
+        return key, raw
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -181,7 +197,7 @@ def _output_path(path: Path | None, suffix: str) -> Path | None:
     return path
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
+def _load_npz(path: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise InputError(f"data file {path} does not exist")
     if not zipfile.is_zipfile(path):
@@ -193,10 +209,18 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         raise InputError(f"{path}: cannot read arrays without pickle ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - zipfile/OSError/...: anything unreadable is bad input
         raise InputError(f"{path} is not a readable .npz file ({type(exc).__name__}: {exc})") from None
-    missing = [k for k in ("A", "b") if k not in arrays]
+    missing = [k for k in required if k not in arrays]
     if missing:
         raise InputError(f"{path} lacks array(s) {', '.join(missing)} (has: {', '.join(sorted(arrays)) or 'none'})")
     return arrays
+
+
+def _synthetic_size(text: str) -> tuple[int, int]:
+    try:
+        n, d = (int(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--synthetic takes N,D (two integers), got {text!r}") from None
+    return n, d
 
 
 def _solve(args) -> int:
@@ -204,41 +228,82 @@ def _solve(args) -> int:
     from .objective import Objective, member
     from .solvers import SOLVERS, minimize
 
+    if args.member == "attention":
+        return _solve_attention(args)
     info = member(args.member, family="normalized")
-    if args.method not in SOLVERS:
-        raise InputError(f"unknown method {args.method!r}; available: {', '.join(sorted(SOLVERS))}")
+    method = args.method or "newton"
+    if method not in SOLVERS:
+        raise InputError(f"unknown method {method!r}; available: {', '.join(sorted(SOLVERS))}")
     plot, out_json = _output_path(args.plot, ".png"), _output_path(args.json, ".json")
     x_star = None
     if args.data is not None:
-        arrays = _load_npz(args.data)
+        arrays = _load_npz(args.data, ("A", "b"))
         obj = Objective(info.name, arrays["A"], arrays["b"], arrays.get("w"))
         x0 = arrays.get("x0")
         source = str(args.data)
     else:
-        try:
-            n, d = (int(v) for v in args.synthetic.split(","))
-        except ValueError:
-            raise InputError(f"--synthetic takes N,D (two integers), got {args.synthetic!r}") from None
+        n, d = _synthetic_size(args.synthetic)
         inst = datasets.synthetic(info.name, n, d, seed=args.seed)
         obj, x0, x_star, source = inst.objective(), None, inst.x_star, f"synthetic {n}x{d}, seed {args.seed}"
-    takes_seed = "seed" in inspect.signature(SOLVERS[args.method]).parameters
+    takes_seed = "seed" in inspect.signature(SOLVERS[method]).parameters
     options = {"seed": args.seed} if takes_seed else {}
-    res = minimize(obj, x0, method=args.method, tol=args.tol, maxiter=args.maxiter, **options)
-    rows = [("member", info.name), ("data", source), ("n x d", f"{obj.n} x {obj.d}"), ("method", args.method),
+    options.update(args.option)  # unknown options: the solver's ValidationError (exit 2)
+    res = minimize(obj, x0, method=method, tol=args.tol, maxiter=args.maxiter, **options)
+    planted = [] if x_star is None else [("||x - x_planted||", f"{np.linalg.norm(res.x - x_star):.2e}")]
+    return _report(args, res, info.name, source, f"{obj.n} x {obj.d}", method, planted, plot, out_json)
+
+
+def _solve_attention(args) -> int:
+    from .attention import METHODS, AttentionRegression, planted
+
+    method = args.method or "newton-cg"
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r} for attention; available: {', '.join(METHODS)}")
+    plot, out_json = _output_path(args.plot, ".png"), _output_path(args.json, ".json")
+    options = dict(args.option)
+    problem = {k: options.pop(k) for k in ("reg_x", "reg_y") if k in options}
+    unknown = sorted(set(options) - {"reduced"})
+    if unknown:
+        raise InputError(f"unknown option(s) {', '.join(unknown)} for attention; known: reg_x, reg_y, reduced")
+    if not isinstance(options.get("reduced", True), bool):
+        raise InputError(f"reduced must be true or false, got {options['reduced']!r}")
+    truth = None
+    if args.data is not None:
+        arrays = _load_npz(args.data, ("A1", "A2", "A3", "B"))
+        prob = AttentionRegression(arrays["A1"], arrays["A2"], arrays["A3"], arrays["B"], **problem)
+        X0, Y0, source = arrays.get("X0"), arrays.get("Y0"), str(args.data)
+    else:
+        n, d = _synthetic_size(args.synthetic)
+        inst = planted(n, d, seed=args.seed)
+        prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B, **problem)
+        # the demo's start: solve is a local method (from X0 = 0 it stalls at other stationary points)
+        noise = np.random.default_rng(args.seed + 1).standard_normal((d, d)) / d
+        X0, Y0, truth = inst.X_star + 0.5 * np.linalg.norm(inst.X_star) * noise, None, inst
+        source = f"planted {n}x{d}, seed {args.seed}; start X* + 50% noise (solve is local)"
+    res = prob.solve(X0=X0, Y0=Y0, method=method, tol=args.tol, maxiter=100 if args.maxiter is None else args.maxiter,
+                    **options)
+    extra = [("CG steps", res.cg_iters)]
+    if truth is not None:
+        extra += [("||X - X_planted||", f"{np.linalg.norm(res.X - truth.X_star):.2e}"),
+                  ("||Y - Y_planted||", f"{np.linalg.norm(res.Y - truth.Y_star):.2e}")]
+    return _report(args, res, "attention", source, f"{prob.n} x {prob.d}", method, extra, plot, out_json)
+
+
+def _report(args, res, name: str, source: str, size: str, method: str, extra: list, plot, out_json) -> int:
+    """Print the result table, write the JSON and the plot if asked; exit code 0 iff converged."""
+    rows = [("member", name), ("data", source), ("n x d", size), ("method", method),
             ("success", res.success), ("message", res.message), ("iterations", res.nit),
             ("loss", f"{res.fun:.6e}"), ("relative gradient norm", f"{res.rel_grad_norm:.2e}"),
-            ("time", f"{res.history['time'][-1]:.3f} s")]
-    if x_star is not None:
-        rows.append(("||x - x_planted||", f"{np.linalg.norm(res.x - x_star):.2e}"))
+            ("time", f"{res.history['time'][-1]:.3f} s"), *extra]
     print(table(rows, ("field", "value")))
     if out_json is not None:
         payload = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.items()}
-        payload.update(member=info.name, data=source)
+        payload.update(member=name, data=source)
         out_json.write_text(json.dumps(payload, indent=2, default=float) + "\n")
     if plot is not None:
         from .plots import convergence_plot
 
-        convergence_plot({args.method: res.history}, plot, title=f"{info.name}: {source}")
+        convergence_plot({method: res.history}, plot, title=f"{name}: {source}")
     return 0 if res.success else 1
 
 

@@ -54,6 +54,67 @@ def test_solve_npz(tmp_path):
     assert re.search(r"success\s*\|\s*True", out.stdout)
 
 
+def test_solve_passes_options_to_the_method(tmp_path):
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "d.npz", A=rng.standard_normal((400, 3)), b=rng.dirichlet(np.ones(400)),
+             w=np.full(400, 0.3))
+    out = softsym("solve", "softmax", "--data", tmp_path / "d.npz", "--method", "approx-newton",
+                  "-o", "mode=paper", "--option", "eps0=0.3", "-o", "exact_above=1", "--json", tmp_path / "r.json")
+    assert out.returncode in (0, 1), out.stderr
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["mode"] == "paper" and res["eps0"] == 0.3 and res["method"] == "approx-newton"
+    bad = softsym("solve", "softmax", "--data", tmp_path / "d.npz", "-o", "eps0=0.3")  # newton has no eps0
+    assert bad.returncode == 2 and "unknown options ['eps0']" in bad.stderr
+    bad = softsym("solve", "softmax", "--data", tmp_path / "d.npz", "-o", "0x=1")
+    assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
+
+
+def test_solve_attention_planted_and_npz(tmp_path):
+    out = softsym("solve", "attention", "--synthetic", "200,3", "--json", tmp_path / "r.json",
+                  "--plot", tmp_path / "r.png")
+    assert out.returncode == 0, out.stderr
+    assert "start X* + 50% noise" in out.stdout
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["success"] and res["member"] == "attention" and np.shape(res["X"]) == (3, 3)
+    assert float(re.search(r"\|\|X - X_planted\|\|\s*\|\s*(\S+)", out.stdout).group(1)) < 1e-6
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    inst = softsym_planted(120, 2)
+    np.savez(tmp_path / "att.npz", A1=inst.A1, A2=inst.A2, A3=inst.A3, B=inst.B, X0=1.1 * inst.X_star)
+    out = softsym("solve", "attention", "--data", tmp_path / "att.npz", "--method", "newton", "-o", "reg_y=1e-9",
+                  "--json", tmp_path / "n.json")
+    assert out.returncode == 0, out.stderr
+    res = json.loads((tmp_path / "n.json").read_text())
+    assert np.linalg.norm(np.array(res["X"]) - inst.X_star) < 1e-4, res["message"]
+
+
+def softsym_planted(n: int, d: int):
+    from softsym.attention import planted
+
+    return planted(n, d, seed=5)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--synthetic", "30,2", "--method", "gd"], "unknown method 'gd' for attention"),
+    (["--synthetic", "30,2", "-o", "eps0=0.1"], "unknown option(s) eps0 for attention"),
+    (["--synthetic", "30,2", "-o", "reduced=3"], "reduced must be true or false"),
+    (["--synthetic", "30,2", "-o", "reg_x=-1"], "reg_x"),
+    (["--data", "NOA3"], "lacks array(s) A3"),
+    (["--data", "SHAPE"], "must have shape"),
+])
+def test_solve_attention_bad_input_exits_2(tmp_path, args, message):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "noa3.npz", A1=rng.standard_normal((5, 2)), A2=rng.standard_normal((5, 2)),
+             B=rng.standard_normal((5, 2)))
+    np.savez(tmp_path / "shape.npz", **{k: rng.standard_normal((5, 2)) for k in ("A1", "A2", "A3")},
+             B=rng.standard_normal((5, 3)))
+    args = [{"NOA3": tmp_path / "noa3.npz", "SHAPE": tmp_path / "shape.npz"}.get(a, a) for a in args]
+    res = softsym("solve", "attention", *args, "--json", tmp_path / "r.json")
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert message in res.stderr
+    assert not (tmp_path / "r.json").exists()
+
+
 def _bad_files(tmp: Path) -> dict[str, tuple[list, str]]:
     np.savez(tmp / "no_b.npz", A=np.ones((3, 2)))
     np.savez(tmp / "shape.npz", A=np.ones((3, 2)), b=np.ones(4))
