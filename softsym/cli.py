@@ -250,7 +250,7 @@ def _solve(args) -> int:
     options.update(args.option)  # unknown options: the solver's ValidationError (exit 2)
     res = minimize(obj, x0, method=method, tol=args.tol, maxiter=args.maxiter, **options)
     planted = [] if x_star is None else [("||x - x_planted||", f"{np.linalg.norm(res.x - x_star):.2e}")]
-    return _report(args, res, info.name, source, f"{obj.n} x {obj.d}", method, planted, plot, out_json)
+    return _report(res, info.name, source, f"{obj.n} x {obj.d}", method, planted, plot, out_json)
 
 
 def _solve_attention(args) -> int:
@@ -286,10 +286,10 @@ def _solve_attention(args) -> int:
     if truth is not None:
         extra += [("||X - X_planted||", f"{np.linalg.norm(res.X - truth.X_star):.2e}"),
                   ("||Y - Y_planted||", f"{np.linalg.norm(res.Y - truth.Y_star):.2e}")]
-    return _report(args, res, "attention", source, f"{prob.n} x {prob.d}", method, extra, plot, out_json)
+    return _report(res, "attention", source, f"{prob.n} x {prob.d}", method, extra, plot, out_json)
 
 
-def _report(args, res, name: str, source: str, size: str, method: str, extra: list, plot, out_json) -> int:
+def _report(res, name: str, source: str, size: str, method: str, extra: list, plot, out_json) -> int:
     """Print the result table, write the JSON and the plot if asked; exit code 0 iff converged."""
     rows = [("member", name), ("data", source), ("n x d", size), ("method", method),
             ("success", res.success), ("message", res.message), ("iterations", res.nit),
