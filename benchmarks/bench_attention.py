@@ -21,7 +21,7 @@ threads as well, and the process is pinned to k CPUs (``os.sched_setaffinity``):
 alone do not stop it from using a second core (measured: 12.2 ms of CPU in 6.6 ms of wall time
 per 2048 x 2048 x 64 product with ``intra_op_parallelism_threads=1``), so without the pinning
 single-thread rows would not compare like with like.
-Usage: ``python benchmarks/bench_attention.py [--n 2048] [--d 64] [--series 256,512,1024,2048]
+Usage: ``python benchmarks/bench_attention.py [--n 2048] [--d 64] [--series 256,512,1024,2048,4096]
 [--solve 1024x16,2048x32]``.
 """
 
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=2048)
     ap.add_argument("--d", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=9)
-    ap.add_argument("--series", default="256,512,1024,2048")
+    ap.add_argument("--series", default="256,512,1024,2048,4096")
     ap.add_argument("--solve", default="1024x16,2048x32", help="n x d sizes of the solver table ('' to skip)")
     args = ap.parse_args(argv)
     _pin_cpus(_threads())

@@ -51,10 +51,11 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # the loss and both gradients only.
 PROOF_SIZES: tuple[tuple[int, int, bool], ...] = ((2, 2, True), (3, 2, False))
 
-# Row-block size of the generated sweeps: (rows, n) float64 blocks of about 2 MiB (128 rows at
-# n = 2048), which measured fastest at n = 2048, d = 64 on 2 cores with 1 and 2 BLAS threads
-# (64 to 2048 rows tried; 256 and more lose 5-15%).
-BLOCK_BYTES = 1 << 21
+# Rows per block of the generated sweeps (value and gradient, 2 cores, 1 and 2 BLAS threads,
+# sizes interleaved): 128 rows was fastest or within 4% of it at n = 1024, 2048, 4096 (d = 16
+# and 64) and 8192; the earlier rule of ~2 MiB blocks gave 64 rows at n = 4096 (7-13% slower)
+# and 32 at n = 8192 (4-28% slower), 256 rows at n = 1024 (4-5% slower).
+BLOCK_ROWS = 128
 
 
 @dataclass(frozen=True)
@@ -343,7 +344,7 @@ def emit_module(f: AttentionFormulas, spec_hash: str) -> str:
         header=codegen.HEADER, name=spec.name, doc=spec.doc, seed=spec.seed, spec_hash=spec_hash,
         ell_ss=f"ELL_SS = float({sp.pycode(f.ell_ss)})",
         phi_code=codegen.code_block([("e_i", normalized._vec_exp(f.phi))], _NAMES, indent=12),
-        vec_exp=normalized.vec_exp_source().rstrip("\n"), block_bytes=BLOCK_BYTES,
+        vec_exp=normalized.vec_exp_source().rstrip("\n"), block_rows=BLOCK_ROWS,
         ell_pass=codegen.code_block([("l_i", f.ell), ("ls_i", f.ell_s)], _NAMES, indent=12),
         ell_value=codegen.code_block([("l_i", f.ell)], _NAMES, indent=12),
         reg_value=codegen.code_block([("r_i", f.reg)], _NAMES, indent=12),
@@ -380,8 +381,8 @@ NAME = "{name}"
 SPEC_HASH = "{spec_hash}"
 # d2 ell / ds2: a constant (the outer loss is linear-quadratic in s).
 {ell_ss}
-# Row-block size of the sweeps: a (rows, n) float64 block of about this many bytes.
-BLOCK_BYTES = {block_bytes}
+# Rows per block of the sweeps (measured: see BLOCK_ROWS in derive/attention.py).
+BLOCK_ROWS = {block_rows}
 
 
 {vec_exp}
@@ -389,7 +390,7 @@ BLOCK_BYTES = {block_bytes}
 
 def block_rows(n):
     """Rows per block of the sweeps for U of shape (n, n)."""
-    return max(1, min(n, BLOCK_BYTES // (8 * n)))
+    return max(1, min(n, BLOCK_ROWS))
 
 
 def workspace(n):

@@ -25,8 +25,8 @@ NAME = "attention"
 SPEC_HASH = "de3c5664632289919cb05c53b404446b379dd5e7c613a7542aff79baf3544610"
 # d2 ell / ds2: a constant (the outer loss is linear-quadratic in s).
 ELL_SS = float(2)
-# Row-block size of the sweeps: a (rows, n) float64 block of about this many bytes.
-BLOCK_BYTES = 2097152
+# Rows per block of the sweeps (measured: see BLOCK_ROWS in derive/attention.py).
+BLOCK_ROWS = 128
 
 
 @intrinsic
@@ -64,7 +64,7 @@ def _exp(x):
 
 def block_rows(n):
     """Rows per block of the sweeps for U of shape (n, n)."""
-    return max(1, min(n, BLOCK_BYTES // (8 * n)))
+    return max(1, min(n, BLOCK_ROWS))
 
 
 def workspace(n):
