@@ -53,8 +53,9 @@ PROOF_SIZES: tuple[tuple[int, int, bool], ...] = ((2, 2, True), (3, 2, False))
 
 # Rows per block of the generated sweeps (value and gradient, 2 cores, 1 and 2 BLAS threads,
 # sizes interleaved): 128 rows was fastest or within 4% of it at n = 1024, 2048, 4096 (d = 16
-# and 64) and 8192; the earlier rule of ~2 MiB blocks gave 64 rows at n = 4096 (7-13% slower)
-# and 32 at n = 8192 (4-28% slower), 256 rows at n = 1024 (4-5% slower).
+# and 64) and 8192, except at n = 4096, d = 64 on one thread (256 rows 9% faster, but 12% slower
+# on two); the earlier rule of ~2 MiB blocks gave 64 rows at n = 4096 (7-13% slower) and 32 at
+# n = 8192 (4-28% slower), 256 rows at n = 1024 (4-5% slower).
 BLOCK_ROWS = 128
 
 
