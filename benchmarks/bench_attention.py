@@ -175,7 +175,7 @@ def _solve_rows(args) -> list[tuple]:
     rows = []
     for n, d in (tuple(int(v) for v in s.split("x")) for s in args.solve.split(",") if s):
         inst = planted(n, d, seed=3)
-        X0 = inst.X_star + 0.5 * np.linalg.norm(inst.X_star) * np.random.default_rng(4).standard_normal((d, d)) / d
+        X0 = inst.perturbed_start(seed=4)
         times, res = [], None
         for _ in range(3):
             prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B)

@@ -276,9 +276,7 @@ def _solve_attention(args) -> int:
         n, d = _synthetic_size(args.synthetic)
         inst = planted(n, d, seed=args.seed)
         prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B, **problem)
-        # the demo's start: solve is a local method (from X0 = 0 it stalls at other stationary points)
-        noise = np.random.default_rng(args.seed + 1).standard_normal((d, d)) / d
-        X0, Y0, truth = inst.X_star + 0.5 * np.linalg.norm(inst.X_star) * noise, None, inst
+        X0, Y0, truth = inst.perturbed_start(seed=args.seed + 1), None, inst
         source = f"planted {n}x{d}, seed {args.seed}; start X* + 50% noise (solve is local)"
     res = prob.solve(X0=X0, Y0=Y0, method=method, tol=args.tol, maxiter=100 if args.maxiter is None else args.maxiter,
                     **options)

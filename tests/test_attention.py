@@ -273,7 +273,7 @@ def test_reduced_newton_converges_fast_where_the_alternation_is_slow():
     """Newton on phi(X) = min_Y L (Schur complement) needs few iterations, with a superlinear
     finish; the coupling-blind alternation (reduced=False) exceeds the same bound."""
     inst = planted(60, 2, seed=1)
-    X0 = inst.X_star + 0.5 * np.linalg.norm(inst.X_star) * np.random.default_rng(2).standard_normal((2, 2)) / 2
+    X0 = inst.perturbed_start(seed=2)
     bound = 20
     for method in ("newton", "newton-cg"):
         prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B)
