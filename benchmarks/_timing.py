@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from softsym._report import table  # noqa: F401  (re-exported for the scripts)
+from softsym.app.report import table  # noqa: F401  (re-exported for the scripts)
 
 
 def median_time(fn: Callable[[], object], repeat: int = 7, warmup: int = 1, min_time: float = 0.0) -> float:

@@ -13,7 +13,7 @@ from x0 = 0, several (n, d) up to the tall n = 2e6, d = 64):
 * approximate Newton in its default configuration (``seed=0`` only) and in ``mode="paper"``
   (which stops when beta is not positive), with exact-Hessian steps, Hessian-vector
   products, rows sampled and leverage refreshes;
-* floors: one ``A x`` (the faster of BLAS GEMV and ``softsym._rows.matvec``) and one ``A^T A``
+* floors: one ``A x`` (the faster of BLAS GEMV and ``softsym.numerics.rows.matvec``) and one ``A^T A``
   (SYRK) of the same size.
 
 Every time is the median over ``--repeat`` runs (one run at tall sizes); iterations and
@@ -37,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import median_time, table  # noqa: E402
 
 import softsym  # noqa: E402
-from softsym import _rows, datasets  # noqa: E402
+from softsym.numerics import rows as _rows  # noqa: E402
+from softsym.problems import normalized as datasets  # noqa: E402
 
 TOL = 1e-10
 OUT = Path(__file__).resolve().parent / "out"

@@ -1,4 +1,4 @@
-"""Attention regression (seed 003): value and both gradients at n = 2048, d = 64.
+"""Attention regression (paper 003): value and both gradients at n = 2048, d = 64.
 
 Ours (generated kernels: a row-blocked sweep of 4 GEMMs of n^2 d plus fused Numba passes) against
 the floor (the same four n^2 d GEMMs alone, in the same row blocks, into preallocated outputs,
@@ -40,8 +40,9 @@ from numba import njit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import median_time, table  # noqa: E402
 
-from softsym.attention import AttentionRegression, planted  # noqa: E402
-from softsym.objective import kernels  # noqa: E402
+import softsym  # noqa: E402
+from softsym.problems.attention import AttentionRegression, planted  # noqa: E402
+from softsym.registry import kernels  # noqa: E402
 
 
 def _data(n: int, d: int, seed: int = 0):
@@ -180,7 +181,7 @@ def _solve_rows(args) -> list[tuple]:
         for _ in range(3):
             prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B)
             t0 = time.perf_counter()
-            res = prob.solve(X0=X0, tol=1e-10, maxiter=100)
+            res = softsym.minimize(prob, (X0, None), tol=1e-10, maxiter=100)
             times.append(time.perf_counter() - t0)
         t = float(np.median(times))
         V = np.ones((d, d))

@@ -14,13 +14,13 @@ Usage: ``python benchmarks/bench_dask.py [--n N] [--d D] [--chunk-rows R] [--ooc
 from __future__ import annotations
 
 import argparse
-import warnings
 import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +40,8 @@ def gradient_overhead(n: int, d: int, chunk_rows: int, repeat: int = 5) -> list[
     from distributed import Client, LocalCluster
 
     import softsym
-    from softsym.dask import save_npy_chunks, open_npy_chunks
-    from softsym.datasets import synthetic
+    from softsym.backends.dask import open_npy_chunks, save_npy_chunks
+    from softsym.problems.normalized import synthetic
 
     inst = synthetic("softmax", n, d, seed=0)
     mem = inst.objective()
@@ -78,7 +78,7 @@ def out_of_core(gb: float, d: int, chunk_rows: int, memory_limit: float, tol: fl
     from distributed import Client, LocalCluster
 
     import softsym
-    from softsym.dask import synthetic_on_disk
+    from softsym.backends.dask import synthetic_on_disk
 
     n = int(gb * 1e9 / (8 * d))
     tmp = Path(tempfile.mkdtemp(prefix="softsym-ooc-"))

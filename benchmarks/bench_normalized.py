@@ -15,7 +15,7 @@ import numpy as np
 from _timing import median_time, table
 
 import softsym
-from softsym.objective import kernels
+from softsym.registry import kernels
 
 
 def _jax_hessian(A, b, w):
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args(argv)
     n, d = args.n, args.d
-    inst = softsym.datasets.synthetic("softmax", n, d, seed=0, w=0.1)
+    inst = softsym.problems.normalized.synthetic("softmax", n, d, seed=0, w=0.1)
     A, b, w = inst.A, inst.b, inst.w
     x = np.random.default_rng(1).standard_normal(d) * 0.05
     k = kernels("softmax")

@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import median_time, table  # noqa: E402
 
-from softsym.ntk import TwoLayerNetwork  # noqa: E402
+from softsym.problems.two_layer import TwoLayerNetwork  # noqa: E402
 
 
 def _jax_peer(net: TwoLayerNetwork, X: np.ndarray):

@@ -20,7 +20,7 @@ from _timing import median_time, table  # noqa: E402
 
 import softsym  # noqa: E402
 from softsym import zo  # noqa: E402
-from softsym.objective import kernels  # noqa: E402
+from softsym.registry import kernels  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--repeat", type=int, default=9)
     args = ap.parse_args(argv)
     n, d, K, mu = args.n, args.d, args.K, 1e-5
-    inst = softsym.datasets.synthetic(args.member, n, d, seed=0, radius=0.5)
+    inst = softsym.problems.normalized.synthetic(args.member, n, d, seed=0, radius=0.5)
     obj = inst.objective()
     A, b, w = obj.A, obj.b, obj.w
     rng = np.random.default_rng(1)

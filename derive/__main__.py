@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from .catalogue import CATALOGUE
-from .generate import DEFAULT_OUT, build, stale_files, write
-from .prove import ProofError
+from .pipeline import DEFAULT_OUT, build, stale_files, write
+from .proof import ProofError
 from .spec import SpecError
 from .userspec import load_spec_file
 

@@ -1,14 +1,14 @@
 """Objective specs: a few lines of SymPy per objective.
 
 A spec names an objective and gives its scalar building blocks; the family module
-(``softsym.derive.normalized`` for :class:`NormalizedSpec`) turns it into derived,
+(``softsym.derive.families.normalized`` for :class:`NormalizedSpec`) turns it into derived,
 proven formulas and the emitter writes kernels for them.
 
 The symbols a normalized spec may use are exported here::
 
     from softsym.derive.spec import NormalizedSpec, u, alpha, b
     from sympy import exp
-    spec = NormalizedSpec(name="softmax", doc="...", seed="000",
+    spec = NormalizedSpec(name="softmax", doc="...", paper="000",
                           phi=exp(u), ell=(exp(u) / alpha - b) ** 2 / 2,
                           shift_invariant=True)
 """
@@ -25,7 +25,7 @@ import sympy as sp
 # normalizer sum_i phi(u_i), ``b`` and ``w`` the entry's target and regularizer weight.
 u, alpha, b, w = sp.symbols("u alpha b w", real=True)
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def fingerprint_of(*parts) -> str:
@@ -45,7 +45,7 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class NormalizedSpec:
-    """One member of the normalized elementwise family (MATH.md section 1).
+    """One member of the normalized elementwise family (docs/math.md §1).
 
     ``L(x) = sum_i ell(u_i, alpha; b_i) + 1/2 w_i^2 u_i^2`` with ``u = A x`` and
     ``alpha = sum_i phi(u_i)``.  The regularizer is added by the family, never by the spec.
@@ -54,7 +54,7 @@ class NormalizedSpec:
     ----------
     name : identifier used for the kernel module and ``softsym.objective(name, ...)``.
     doc : one line describing the objective.
-    seed : the seed paper it comes from (``"000"`` ... ``"004"``) or ``"-"``.
+    paper : the paper it comes from (``"000"`` ... ``"004"``) or ``"-"``.
     ell : per-element loss in ``u``, ``alpha``, ``b``.
     phi : normalizer summand in ``u``; ``None`` for unnormalized objectives.
     target : optional ``b`` (in ``u``, ``alpha``) that makes ``u = A x*`` a stationary point, used to
@@ -67,7 +67,7 @@ class NormalizedSpec:
 
     name: str
     doc: str
-    seed: str
+    paper: str
     ell: sp.Expr
     phi: sp.Expr | None = None
     shift_invariant: bool = False
@@ -76,8 +76,8 @@ class NormalizedSpec:
     family = "normalized"
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
-            raise SpecError(f"spec name {self.name!r} must match {_NAME.pattern}")
+        if not NAME_PATTERN.match(self.name):
+            raise SpecError(f"spec name {self.name!r} must match {NAME_PATTERN.pattern}")
         allowed_ell = {u, alpha, b} if self.phi is not None else {u, b}
         extra = set(sp.sympify(self.ell).free_symbols) - allowed_ell
         if extra:
@@ -92,5 +92,5 @@ class NormalizedSpec:
 
     def fingerprint(self) -> str:
         """SHA-256 of everything that defines the spec (stable across runs and machines)."""
-        return fingerprint_of(self.family, self.name, self.doc, self.seed, self.ell, self.phi,
+        return fingerprint_of(self.family, self.name, self.doc, self.paper, self.ell, self.phi,
                               self.shift_invariant, self.target)

@@ -5,7 +5,7 @@ A spec file is ordinary Python that builds spec objects, e.g.::
     from sympy import exp
     from softsym.derive.spec import NormalizedSpec, alpha, b, u
 
-    SPECS = [NormalizedSpec(name="softmax_l4", doc="softmax with a quartic loss", seed="-",
+    SPECS = [NormalizedSpec(name="softmax_l4", doc="softmax with a quartic loss", paper="-",
                             phi=exp(u), ell=(exp(u) / alpha - b) ** 4 / 4, shift_invariant=True)]
 
 ``SPECS`` (a list) is used when present; otherwise every spec object defined at module

@@ -1,25 +1,27 @@
 """softsym: derived, proven and fast softmax/attention optimization problems.
 
     >>> import numpy as np, softsym
-    >>> rng = np.random.default_rng(0)
-    >>> A = rng.standard_normal((200, 5)) / 4
-    >>> obj = softsym.objective("softmax", A, softsym.datasets.planted("softmax", A, rng)[0])
-    >>> softsym.minimize(obj, method="newton").success
+    >>> from softsym.problems.normalized import synthetic
+    >>> inst = synthetic("softmax", n=200, d=5, seed=0)
+    >>> softsym.minimize(softsym.objective("softmax", inst.A, inst.b), method="newton").success
     True
 """
 
 from __future__ import annotations
 
-from . import datasets
+from .api import minimize, objective
 from .errors import OverflowDetected, UnknownObjectiveError, ValidationError
-from .guarantees import Bounds, Certificate, bounds, certify
-from .objective import MemberInfo, Objective, catalogue, load_kernels, objective
-from .solvers import minimize
+from .problems.attention import AttentionRegression
+from .problems.normalized import Objective
+from .problems.two_layer import TwoLayerNetwork
+from .registry import MemberInfo, catalogue, load_kernels
+from .theory.bounds import Bounds, bounds
+from .theory.certify import Certificate, certify
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Bounds", "Certificate", "bounds", "certify",
-    "MemberInfo", "Objective", "OverflowDetected", "UnknownObjectiveError", "ValidationError",
-    "catalogue", "datasets", "load_kernels", "minimize", "objective",
+    "AttentionRegression", "Bounds", "Certificate", "MemberInfo", "Objective", "OverflowDetected",
+    "TwoLayerNetwork", "UnknownObjectiveError", "ValidationError", "bounds", "catalogue", "certify",
+    "load_kernels", "minimize", "objective",
 ]

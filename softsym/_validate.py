@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _rows
 from .errors import ValidationError
+from .numerics.rows import all_finite
 
 
 def as_array(name: str, value: Any, ndim: int, shape: tuple[int | None, ...] | None = None,
@@ -35,7 +35,7 @@ def as_array(name: str, value: Any, ndim: int, shape: tuple[int | None, ...] | N
     if arr.size == 0 and not allow_empty:
         raise ValidationError(f"{name} is empty (shape {arr.shape})")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
-    if not _rows.all_finite(arr.ravel()):  # one pass, no boolean temporary (128 MB at 2e6 x 64)
+    if not all_finite(arr.ravel()):  # one pass, no boolean temporary (128 MB at 2e6 x 64)
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValidationError(f"{name} has {bad} non-finite entries (NaN or inf)")
     return arr

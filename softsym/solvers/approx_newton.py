@@ -5,7 +5,7 @@
 where ``K~`` is a spectral ``(1 +- eps0)`` approximation of the diagonal part
 ``K = A^T diag(beta) A`` (``beta`` includes the regularizer ``w^2``) built from
 ``m = d_eff ln(2d/delta)/h(eps0)`` rows of ``D^{1/2} A`` sampled by leverage scores and
-reweighted (:mod:`softsym.sketch`), and the rank-2 part is added exactly from the two
+reweighted (:mod:`softsym.numerics.sketch`), and the rank-2 part is added exactly from the two
 matrix-vector products ``A^T p`` and ``A^T q``.
 
 Per iteration the papers' step touches ``A`` only in two passes (``u = A x`` inside the
@@ -13,7 +13,7 @@ objective and one ``A^T [g p q]``), a gather of the sampled rows and an ``m d^2`
 product: the ``n d^2`` Hessian product of exact Newton never happens.  Leverage scores of
 ``D^{1/2} A`` depend on ``x``; they are computed at a *reference* ``beta0`` and reused while
 the over-estimate ``tau_i(beta) <= (beta_i/beta0_i) tau0_i / (t (1 - s(t)))``
-(:func:`softsym.sketch.reused_scores`) inflates the sample size by at most ``refresh``
+(:func:`softsym.numerics.sketch.reused_scores`) inflates the sample size by at most ``refresh``
 (default 4: a refresh costs about ``n d min(d, 32)`` flops, a larger sample only ``m d^2``),
 and recomputed otherwise.
 
@@ -55,7 +55,7 @@ definite it stops with ``status=4`` and says so.
 Data access (what a non-numpy objective must provide): ``d``, ``n``, ``pieces(x)`` (n-vectors
 are turned into numpy arrays with ``np.asarray``: 16 MB each at n = 2e6), ``hess(x)``
 (only for exact steps: the cost rule, or ``m >= n``), ``hessp(x, v)`` (only for refinement when the row
-access has no ``gram_matvec``) and ``softsym.sketch.row_access(objective)``
+access has no ``gram_matvec``) and ``softsym.numerics.sketch.row_access(objective)``
 (``objective.row_access()`` or ``objective.A``).
 """
 
@@ -66,11 +66,11 @@ import dataclasses
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from .. import sketch
 from .._validate import count, positive
 from ..errors import OverflowDetected, ValidationError
+from ..numerics import sketch
+from ..numerics.cholesky import shifted_cholesky
 from .base import INDEFINITE, LINE_SEARCH, Solver, SolverFailure, State, register
-from .newton import shifted_cholesky_solve
 
 MODES = ("paper", "safeguarded")
 #: refinement steps with ``refine="auto"``: (local phase, otherwise)
@@ -108,7 +108,7 @@ def sparsified_hessian(objective, x, eps0: float = 0.25, delta: float = 0.01, se
     """
     x = np.asarray(x, dtype=float)
     rows = sketch.row_access(objective)
-    rng = sketch._rng(seed)
+    rng = sketch.as_generator(seed)
     pc = _as_numpy(objective.pieces(x))
     G = rows.rmatmat(np.column_stack((pc.p, pc.q)))
     tau = sketch.leverage_scores(rows, np.abs(pc.beta), method=leverage, seed=rng)
@@ -124,7 +124,7 @@ class ApproxNewton(Solver):
     (0, 1) (failure probability per iteration, default 0.01), ``seed`` (int or Generator,
     default 0), ``mode`` ("safeguarded" default, or "paper"), ``leverage`` ("auto", "exact",
     "approx"), ``refresh`` (>= 1, re-sketch when reused scores inflate the sample by more),
-    ``sketch_size`` and ``jl_dim`` (see :func:`softsym.sketch.leverage_scores`), ``refine``
+    ``sketch_size`` and ``jl_dim`` (see :func:`softsym.numerics.sketch.leverage_scores`), ``refine``
     (safeguarded mode only: ``"auto"`` (default), or k >= 0 iterative-refinement steps per
     iteration; 0 is the papers' step) and ``exact_above`` (safeguarded mode only, default
     0.04: the cost rule's fraction of ``n``).  Result fields: ``sample_rows``,
@@ -141,7 +141,7 @@ class ApproxNewton(Solver):
         self.eps0 = sketch._open_unit("eps0", eps0)
         self.delta = sketch._open_unit("delta", delta)
         self.seed = seed
-        sketch._rng(seed)  # validate now
+        sketch.as_generator(seed)  # validate now
         if mode not in MODES:
             raise ValidationError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
@@ -175,7 +175,7 @@ class ApproxNewton(Solver):
 
     def init(self, objective, x0: np.ndarray) -> State:
         rows = sketch.row_access(objective)
-        rng = sketch._rng(self.seed)  # a fresh Generator per run for an int seed: same seed, same iterates
+        rng = sketch.as_generator(self.seed)  # a fresh Generator per run for an int seed: same seed, same iterates
         d = objective.d
         # the cost rule (safeguarded mode): exact Hessians when even exact scores (d_eff = d)
         # would ask for >= exact_above * n rows
@@ -316,8 +316,7 @@ class ApproxNewton(Solver):
                 raise SolverFailure(INDEFINITE, "the sparsified Hessian is not positive definite "
                                                 "(paper mode has no shift); use mode='safeguarded'") from None
             ex["shifted_steps"] += 1
-            _, tau = shifted_cholesky_solve(H, np.zeros(H.shape[0]))
-            c = cho_factor(H + tau * np.eye(H.shape[0]), lower=True, check_finite=False)
+            c, _ = shifted_cholesky(H)
         return lambda rhs: cho_solve(c, rhs, check_finite=False)
 
     def extra_result(self, state: State) -> dict:
@@ -326,63 +325,3 @@ class ApproxNewton(Solver):
                 "exact_steps": ex["exact_steps"], "reused_hessian_steps": ex["reused_steps"],
                 "signed_steps": ex["signed_steps"], "shifted_steps": ex["shifted_steps"],
                 "hessian_vector_products": ex["hvps"], "mode": self.mode, "eps0": self.eps0, "delta": self.delta}
-
-
-def demo_section(out_dir) -> str:
-    """Markdown section for ``softsym demo``: approximate vs exact Newton vs GD on seeds 000/001.
-
-    Small deterministic planted instances (softmax regression, rescaled exp regression;
-    n = 20000, d = 8); writes ``approx_newton.png`` into ``out_dir``.
-    """
-    from pathlib import Path
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .. import datasets
-    from ..objective import Objective
-    from . import minimize
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cases = [("softmax (000)", "softmax", 2.0), ("rescaled_exp (001)", "rescaled_exp", 0.5)]
-    # at n/d = 2500 the default cost rule would take exact Hessians: exact_above=1 shows the sampling
-    methods = [("newton", {}), ("approx-newton", {"eps0": 0.25, "seed": 0, "exact_above": 1.0}),
-               ("gd", {"maxiter": 300})]
-    rows = []
-    fig, axes = plt.subplots(1, len(cases), figsize=(11, 4))
-    for ax, (label, name, radius) in zip(axes, cases):
-        inst = datasets.synthetic(name, 20_000, 8, seed=1, radius=radius)
-        beta = inst.objective().pieces(inst.x_star).beta
-        w = np.full(inst.A.shape[0], np.sqrt(0.3 * np.median(np.abs(beta))))
-        xstar = minimize(Objective(name, inst.A, inst.b, w), method="newton", tol=1e-13).x
-        for method, opts in methods:
-            obj = Objective(name, inst.A, inst.b, w)
-            xs = [np.zeros(obj.d)]
-            res = minimize(obj, method=method, tol=1e-10, callback=lambda r: xs.append(r.x), **opts)
-            err = [max(float(np.linalg.norm(x - xstar)), 1e-17) for x in xs]
-            ax.semilogy(err, marker="." if method != "gd" else None, label=method)
-            m = int(np.median(res.sample_rows)) if res.get("sample_rows") else "—"
-            rows.append(f"| {label} | {method} | {res.nit} | {res.history['time'][-1]:.3f} | {err[-1]:.2e} "
-                        f"| {res.rel_grad_norm:.1e} | {m} |")
-        ax.set_title(f"{label}, n=20000, d=8, ||x*|| = {np.linalg.norm(xstar):.2f}")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(r"$\|x_t - x^*\|$")
-        ax.set_xlim(0, 40)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "approx_newton.png", dpi=100)
-    plt.close(fig)
-    return "\n".join([
-        "## Approximate Newton (leverage-score sparsified Hessian)", "",
-        "Seeds 000/001: x <- x - H~^-1 grad L with H~ = (rows of D^1/2 A sampled by leverage scores, "
-        "reweighted) + the exact rank-2 part; eps0 = 0.25, delta = 0.01, safeguarded mode with its "
-        "default refinement (exact Hessian-vector products) and the cost rule off (exact_above=1: at this "
-        "n/d the default would use the exact Hessian); GD capped at 300 iterations; x* from Newton to "
-        "relative gradient 1e-13.", "",
-        "| instance | method | iterations | time [s] | ‖x − x*‖ | rel. grad | median rows m (of n) |",
-        "|---|---|---|---|---|---|---|", *rows, "",
-        "![approximate Newton vs Newton vs GD](approx_newton.png)", ""])

@@ -8,6 +8,7 @@ gradient norm, iteration cap), callbacks, counters, failure reporting and the
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
@@ -40,23 +41,48 @@ class State:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-SOLVERS: dict[str, type["Solver"]] = {}
+#: family -> method name -> solver class
+SOLVERS: dict[str, dict[str, type["Solver"]]] = {}
 
 
 def register(cls: type["Solver"]) -> type["Solver"]:
-    """Class decorator: make ``cls`` available as ``softsym.minimize(..., method=cls.name)``."""
-    SOLVERS[cls.name] = cls
+    """Class decorator: make ``cls`` available as ``softsym.minimize(problem, method=cls.name)``
+    for problems of the families in ``cls.families``."""
+    for family in cls.families:
+        SOLVERS.setdefault(family, {})[cls.name] = cls
     return cls
 
 
+def solver_class(family: str, method: str) -> type["Solver"]:
+    """The solver registered as ``method`` for ``family``; ``ValidationError`` listing the choices."""
+    methods = SOLVERS.get(family, {})
+    if not isinstance(method, str) or method not in methods:
+        raise ValidationError(f"unknown method {method!r} for the {family} family; available: "
+                              f"{', '.join(sorted(methods)) or 'none'}")
+    return methods[method]
+
+
+def make_solver(family: str, method: str, options: dict[str, Any]) -> "Solver":
+    """The solver ``method`` for ``family`` built with ``options``; unknown options are a
+    ``ValidationError`` naming them and the known ones (never a ``TypeError``)."""
+    cls = solver_class(family, method)
+    params = inspect.signature(cls).parameters
+    known = sorted(k for k, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValidationError(f"method {method!r} ({family} family) got unknown option(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(known) or 'none'}")
+    return cls(**options)
+
+
 class Solver:
-    """Base class: subclasses set ``name`` and implement ``step`` (and optionally ``init``)."""
+    """Base class: subclasses set ``name`` and implement ``step`` (and optionally ``init``).
+
+    ``families`` names the problem families whose objectives the solver can drive.
+    """
 
     name: ClassVar[str]
-
-    def __init__(self, **options: Any):
-        if options:
-            raise ValidationError(f"method {self.name!r} got unknown options {sorted(options)}")
+    families: ClassVar[tuple[str, ...]] = ("normalized",)
 
     def init(self, objective, x0: np.ndarray) -> State:
         f, g = objective.fun_and_jac(x0)

@@ -1,0 +1,1 @@
+"""Symbolic bounds under declared assumptions: one module per family."""

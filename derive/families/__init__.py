@@ -1,0 +1,1 @@
+"""How a spec becomes formulas, proofs and emitted kernels: one module per family."""

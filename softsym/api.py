@@ -1,0 +1,77 @@
+"""The two entry points: :func:`objective` binds data to a member, :func:`minimize` solves a problem."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+import numpy as np
+from scipy.optimize import OptimizeResult
+
+from .errors import ValidationError
+from .problems.normalized import Objective
+from .solvers import DEFAULT_MAXITER, DEFAULT_METHOD, make_solver, run
+from .theory.start import start_condition
+
+#: the relative gradient tolerance when none is given, per family
+DEFAULT_TOL = {"normalized": 1e-10, "attention": 1e-8}
+
+
+def objective(name: str, A, b, w=None):
+    """Bind data to normalized member ``name`` (see :func:`softsym.catalogue`).
+
+    ``A`` is (n, d), ``b`` and ``w`` are (n,); ``w`` defaults to zero (no regularizer
+    1/2 ||W A x||^2).  When ``A`` is a Dask array the result is a
+    :class:`softsym.backends.dask.DaskObjective` with the same interface (chunked evaluation).
+    """
+    dask_array = sys.modules.get("dask.array")  # a Dask array implies dask.array is imported
+    if dask_array is not None and isinstance(A, dask_array.Array):
+        from .backends.dask import DaskObjective
+
+        return DaskObjective(name, A, b, w)
+    return Objective(name, A, b, w)
+
+
+def minimize(problem, x0=None, method: str | None = None, tol: float | None = None, maxiter: int | None = None,
+             callback: Callable[[OptimizeResult], Any] | None = None, certify_start: bool = True,
+             **options: Any) -> OptimizeResult:
+    """Minimize ``problem`` from ``x0`` with ``method``; one entry point for every family.
+
+    ``problem`` is a normalized-family objective (:func:`objective`, also on Dask arrays) or an
+    :class:`~softsym.problems.attention.AttentionRegression` (``x0``: ``(X0, Y0)``, either may be
+    None, or the joint vector).  ``method`` defaults to the family's (``DEFAULT_METHOD``); the
+    registered methods per family are in ``softsym.solvers.SOLVERS``.  ``x0`` defaults to 0.
+
+    Stops when ||grad L(x)|| <= tol * ||grad L(x0)|| (relative gradient norm; ``tol`` defaults
+    to 1e-10, 1e-8 for attention) or after ``maxiter`` iterations.  Returns a
+    ``scipy.optimize.OptimizeResult`` with ``x, fun, jac, nit, nfev, njev, nhev, success, status,
+    message`` plus ``rel_grad_norm`` and ``history`` (loss, gradient norm and elapsed time per
+    iteration); attention results also carry ``X`` and ``Y``.  Status: 0 converged, 1 iteration
+    cap, 2 line search/non-descent, 3 overflow, 4 indefinite Hessian, 99 callback stopped.
+    ``callback(intermediate_result)`` is called after every iteration; raising
+    ``StopIteration`` stops cleanly.  Extra keyword options go to the method.
+    With ``certify_start`` (normalized family) the result also reports ``start_certified`` and
+    ``start_condition``: whether the derived bounds certify the Newton theory's start condition
+    ``M ||x0 - x*|| <= 0.1 l`` (see :func:`softsym.theory.start.start_condition`).
+    """
+    family = getattr(problem, "family", None)
+    if family not in DEFAULT_METHOD:
+        raise ValidationError(f"minimize needs a problem of one of the families {sorted(DEFAULT_METHOD)}, "
+                              f"got {type(problem).__name__}")
+    method = DEFAULT_METHOD[family] if method is None else method
+    solver = make_solver(family, method, options)
+    if family == "normalized":
+        obj = problem
+        x0 = np.zeros(obj.d) if x0 is None else x0
+    else:
+        obj = problem.objective()
+        x0 = problem.start(x0)
+    tol = DEFAULT_TOL[family] if tol is None else tol
+    maxiter = DEFAULT_MAXITER.get(method, 1000) if maxiter is None else maxiter
+    res = run(solver, obj, x0, tol, maxiter, callback)
+    if hasattr(obj, "result_fields"):
+        res.update(obj.result_fields(res.x))
+    if certify_start and family == "normalized":
+        grad0 = res.history["grad_norm"][0] if res.history["grad_norm"] else None
+        res.update(start_condition(obj, x0, grad0))
+    return res

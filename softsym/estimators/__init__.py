@@ -1,0 +1,1 @@
+"""Gradient estimators that use loss values only."""

@@ -1,0 +1,1 @@
+"""Numerical building blocks shared by problems and solvers: row kernels, sketching, CG, Cholesky."""

@@ -1,0 +1,147 @@
+"""Score estimation for diffusion models with two-layer networks (paper 004).
+
+A Gaussian mixture ``p_0 = sum_k pi_k N(mu_k, s_k^2 I)`` in ``R^d`` under the
+Ornstein-Uhlenbeck forward process ``dX = -X dt + sqrt(2) dB`` stays a Gaussian mixture::
+
+    X_t = e^{-t} X_0 + sigma_t Z,  sigma_t^2 = 1 - e^{-2t}
+    p_t = sum_k pi_k N(e^{-t} mu_k, v_k(t) I),  v_k(t) = e^{-2t} s_k^2 + sigma_t^2
+
+so its score ``grad log p_t`` is known exactly and a learned score's error can be measured.
+The network is a vector-output :class:`~softsym.problems.two_layer.TwoLayerNetwork` on the features
+``(x, 1)`` (a constant input acts as the first-layer bias), trained by denoising score
+matching: regress ``-Z / sigma_t`` on ``X_t`` (the minimizer of that least-squares problem is
+the true score), one network per noise level ``t``.
+
+    >>> from softsym.problems.mixture_score import GaussianMixture
+    >>> gm = GaussianMixture.ring(k=3, d=2)
+    >>> gm.score(gm.sample(4, t=0.5, seed=0), t=0.5).shape
+    (4, 2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validate import as_array, count, positive
+from ..errors import ValidationError
+from ..registry import kernels
+from .two_layer import TwoLayerNetwork
+
+_SCORE_MEMBER = "gaussian_mixture_score"
+
+
+@dataclass(frozen=True)
+class GaussianMixture:
+    """``p_0 = sum_k weights_k N(means_k, stds_k^2 I_d)``."""
+
+    means: np.ndarray    # (k, d)
+    stds: np.ndarray     # (k,)
+    weights: np.ndarray  # (k,), sums to 1
+
+    def __post_init__(self) -> None:
+        means = as_array("means", self.means, 2)
+        k = means.shape[0]
+        stds = as_array("stds", self.stds, 1, (k,))
+        weights = as_array("weights", self.weights, 1, (k,))
+        if np.any(stds <= 0):
+            raise ValidationError("stds must be > 0")
+        if np.any(weights < 0) or weights.sum() <= 0:
+            raise ValidationError("weights must be >= 0 with a positive sum")
+        object.__setattr__(self, "means", means)
+        object.__setattr__(self, "stds", stds)
+        object.__setattr__(self, "weights", weights / weights.sum())
+
+    @classmethod
+    def ring(cls, k: int = 3, d: int = 2, radius: float = 2.0, std: float = 0.4) -> GaussianMixture:
+        """``k`` equal-weight components on a circle in the first two coordinates."""
+        k, d = count("k", k, 1), count("d", d, 2)
+        ang = 2 * np.pi * np.arange(k) / k
+        means = np.zeros((k, d))
+        means[:, 0], means[:, 1] = radius * np.cos(ang), radius * np.sin(ang)
+        return cls(means=means, stds=np.full(k, float(std)), weights=np.full(k, 1.0 / k))
+
+    @property
+    def d(self) -> int:
+        return self.means.shape[1]
+
+    def at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(means, variances) of ``p_t``'s components under the OU process."""
+        t = positive("t", t, allow_zero=True)
+        e = np.exp(-t)
+        return e * self.means, e**2 * self.stds**2 + (1.0 - e**2)
+
+    def _args(self, x, t: float) -> tuple:
+        x = as_array("x", x, 2, (None, self.d))
+        mu, var = self.at(t)
+        return x, np.ascontiguousarray(mu), var, np.log(self.weights)
+
+    def log_density(self, x, t: float) -> np.ndarray:
+        """``log p_t(x)`` (n,), from the generated ``gaussian_mixture_score`` kernels."""
+        return kernels(_SCORE_MEMBER).log_density(*self._args(x, t))
+
+    def score(self, x, t: float) -> np.ndarray:
+        """Exact ``grad log p_t(x)`` (n, d): ``sum_k r_k(x) q_x``, ``r = softmax_k(log w_k + ell_k(x))``.
+
+        Derived and proven in ``derive/score.py`` (see ``generated/gaussian_mixture_score.md``).
+        The score of a Gaussian mixture is itself a softmax-weighted sum -- the reason a softmax
+        network is a natural score model.
+        """
+        return kernels(_SCORE_MEMBER).score(*self._args(x, t))
+
+    def sample(self, n: int, t: float = 0.0, seed: int | np.random.Generator = 0) -> np.ndarray:
+        """``n`` samples of ``p_t``."""
+        return self.noised(n, t, seed)[1]
+
+    def noised(self, n: int, t: float, seed: int | np.random.Generator = 0
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x_0, x_t, z)`` with ``x_0 ~ p_0``, ``z ~ N(0, I)``, ``x_t = e^{-t} x_0 + sigma_t z``."""
+        n = count("n", n, 1)
+        t = positive("t", t, allow_zero=True)
+        rng = np.random.default_rng(seed)
+        comp = rng.choice(len(self.weights), size=n, p=self.weights)
+        x0 = self.means[comp] + self.stds[comp, None] * rng.standard_normal((n, self.d))
+        z = rng.standard_normal((n, self.d))
+        return x0, np.exp(-t) * x0 + np.sqrt(1.0 - np.exp(-2 * t)) * z, z
+
+
+def features(x) -> np.ndarray:
+    """Network inputs ``(x, 1)``: the constant column is the first layer's bias."""
+    x = as_array("x", x, 2)
+    return np.hstack([x, np.ones((x.shape[0], 1))])
+
+
+@dataclass
+class ScoreModel:
+    """A trained score network for one noise level ``t``."""
+
+    net: TwoLayerNetwork
+    t: float
+    losses: np.ndarray
+
+    def __call__(self, x) -> np.ndarray:
+        return self.net.forward(features(x))
+
+
+def train_score(gm: GaussianMixture, t: float, m: int = 128, activation: str = "softmax", n: int = 2000,
+                steps: int = 300, lr: float | None = None, seed: int = 0) -> ScoreModel:
+    """Denoising score matching at noise level ``t > 0``: full-batch GD on
+    ``1/2 sum_i ||s(x_t,i) + z_i / sigma_t||^2`` with a vector-output two-layer network.
+
+    ``lr`` defaults to ``1 / lambda_max`` of the NTK at initialization (see
+    :meth:`TwoLayerNetwork.fit`).
+    """
+    t = positive("t", t)
+    _, xt, z = gm.noised(n, t, seed)
+    sigma = np.sqrt(1.0 - np.exp(-2 * t))
+    net = TwoLayerNetwork(gm.d + 1, m, activation=activation, d_out=gm.d, seed=seed + 1)
+    res = net.fit(features(xt), -z / sigma, lr=lr, steps=steps, record=False)
+    return ScoreModel(net=net, t=t, losses=res.loss)
+
+
+def score_error(gm: GaussianMixture, model, t: float, n: int = 4000, seed: int = 12345) -> float:
+    """Relative L2 score error ``sqrt(E||s(x) - grad log p_t(x)||^2 / E||grad log p_t(x)||^2)``, ``x ~ p_t``."""
+    x = gm.sample(n, t, seed)
+    true = gm.score(x, t)
+    return float(np.sqrt(np.mean(np.sum((model(x) - true) ** 2, axis=1)) / np.mean(np.sum(true**2, axis=1))))

@@ -1,0 +1,118 @@
+"""The catalogue: generated manifests, their members, and loading their kernel modules.
+
+The built-in kernels are the package ``softsym.kernels`` (the repository's ``generated/``);
+directories made by ``softsym generate SPEC.py --out DIR`` join with :func:`load_kernels`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from types import ModuleType
+
+from .errors import UnknownObjectiveError, ValidationError
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """One catalogue member, as recorded in a generated manifest."""
+
+    name: str
+    family: str
+    doc: str
+    paper: str
+    spec_hash: str
+    proof: tuple[str, ...]
+    shift_invariant: bool
+    package: str = "softsym.kernels"
+
+
+# Kernel packages: the built-in one plus directories loaded with load_kernels().
+_PACKAGES: dict[str, Path] = {}
+
+
+def _builtin_dir() -> Path:
+    return Path(str(resources.files("softsym.kernels")))
+
+
+@cache
+def _manifest(package: str) -> dict:
+    directory = _builtin_dir() if package == "softsym.kernels" else _PACKAGES[package]
+    return json.loads((directory / "manifest.json").read_text("utf-8"))
+
+
+def _members() -> dict[str, MemberInfo]:
+    out: dict[str, MemberInfo] = {}
+    for package in ("softsym.kernels", *_PACKAGES):
+        for name, m in _manifest(package)["members"].items():
+            out[name] = MemberInfo(name=name, family=m["family"], doc=m["doc"], paper=m["paper"],
+                                   spec_hash=m["spec_hash"], proof=tuple(m["proof"]),
+                                   shift_invariant=bool(m.get("shift_invariant", False)), package=package)
+    return out
+
+
+def catalogue(family: str | None = None) -> list[MemberInfo]:
+    """All catalogue members (optionally of one family), sorted by name.
+
+    Includes members from directories loaded with :func:`load_kernels`.
+    """
+    return [m for _, m in sorted(_members().items()) if family is None or m.family == family]
+
+
+def member(name: str, family: str | None = None) -> MemberInfo:
+    """The catalogue entry called ``name``; ``UnknownObjectiveError`` listing the choices otherwise."""
+    members = {m.name: m for m in catalogue(family)}
+    if not isinstance(name, str) or name not in members:
+        other = {m.name: m.family for m in catalogue()}.get(name) if isinstance(name, str) else None
+        if other is not None:
+            raise UnknownObjectiveError(f"{name!r} belongs to the {other} family; this needs a {family} member: "
+                                        f"{', '.join(sorted(members))}")
+        raise UnknownObjectiveError(f"unknown objective {name!r}; catalogue members: {', '.join(sorted(members))}")
+    return members[name]
+
+
+def load_kernels(directory: str | Path) -> list[MemberInfo]:
+    """Make the members generated into ``directory`` (``softsym generate SPEC.py --out DIR``) usable.
+
+    Afterwards ``softsym.objective(name, ...)`` and ``softsym.catalogue()`` know them.  A name
+    that clashes with an already known member is an error.
+    """
+    directory = Path(directory).resolve()
+    manifest_path = directory / "manifest.json"
+    if not manifest_path.is_file():
+        raise ValidationError(f"{directory} has no manifest.json: not a softsym kernel directory "
+                              "(create one with `softsym generate SPEC.py --out DIR`)")
+    package = "softsym_user_kernels_" + hashlib.sha256(str(directory).encode()).hexdigest()[:12]
+    if package not in _PACKAGES:
+        names = json.loads(manifest_path.read_text("utf-8"))["members"]
+        clash = sorted(set(names) & set(_members()))
+        if clash:
+            raise ValidationError(f"{directory}: member names {clash} are already in the catalogue")
+        spec = importlib.util.spec_from_file_location(package, directory / "__init__.py",
+                                                      submodule_search_locations=[str(directory)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[package] = module
+        spec.loader.exec_module(module)
+        _PACKAGES[package] = directory
+    return [m for m in catalogue() if m.package == package]
+
+
+def generated_module(info: MemberInfo, suffix: str = "") -> ModuleType:
+    """The generated module ``<member><suffix>`` of ``info``, checked against the manifest's spec hash."""
+    mod = importlib.import_module(f"{info.package}.{info.name}{suffix}")
+    if mod.SPEC_HASH != info.spec_hash:
+        raise RuntimeError(f"generated module {info.name}{suffix} does not match the manifest; run `make generate`")
+    return mod
+
+
+@cache
+def kernels(name: str) -> ModuleType:
+    """The generated kernel module of member ``name``."""
+    return generated_module(member(name))

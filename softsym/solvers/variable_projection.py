@@ -1,0 +1,163 @@
+"""Variable projection for attention regression (paper 003): Newton on phi(X) = min_Y L(X, Y).
+
+Our reading of the paper's iterative (Newton-type) algorithm.  L is a convex quadratic in Y,
+so Y*(X) is one least-squares solve (``AttentionRegression.minimize_y``).  Each iteration takes
+a Newton step on phi, whose gradient is dL/dX at (X, Y*(X)) and whose Hessian is the Schur
+complement H_xx - H_xy H_yy^+ H_yx (the X-Y coupling included), with Armijo backtracking on
+phi (every trial X gets its own Y*(X)); convergence is quadratic near a nondegenerate
+minimizer.  Registered for the attention family as ``newton`` (the full reduced Hessian) and
+``newton-cg`` (truncated CG on the matrix-free reduced Hessian-vector product).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ValidationError
+from ..numerics.cg import truncated_cg
+from ..numerics.cholesky import NotPositiveDefinite, shifted_cholesky_solve
+from ..problems.attention import JointObjective
+from .base import INDEFINITE, Solver, SolverFailure, State, backtracking, register
+
+
+class _InX:
+    """L(., Y) as a function of x = vec(X), for the line search."""
+
+    def __init__(self, prob, Y: np.ndarray):
+        self.prob, self.Y = prob, Y
+
+    def fun(self, x: np.ndarray) -> float:
+        k = self.prob.d
+        return self.prob.loss(x.reshape(k, k), self.Y)
+
+    def jac(self, x: np.ndarray) -> np.ndarray:
+        k = self.prob.d
+        return self.prob.grad(x.reshape(k, k), self.Y)[0].ravel()
+
+
+class _Reduced:
+    """phi(X) = min_Y L(X, Y) as a function of x = vec(X), for the line search.
+
+    Each trial X gets Y*(X) by one least-squares solve started from the current Y, and phi(X)
+    with it, from one forward sweep (``AttentionRegression.y_star_and_value``); the last
+    (x, Y*(x), phi(x)) is kept so the accepted step's Y need not be recomputed.
+    """
+
+    def __init__(self, prob, Y: np.ndarray):
+        self.prob, self.Y = prob, Y
+        self.last: tuple[np.ndarray, np.ndarray, float] | None = None
+
+    def _at(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        if self.last is None or not np.array_equal(self.last[0], x):
+            k = self.prob.d
+            self.last = (x.copy(), *self.prob.y_star_and_value(x.reshape(k, k), self.Y))
+        return self.last
+
+    def y_star(self, x: np.ndarray) -> np.ndarray:
+        return self._at(x)[1]
+
+    def fun(self, x: np.ndarray) -> float:
+        return self._at(x)[2]
+
+    def jac(self, x: np.ndarray) -> np.ndarray:
+        k = self.prob.d
+        return self.prob.grad(x.reshape(k, k), self.y_star(x))[0].ravel()
+
+
+def _newton_direction(method: str, g: np.ndarray, hess: Callable[[], np.ndarray],
+                      hvp: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, int]:
+    """Newton direction in x for ``method`` ("newton": shifted Cholesky on ``hess()``, "newton-cg":
+    truncated CG on ``hvp``), steepest descent when that is not a descent direction; (d, CG iters)."""
+    cg_iters = 0
+    if method == "newton":
+        try:
+            d, _ = shifted_cholesky_solve(hess(), -g)
+        except NotPositiveDefinite as exc:
+            raise SolverFailure(INDEFINITE, str(exc)) from None
+    else:
+        d, cg_iters = truncated_cg(hvp, g, 2 * g.size + 10)
+    if not float(g @ d) < 0:
+        d = -g
+    return d, cg_iters
+
+
+class _VariableProjection(Solver):
+    """Newton on phi(X) = min_Y L(X, Y) (Schur-complement Hessian), backtracking on phi.
+
+    ``reduced=False`` runs the coupling-blind alternation instead (kept for comparison): exact
+    Y-minimization, then a Newton step in X with d2L/dx2 at fixed Y and backtracking on
+    L(., Y); it converges only linearly.
+    """
+
+    families = ("attention",)
+    direction: str  # "newton" or "newton-cg"
+
+    def __init__(self, reduced: bool = True):
+        if not isinstance(reduced, bool):
+            raise ValidationError(f"reduced must be True or False, got {reduced!r}")
+        self.reduced = reduced
+
+    def step(self, objective: JointObjective, state: State) -> State:
+        step = self._reduced_step if self.reduced else self._alternating_step
+        return step(objective, state)
+
+    def _reduced_step(self, objective: JointObjective, state: State) -> State:
+        prob = objective.prob
+        k = prob.d
+        X, Y = objective.split(state.x)
+        if not state.extra.get("y_star", False):  # the start's Y0 is arbitrary: project once
+            Y = prob.minimize_y(X, Y)
+        f, gX = prob.hess_state(X, Y)[:2]
+        g = gX.ravel()
+        d, cg_iters = _newton_direction(self.direction, g, lambda: prob.reduced_hess_x(X, Y),
+                                        lambda v: prob.reduced_hessp_x(X, Y, v.reshape(k, k)).ravel())
+        phi = _Reduced(prob, Y)
+        if float(np.linalg.norm(g)) > 0:
+            t, _ = backtracking(phi, X.ravel(), float(f), g, d)
+            X = X + t * d.reshape(k, k)
+        Y = phi.y_star(X.ravel())
+        z = np.concatenate([X.ravel(), Y.ravel()])
+        f, gz = objective.fun_and_jac(z)
+        extra = {"cg_iters": state.extra.get("cg_iters", 0) + cg_iters, "y_star": True}
+        return State(x=z, f=f, g=gz, extra=extra)
+
+    def _alternating_step(self, objective: JointObjective, state: State) -> State:
+        """Exact Y-minimization, then a Newton step in X at fixed Y with backtracking on L(., Y)."""
+        prob = objective.prob
+        k = prob.d
+        X, Y = objective.split(state.x)
+        Y = prob.minimize_y(X, Y)
+        f, gX = prob.hess_state(X, Y)[:2]
+        g = gX.ravel()
+        d, cg_iters = _newton_direction(self.direction, g, lambda: prob.hess_x(X, Y),
+                                        lambda v: prob.hessp_x(X, Y, v.reshape(k, k)).ravel())
+        if float(np.linalg.norm(g)) > 0:
+            t, _ = backtracking(_InX(prob, Y), X.ravel(), float(f), g, d)
+            X = X + t * d.reshape(k, k)
+        z = np.concatenate([X.ravel(), Y.ravel()])
+        f, gz = objective.fun_and_jac(z)
+        extra = {"cg_iters": state.extra.get("cg_iters", 0) + cg_iters}
+        return State(x=z, f=f, g=gz, extra=extra)
+
+    def extra_result(self, state: State) -> dict:
+        return {"cg_iters": int(state.extra.get("cg_iters", 0))}
+
+
+@register
+class VariableProjectionNewton(_VariableProjection):
+    """Variable projection with the full d^2 x d^2 reduced Hessian (Cholesky, shifted when
+    indefinite); for small d."""
+
+    name = "newton"
+    direction = "newton"
+
+
+@register
+class VariableProjectionNewtonCG(_VariableProjection):
+    """Variable projection with truncated CG on the matrix-free reduced Hessian-vector product
+    (one pass of five n^2 d products each); the default for attention."""
+
+    name = "newton-cg"
+    direction = "newton-cg"

@@ -1,0 +1,1 @@
+"""What is known about a result: derived bounds, their certification, and start conditions."""
