@@ -201,6 +201,19 @@ def test_readme_is_short():
     assert len((ROOT / "README.md").read_text().splitlines()) <= README_MAX_LINES
 
 
+def test_citation_license_and_changelog_agree_with_the_package():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    yaml = pytest.importorskip("yaml")        # installed with dask (the test extra)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert str(cff["version"]) == project["version"] and cff["license"] == project["license"] == "MIT"
+    readme_ids = re.findall(r"\[(\d{4}\.\d{5})\]\(https://arxiv\.org/abs/\1\)", (ROOT / "README.md").read_text())
+    cff_ids = [i["value"].removeprefix("arXiv:") for r in cff["references"] for i in r["identifiers"]]
+    assert len(readme_ids) == 5 and cff_ids == readme_ids
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
+    assert f"## {project['version']}" in (ROOT / "CHANGELOG.md").read_text()
+
+
 def main(argv: list[str]) -> int:
     """Run the snippets of the Markdown files named in ``argv`` in a fresh temporary directory."""
     status = 0
