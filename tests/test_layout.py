@@ -143,7 +143,8 @@ def test_no_private_name_imported_across_modules():
 
 
 #: what looks like a path to a Markdown file of the repository in code, tests or docs
-MARKDOWN_NAME = re.compile(r"(?<![\w/.-])((?:\.\./)*(?:docs|generated|papers)/[\w./-]*\.md|(?:\.\./)*[A-Z][A-Z_]*\.md)\b")
+MARKDOWN_NAME = re.compile(r"(?<![\w/.-])((?:\.\./)*(?:docs|generated|papers)/[\w./-]*\.md"
+                           r"|(?:\.\./)*[A-Z][A-Z_]*\.md)\b")
 #: where the names are looked for
 NAMED_IN = ("softsym", "derive", "generated", "tests", "benchmarks", "docs")
 TOP_LEVEL = ("README.md", "CHANGELOG.md", "Makefile", "pyproject.toml", "CITATION.cff")
