@@ -191,7 +191,7 @@ def estimate(objective, x, K: int = 16, mu: float = 1e-5, kind: str = "gaussian"
 
     Parameters
     ----------
-    objective : a normalized-family :class:`softsym.Objective`.
+    objective : a normalized-family objective (:class:`softsym.NormalizedObjective`; it needs ``u(x)``, ``A``, ``b``, ``w``).
     K : number of directions.   mu : finite-difference step (> 0).
     kind : ``"gaussian"`` or ``"sphere"`` (uniform on the sqrt(d)-sphere).
     seed : stream seed (int), a Generator (one integer is drawn from it) or None (fresh).
