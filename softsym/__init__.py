@@ -14,7 +14,7 @@ from .errors import OverflowDetected, UnknownObjectiveError, ValidationError
 from .problems.attention import AttentionRegression
 from .problems.base import Objective
 from .problems.normalized import NormalizedObjective
-from .problems.two_layer import TwoLayerNetwork
+from .problems.two_layer import TwoLayerNetwork, TwoLayerRegression
 from .registry import MemberInfo, catalogue, load_kernels
 from .theory.bounds import Bounds, bounds
 from .theory.certify import Certificate, certify
@@ -23,6 +23,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AttentionRegression", "Bounds", "Certificate", "MemberInfo", "NormalizedObjective", "Objective", "OverflowDetected",
-    "TwoLayerNetwork", "UnknownObjectiveError", "ValidationError", "bounds", "catalogue", "certify",
+    "TwoLayerNetwork", "TwoLayerRegression", "UnknownObjectiveError", "ValidationError", "bounds", "catalogue", "certify",
     "load_kernels", "minimize", "objective",
 ]

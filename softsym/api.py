@@ -14,7 +14,7 @@ from .solvers import DEFAULT_MAXITER, DEFAULT_METHOD, make_solver, run
 from .theory.start import start_condition
 
 #: the relative gradient tolerance when none is given, per family
-DEFAULT_TOL = {"normalized": 1e-10, "attention": 1e-8}
+DEFAULT_TOL = {"normalized": 1e-10, "attention": 1e-8, "two_layer": 1e-8}
 
 
 def objective(name: str, A, b, w=None) -> NormalizedObjective:
@@ -37,15 +37,16 @@ def minimize(problem, x0=None, method: str | None = None, tol: float | None = No
              gtol_abs: float | None = None, **options: Any) -> OptimizeResult:
     """Minimize ``problem`` from ``x0`` with ``method``; one entry point for every family.
 
-    ``problem`` is a normalized-family objective (:func:`objective`, also on Dask arrays) or an
+    ``problem`` is a normalized-family objective (:func:`objective`, also on Dask arrays), an
     :class:`~softsym.problems.attention.AttentionRegression` (``x0``: ``(X0, Y0)``, either may be
-    None, or the joint vector).  ``method`` defaults to the family's (``DEFAULT_METHOD``); the
+    None, or the joint vector) or a :class:`~softsym.problems.two_layer.TwoLayerRegression`
+    (``x0``: ``W0`` or ``vec(W0)``, default the network's ``W``; the result carries ``W``).  ``method`` defaults to the family's (``DEFAULT_METHOD``); the
     registered methods per family are in ``softsym.solvers.SOLVERS``.  ``x0`` defaults to 0.
 
     Stops with success when ||grad L(x)|| <= max(tol * ||grad L(x0)||, gtol_abs) (relative
     gradient norm, ``tol`` defaulting per family (``DEFAULT_TOL``), next to an absolute floor:
     ``gtol_abs=None`` is the gradient's rounding level
-    ``16 eps sqrt(d) max(1, |L(x)|) grad_unit``, see :mod:`softsym.solvers.base`), or after
+    ``32 eps sqrt(d) max(1, |L(x)|) grad_unit``, see :mod:`softsym.solvers.base`), or after
     ``maxiter`` iterations.  Returns a
     ``scipy.optimize.OptimizeResult`` with ``x, fun, jac, nit, nfev, njev, nhev, success, status,
     message`` plus ``rel_grad_norm`` and ``history`` (loss, gradient norm and elapsed time per

@@ -12,9 +12,9 @@ What a solver may call on an objective (:class:`Objective`, checked at run time 
 Optional, looked up with ``getattr`` by the solvers that need them:
 
 * ``hess(x)`` (a new (d, d) array) and ``hessp(x, p)`` (:class:`HessianObjective`);
-* ``grad_unit`` (float): the size of the gradient of a unit loss change per unit of ``x``
-  along the data (``max_i ||A_i||`` for ``L(A x)``); the driver's absolute gradient floor
-  scales with it (default 1);
+* ``grad_unit`` (float): the gradient's rounding scale per unit of loss, in units of ``x``
+  (``max_i ||A_i||`` for the normalized family); the driver's absolute gradient
+  floor scales with it (default 1);
 * normalized family (:class:`NormalizedFamilyObjective`): ``name``, ``n``, ``u(x)`` (``A x``),
   ``pieces(x)`` (structured derivatives in u-space; read-only arrays) and ``row_access()`` or
   ``A`` (row access for sketching solvers, :func:`softsym.numerics.sketch.row_access`).

@@ -192,7 +192,8 @@ class DaskObjective(MemoObjective):
 
     @property
     def grad_unit(self) -> float:
-        """``max_i ||A_i||`` (one pass over ``A`` on first use, then kept)."""
+        """``max_i ||A_i||`` as in :attr:`NormalizedObjective.grad_unit` (one pass over ``A`` on
+        first use, then kept)."""
         if self._grad_unit is None:
             self._grad_unit = float(da.sqrt(da.max(da.sum(self.A * self.A, axis=1))).compute())
         return self._grad_unit
