@@ -46,7 +46,7 @@ def minimize(problem, x0=None, method: str | None = None, tol: float | None = No
     Stops with success when ||grad L(x)|| <= max(tol * ||grad L(x0)||, gtol_abs) (relative
     gradient norm, ``tol`` defaulting per family (``DEFAULT_TOL``), next to an absolute floor:
     ``gtol_abs=None`` is the gradient's rounding level
-    ``32 eps sqrt(d) max(1, |L(x)|) grad_unit``, see :mod:`softsym.solvers.base`), or after
+    ``16 eps sqrt(d) max(1, |L(x)|) grad_unit``, see :mod:`softsym.solvers.base`), or after
     ``maxiter`` iterations.  Returns a
     ``scipy.optimize.OptimizeResult`` with ``x, fun, jac, nit, nfev, njev, nhev, success, status,
     message`` plus ``rel_grad_norm`` and ``history`` (loss, gradient norm and elapsed time per

@@ -245,6 +245,10 @@ class DaskObjective(MemoObjective):
             c.update(H0=np.ascontiguousarray(parts[:, :d]), jac=parts[:, d].copy(),
                      ap=parts[:, d + 1].copy(), aq=parts[:, d + 2].copy())
 
+    def u(self, x) -> np.ndarray:
+        """u = A x as a NumPy array (gathers ``n`` floats from the workers)."""
+        return np.asarray(self._at(x)["u"], dtype=np.float64)
+
     def fun(self, x) -> float:
         """L(x)."""
         c = self._at(x)
