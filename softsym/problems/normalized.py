@@ -65,7 +65,7 @@ class NormalizedObjective(MemoObjective):
     def grad_unit(self) -> float:
         """``max_i ||A_i||``: a unit change of one loss term per unit of ``x`` (computed once)."""
         if self._grad_unit is None:
-            self._grad_unit = float(np.sqrt(np.max(np.einsum("ij,ij->i", self.A, self.A))))
+            self._grad_unit = float(rows.max_row_norm(self.A))
         return self._grad_unit
 
     # -- evaluation at x ------------------------------------------------------------------
