@@ -305,9 +305,10 @@ class ApproxNewton(Solver):
         evaluated: dict[float, ApproxNewtonState] = {}
 
         def evaluate(t: float) -> tuple[float, np.ndarray]:
-            x = state.x + t * step
+            with np.errstate(over="ignore", invalid="ignore"):
+                x = state.x + t * step
             ex.full_step = t == 1.0
-            return objective.pieces(x).loss, x
+            return (objective.pieces(x).loss if np.all(np.isfinite(x)) else np.inf), x
 
         def near_floor(t: float, ft: float, x: np.ndarray) -> bool:
             evaluated[t] = new = self._evaluate(objective, x, ex)

@@ -48,6 +48,15 @@ def rounding_floor(f: float, n_terms: int = 1) -> float:
     return ROUNDING_FACTOR * float(np.finfo(float).eps) * abs(float(f)) * float(np.sqrt(max(int(n_terms), 1)))
 
 
+def trial_loss(objective, x: np.ndarray, t: float, d: np.ndarray) -> float:
+    """``objective.fun(x + t d)``, ``inf`` when the trial point itself overflows (a huge first step)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        xt = x + t * d
+    if not np.all(np.isfinite(xt)):
+        return np.inf
+    return objective.fun(xt)
+
+
 def armijo(evaluate: Callable[[float], tuple[float, Any]], f0: float, slope: float, t0: float = 1.0, *,
            floor: float = 0.0, near_floor: Callable[[float, float, Any], bool] | None = None,
            c1: float = C1, shrink: float = SHRINK, max_trials: int = MAX_TRIALS) -> tuple[float, float, Any]:
@@ -90,7 +99,7 @@ def backtracking(objective, x: np.ndarray, f: float, g: np.ndarray, d: np.ndarra
     n_terms = getattr(objective, "n", 1) if n_terms is None else n_terms
 
     def evaluate(t: float) -> tuple[float, None]:
-        return objective.fun(x + t * d), None
+        return trial_loss(objective, x, t, d), None
 
     def near_floor(t: float, ft: float, _: Any) -> bool:
         return float(objective.jac(x + t * d) @ d) <= -0.8 * slope
@@ -111,7 +120,7 @@ def loss_only(objective, x: np.ndarray, f: float, d: np.ndarray, slope: float, t
     floor = rounding_floor(f, n_terms)
 
     def evaluate(t: float) -> tuple[float, None]:
-        return objective.fun(x + t * d), None
+        return trial_loss(objective, x, t, d), None
 
     def near_floor(t: float, ft: float, _: Any) -> bool:
         return C1 * t * -slope < floor and ft <= f

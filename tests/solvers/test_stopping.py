@@ -238,3 +238,18 @@ def test_backtracking_and_loss_only_on_an_objective():
     assert ft <= f - 1e-4 * t * (g @ g) and ft == obj.fun(x - t * g)
     t2, ft2 = loss_only(obj, x, f, -g, -(g @ g), t0=1e6)
     assert t2 == t and ft2 == ft  # far from the floor both are Armijo's test
+
+
+def test_a_trial_step_that_overflows_x_is_shortened_not_a_validation_error():
+    inst = synthetic("softmax", 100, 3, seed=0)
+    obj = inst.objective()
+    f, g = obj.fun_and_jac(np.zeros(3))
+    d = -g / np.abs(g).min()
+    with np.errstate(over="ignore"):
+        assert not np.all(np.isfinite(1e308 * d))  # the first trial point is not a float vector
+    try:
+        t, ft = backtracking(obj, np.zeros(3), f, g, d, t0=1e308)
+    except SolverFailure as exc:  # 60 halvings may not reach a sensible step: a failure, with its status
+        assert exc.status == Status.LINE_SEARCH
+    else:
+        assert np.isfinite(ft) and ft < f

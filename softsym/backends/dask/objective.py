@@ -44,7 +44,7 @@ import scipy.sparse
 from dask import delayed
 
 from ..._validate import as_array
-from ...errors import OverflowDetected, ValidationError
+from ...errors import ValidationError
 from ...problems.base import MemoObjective
 from ...problems.normalized import Pieces
 from ...registry import kernels, member
