@@ -11,6 +11,7 @@ from scipy.optimize import OptimizeResult
 from .errors import ValidationError
 from .problems.normalized import Objective
 from .solvers import DEFAULT_MAXITER, DEFAULT_METHOD, make_solver, run
+from .theory.attention import attention_guarantee
 from .theory.start import start_condition
 
 #: the relative gradient tolerance when none is given, per family
@@ -47,7 +48,11 @@ def minimize(problem, x0=None, method: str | None = None, tol: float | None = No
     ``scipy.optimize.OptimizeResult`` with ``x, fun, jac, nit, nfev, njev, nhev, success, status,
     message`` plus ``rel_grad_norm`` and ``history`` (loss, gradient norm and elapsed time per
     iteration); attention results also carry ``X`` and ``Y``.  Status: 0 converged, 1 iteration
-    cap, 2 line search/non-descent, 3 overflow, 4 indefinite Hessian, 99 callback stopped.
+    cap, 2 line search/non-descent, 3 overflow, 4 indefinite Hessian, 5 converged to a point that is
+    not a minimum (attention: lambda_min of the reduced Hessian below -psd_tol), 99 callback stopped.
+    Attention results also carry ``lambda_min``, ``is_minimum``, ``guarantee`` ("global": the derived
+    bounds certify the region and X lies in it; "local": a minimum without that certificate; "none")
+    and ``certificate`` (see :func:`softsym.theory.attention.attention_guarantee`).
     ``callback(intermediate_result)`` is called after every iteration; raising
     ``StopIteration`` stops cleanly.  Extra keyword options go to the method.
     With ``certify_start`` (normalized family) the result also reports ``start_certified`` and
@@ -74,4 +79,6 @@ def minimize(problem, x0=None, method: str | None = None, tol: float | None = No
     if certify_start and family == "normalized":
         grad0 = res.history["grad_norm"][0] if res.history["grad_norm"] else None
         res.update(start_condition(obj, x0, grad0))
+    if family == "attention":
+        res.update(attention_guarantee(problem, res))
     return res

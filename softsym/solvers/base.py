@@ -19,8 +19,8 @@ from scipy.optimize import OptimizeResult
 from .._validate import as_array, count, positive
 from ..errors import OverflowDetected, ValidationError
 
-# status codes (0 and 1 follow scipy)
-SUCCESS, MAXITER, LINE_SEARCH, OVERFLOW, INDEFINITE, CALLBACK = 0, 1, 2, 3, 4, 99
+# status codes (0 and 1 follow scipy); 5: the gradient test passed at a point that is not a minimum
+SUCCESS, MAXITER, LINE_SEARCH, OVERFLOW, INDEFINITE, SADDLE, CALLBACK = 0, 1, 2, 3, 4, 5, 99
 
 
 class SolverFailure(Exception):
@@ -93,6 +93,11 @@ class Solver:
 
     def extra_result(self, state: State) -> dict[str, Any]:
         """Solver-specific fields added to the result."""
+        return {}
+
+    def assess(self, objective, state: State, status: int) -> dict[str, Any]:
+        """What is known about the final iterate (fields added to the result).  A solver may
+        return ``status`` and ``message`` to overrule a converged status (e.g. ``SADDLE``)."""
         return {}
 
 
@@ -178,8 +183,18 @@ def run(solver: Solver, objective, x0, tol: float, maxiter: int,
                 status, message = CALLBACK, "`callback` raised `StopIteration`"
                 break
     rel = history["grad_norm"][-1] / g0 if g0 > 0 else 0.0
-    return _result(solver, objective, state, x0, nit, status == SUCCESS, status, message, history,
-                   (nfev0, njev0, nhev0), rel)
+    try:
+        verdict = dict(solver.assess(objective, state, status))
+    except OverflowDetected as exc:
+        verdict = {"assessment": f"not assessed: {exc}"}
+    if "status" in verdict:
+        new_status, new_message = verdict.pop("status"), verdict.pop("message")
+        if status == SUCCESS:
+            status, message = new_status, new_message
+    res = _result(solver, objective, state, x0, nit, status == SUCCESS, status, message, history,
+                  (nfev0, njev0, nhev0), rel)
+    res.update(verdict)
+    return res
 
 
 def _result(solver, objective, state, x0, nit, success, status, message, history, counts, rel):

@@ -18,8 +18,29 @@ import numpy as np
 from ..errors import ValidationError
 from ..numerics.cg import truncated_cg
 from ..numerics.cholesky import NotPositiveDefinite, shifted_cholesky_solve
-from ..problems.attention import JointObjective
-from .base import INDEFINITE, Solver, SolverFailure, State, backtracking, register
+from ..problems.attention import AttentionRegression, JointObjective
+from .base import INDEFINITE, SADDLE, Solver, SolverFailure, State, backtracking, register
+
+#: above this many unknowns in X (d^2) lambda_min comes from Lanczos on the matrix-free product
+DENSE_LIMIT = 256
+
+
+def reduced_spectrum(prob: AttentionRegression, X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
+    """(lambda_min, max |lambda|) of the reduced Hessian (Schur complement) at (X, Y*(X)).
+
+    Dense ``eigvalsh`` of the d^2 x d^2 matrix up to ``DENSE_LIMIT`` unknowns, otherwise
+    Lanczos (``eigsh``) on ``reduced_hessp_x``.
+    """
+    k = prob.d
+    if k * k <= DENSE_LIMIT:
+        ev = np.linalg.eigvalsh(prob.reduced_hess_x(X, Y))
+        return float(ev[0]), float(np.max(np.abs(ev)))
+    from scipy.sparse.linalg import LinearOperator, eigsh
+    op = LinearOperator((k * k, k * k), dtype=float,
+                        matvec=lambda v: prob.reduced_hessp_x(X, Y, np.ravel(v).reshape(k, k)).ravel())
+    lo = float(eigsh(op, k=1, which="SA", tol=1e-10, return_eigenvectors=False)[0])
+    hi = float(eigsh(op, k=1, which="LM", tol=1e-8, return_eigenvectors=False)[0])
+    return lo, max(abs(lo), abs(hi))
 
 
 class _InX:
@@ -94,10 +115,32 @@ class _VariableProjection(Solver):
     families = ("attention",)
     direction: str  # "newton" or "newton-cg"
 
-    def __init__(self, reduced: bool = True):
+    def __init__(self, reduced: bool = True, psd_tol: float = 1e-8):
         if not isinstance(reduced, bool):
             raise ValidationError(f"reduced must be True or False, got {reduced!r}")
+        if not (isinstance(psd_tol, (int, float)) and np.isfinite(psd_tol) and psd_tol >= 0):
+            raise ValidationError(f"psd_tol must be a finite number >= 0, got {psd_tol!r}")
         self.reduced = reduced
+        self.psd_tol = float(psd_tol)
+
+    def assess(self, objective: JointObjective, state: State, status: int) -> dict:
+        """lambda_min of the reduced Hessian at the final X (with Y = Y*(X)) and what is known.
+
+        The point counts as a minimum when ``lambda_min >= -psd_tol * max(1, max |lambda|)``;
+        a converged run at a point that is not is reported with status ``SADDLE`` (5).
+        (``softsym.minimize`` adds whether the derived bounds give a global guarantee.)
+        """
+        prob = objective.prob
+        X, Y = objective.split(state.x)
+        Y = prob.minimize_y(X, Y)
+        lmin, lmax = reduced_spectrum(prob, X, Y)
+        tol = self.psd_tol * max(1.0, lmax)
+        is_min = lmin >= -tol
+        out = {"lambda_min": lmin, "psd_tol": tol, "is_minimum": bool(is_min and status == 0)}
+        if status == 0 and not is_min:
+            out.update(status=SADDLE, message=f"stationary point is not a minimum: lambda_min of the reduced Hessian "
+                                              f"{lmin:.3g} < -{tol:.3g}")
+        return out
 
     def step(self, objective: JointObjective, state: State) -> State:
         step = self._reduced_step if self.reduced else self._alternating_step

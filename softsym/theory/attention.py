@@ -328,3 +328,17 @@ def certify_attention(name: str = "attention", R=(1.0, 2.0), n=(2, 4), d: int = 
                                              bool(worst > bound * (1 + rtol))))
     return AttentionCertificate(name=name, reg_y=reg_y, seed=seed, restarts=restarts, maxfev=maxfev,
                                 rows=tuple(rows))
+
+
+def attention_guarantee(prob: AttentionRegression, res) -> dict:
+    """What is known about a solver result ``res`` of ``prob``: ``guarantee`` is ``"global"`` when
+    the run converged to a minimum (``res.is_minimum``), :func:`region_certificate` certifies the
+    problem and ``||X||_F <= R_X`` (the unique stationary point of the strongly convex phi on the
+    ball, hence the global minimizer); ``"local"`` for a minimum without that certificate;
+    ``"none"`` otherwise (not converged, or not a minimum)."""
+    cert = region_certificate(prob)
+    X = res.get("X")
+    inside = bool(cert["certified"]) and X is not None and float(np.linalg.norm(X)) <= cert.get("R_X", 0.0)
+    is_min = bool(res.get("is_minimum", False)) and bool(res.get("success", False))
+    guarantee = "global" if is_min and inside else ("local" if is_min else "none")
+    return {"guarantee": guarantee, "certificate": cert}

@@ -1,0 +1,57 @@
+"""A non-minimum is never reported as success; results say what is known."""
+
+import numpy as np
+import pytest
+
+import softsym
+from softsym.problems.attention import AttentionRegression, planted
+from softsym.theory.attention import certified_reg_x
+
+
+def _symmetric_saddle(seed=0, n=6, d=2):
+    """Rows duplicated with A1 negated: L(-X, Y) = L(X, Y), so X = 0 is stationary in X for every Y."""
+    rng = np.random.default_rng(seed)
+    A1, A2, A3, B = (rng.standard_normal((n, d)) for _ in range(4))
+    return AttentionRegression(np.vstack([A1, -A1]), np.vstack([A2, A2]), np.vstack([A3, A3]),
+                               3 * np.vstack([B, B]))
+
+
+@pytest.mark.parametrize("method", ["newton", "newton-cg"])
+def test_saddle_is_not_success(method):
+    prob = _symmetric_saddle()
+    X = np.zeros((2, 2))
+    Y = prob.minimize_y(X, X)
+    assert np.abs(prob.grad(X, Y)[0]).max() < 1e-12
+    assert np.linalg.eigvalsh(prob.reduced_hess_x(X, Y))[0] < -1.0   # premise: a true saddle
+    res = softsym.minimize(prob, (X, None), method=method)
+    assert not res.success
+    assert res.status == 5
+    assert res.lambda_min < -1.0
+    assert res.guarantee == "none"
+
+
+def test_planted_minimum_is_local_without_certificate():
+    inst = planted(40, 2, seed=1)
+    prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B)
+    res = softsym.minimize(prob, (inst.perturbed_start(rel=0.1), None), method="newton")
+    assert res.success and res.status == 0
+    assert res.lambda_min > 0 and res.is_minimum
+    assert res.guarantee == "local"
+    assert not res.certificate["certified"]
+
+
+def test_certified_regime_is_global():
+    rng = np.random.default_rng(0)
+    n, d = 8, 2
+    A1, A2, A3, B = (0.3 * rng.standard_normal((n, d)) for _ in range(4))
+    rx = certified_reg_x(A1, A2, A3, B, reg_y=1.0)
+    prob = AttentionRegression(A1, A2, A3, B, reg_x=1.05 * rx, reg_y=1.0)
+    res = softsym.minimize(prob, method="newton")
+    assert res.success and res.guarantee == "global"
+    assert res.certificate["certified"]
+
+
+def test_psd_tol_validated():
+    prob = _symmetric_saddle()
+    with pytest.raises(softsym.ValidationError):
+        softsym.minimize(prob, method="newton", psd_tol=-1.0)
