@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="also search adversarially for violations (n from --n, small sizes recommended)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--restarts", type=int, default=4)
+    p.add_argument("--reg-y", type=float, default=1.0, help="attention: reg_y for the reduced-function bound C_phi")
     p.set_defaults(func=_bounds)
 
     p = sub.add_parser("formulas", help="print a member's derived formulas")
@@ -135,6 +136,8 @@ def _bounds(args) -> int:
     from ..theory.bounds import QUANTITIES, bounds
     from ..theory.certify import certify
 
+    if member(args.member).family == "attention":
+        return _bounds_attention(args)
     info = member(args.member, family="normalized")
     rows = []
     for R in args.R:
@@ -148,6 +151,31 @@ def _bounds(args) -> int:
         return 0
     cert = certify(info.name, R=tuple(args.R), n=tuple(args.n), b_norm=args.b_norm, region=args.region,
                    seed=args.seed, restarts=args.restarts)
+    print()
+    print(cert.table())
+    if cert.violations:
+        print(f"{len(cert.violations)} bound(s) VIOLATED")
+        return 1
+    print("no violation found")
+    return 0
+
+
+def _bounds_attention(args) -> int:
+    """``softsym bounds attention``: the derived bounds with every radius equal to R, optionally certified."""
+    from ..theory.attention import attention_bounds, certify_attention
+
+    cols = ("smooth_x", "C_x", "M_x", "smooth_y", "cross", "cross_res", "C_phi", "reg_x_threshold_phi")
+    rows = []
+    for R in args.R:
+        for n in args.n:
+            bd = attention_bounds(args.member, R, R, R, R, n, 0.0, args.reg_y).as_dict()
+            rows.append((f"{R:g}", n, *(f"{bd[q]:.4g}" for q in cols)))
+    print(f"{args.member}: R_A = R_X = R_Y = R_B = R, reg_y = {args.reg_y:g}; {attention_bounds(args.member).assumptions}")
+    print(table(rows, ("R", "n", *cols)))
+    if not args.certify:
+        return 0
+    cert = certify_attention(args.member, R=tuple(args.R), n=tuple(args.n), reg_y=args.reg_y, seed=args.seed,
+                             restarts=args.restarts)
     print()
     print(cert.table())
     if cert.violations:

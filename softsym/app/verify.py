@@ -85,16 +85,75 @@ def bounds_step(name: str, seed: int) -> tuple[bool, str]:
     return True, detail
 
 
+def attention_numeric_step(name: str, seed: int) -> tuple[bool, str]:
+    """Attention: gradients and Hessians (x, y, cross) against central differences, and the loss and
+    gradient against the literal Kronecker definition (``np.kron(A1, A2)``, per-entry softmax)."""
+    from ..problems.attention import AttentionRegression
+
+    rng = np.random.default_rng(seed)
+    n, d = 5, 2
+    A1, A2, A3, B = (rng.standard_normal((n, d)) for _ in range(4))
+    prob = AttentionRegression(A1, A2, A3, B, reg_x=0.3, reg_y=0.2)
+    X, Y = rng.standard_normal((d, d)), rng.standard_normal((d, d))
+    k, h = d * d, FD_STEP
+    eye = np.eye(k)
+    Xm = lambda v: v.reshape(d, d)  # noqa: E731
+    gX, gY = prob.grad(X, Y)
+    fd_gX = np.array([(prob.loss(X + h * Xm(e), Y) - prob.loss(X - h * Xm(e), Y)) / (2 * h) for e in eye])
+    fd_gY = np.array([(prob.loss(X, Y + h * Xm(e)) - prob.loss(X, Y - h * Xm(e))) / (2 * h) for e in eye])
+    fd_Hx = np.array([(prob.grad(X + h * Xm(e), Y)[0] - prob.grad(X - h * Xm(e), Y)[0]).ravel() / (2 * h) for e in eye])
+    fd_Hxy = np.array([(prob.grad(X, Y + h * Xm(e))[0] - prob.grad(X, Y - h * Xm(e))[0]).ravel() / (2 * h)
+                       for e in eye]).T
+    fd_Hy = np.array([(prob.grad(X, Y + h * Xm(e))[1] - prob.grad(X, Y - h * Xm(e))[1]).ravel() / (2 * h) for e in eye])
+    Hx, Hxy, Hy = prob.hess_x(X, Y), prob.hess_xy(X, Y), prob.hess_y(X)
+    scale = 1.0 + abs(prob.loss(X, Y)) + np.abs(Hx).max() + np.abs(Hxy).max()
+    fd_err = max(np.abs(gX.ravel() - fd_gX).max(), np.abs(gY.ravel() - fd_gY).max(), np.abs(Hx - fd_Hx).max(),
+                 np.abs(Hxy - fd_Hxy).max(), np.abs(Hy - fd_Hy).max()) / scale
+    Acal = np.kron(A1, A2)
+
+    def literal(x):
+        total = 0.0
+        for j0 in range(n):
+            u = Acal[j0 * n:(j0 + 1) * n] @ x
+            f = np.exp(u - u.max())
+            f /= f.sum()
+            total += float(np.sum((f @ A3 @ Y - B[j0]) ** 2))
+        return total + 0.3 * float(x @ x) + 0.2 * float(np.sum(Y * Y))
+
+    x = X.ravel()
+    lit_g = np.array([(literal(x + h * e) - literal(x - h * e)) / (2 * h) for e in eye])
+    lit_err = max(abs(literal(x) - prob.loss(X, Y)) / (1 + abs(literal(x))),
+                  np.abs(lit_g - gX.ravel()).max() / scale)
+    ok = fd_err < FD_TOL and lit_err < FD_TOL
+    return ok, f"finite differences {fd_err:.1e}, literal Kronecker {lit_err:.1e} (tol {FD_TOL:.0e})"
+
+
+def attention_bounds_step(name: str, seed: int) -> tuple[bool, str]:
+    """Small-budget adversarial certification of the derived attention bounds (R in {1, 2}, n = 3)."""
+    from ..theory.attention import certify_attention
+
+    cert = certify_attention(name, R=(1.0, 2.0), n=(3,), seed=seed, restarts=1, maxfev=150)
+    if cert.violations:
+        return False, "violated: " + ", ".join(f"{r.quantity} at R={r.R:g}" for r in cert.violations)
+    worst = max(cert.rows, key=lambda r: r.tightness)
+    best = min(cert.rows, key=lambda r: r.tightness)
+    return True, (f"{len(cert.rows)} cells, no violation; tightness {best.tightness:.3g}x ({best.quantity}) to "
+                  f"{worst.tightness:.3g}x ({worst.quantity} at R={worst.R:g})")
+
+
 def run_verify(names: list[str] | None = None, seed: int = 0) -> int:
     """Run the ladder for ``names`` (default all normalized members); exit code 1 on any failure."""
     names = list(names) if names else [m.name for m in catalogue("normalized")]
-    for name in names:
-        member(name, family="normalized")          # unknown names are bad input (exit 2)
+    families = {name: member(name).family for name in names}   # unknown names are bad input (exit 2)
+    for name, fam in families.items():
+        if fam not in ("normalized", "attention"):
+            member(name, family="normalized")
     rows, ok = [], True
     for name in progress(names, "verify"):
+        attention = families[name] == "attention"
         ex_ok, ex_msg = exact_step(name)
-        nu_ok, nu_msg = numeric_step(name, seed)
-        bd_ok, bd_msg = bounds_step(name, seed)
+        nu_ok, nu_msg = (attention_numeric_step if attention else numeric_step)(name, seed)
+        bd_ok, bd_msg = (attention_bounds_step if attention else bounds_step)(name, seed)
         ok &= ex_ok and nu_ok and bd_ok
         rows.append((name, "pass" if ex_ok else "FAIL", ex_msg, "pass" if nu_ok else "FAIL", nu_msg,
                      "pass" if bd_ok else "FAIL", bd_msg))
