@@ -55,3 +55,17 @@ def test_psd_tol_validated():
     prob = _symmetric_saddle()
     with pytest.raises(softsym.ValidationError):
         softsym.minimize(prob, method="newton", psd_tol=-1.0)
+
+
+def test_multistart_recovers_where_default_start_fails():
+    inst = planted(100, 3, seed=202)
+    prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B)
+    b2 = float(np.sum(inst.B ** 2))
+    one = softsym.minimize(prob, None, method="newton", tol=1e-10, maxiter=60)
+    assert one.fun / b2 > 1e-3                                # the default start alone does not fit
+    ms = softsym.minimize_multistart(prob, starts=10, seed=2, method="newton", tol=1e-10, maxiter=60)
+    assert ms.fun / b2 < 1e-10 and ms.success and ms.is_minimum
+    assert np.linalg.norm(ms.X - inst.X_star) < 1e-6
+    assert ms.starts_used == len(ms.start_losses) <= 10
+    with pytest.raises(softsym.ValidationError):
+        softsym.minimize_multistart(prob, starts=0)
