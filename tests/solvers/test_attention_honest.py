@@ -66,6 +66,6 @@ def test_multistart_recovers_where_default_start_fails():
     ms = softsym.minimize_multistart(prob, starts=10, seed=2, method="newton", tol=1e-10, maxiter=60)
     assert ms.fun / b2 < 1e-10 and ms.success and ms.is_minimum
     assert np.linalg.norm(ms.X - inst.X_star) < 1e-6
-    assert ms.starts_used == len(ms.start_losses) <= 10
+    assert ms.starts_used == len(ms.screen_losses) <= 10
     with pytest.raises(softsym.ValidationError):
         softsym.minimize_multistart(prob, starts=0)
