@@ -84,7 +84,7 @@ def minimize(problem, x0=None, method: str | None = None, tol: float | None = No
     return res
 
 
-def minimize_multistart(problem, x0=None, starts: int = 32, seed: int = 0, scale: float = 1.0,
+def minimize_multistart(problem, x0=None, starts: int = 64, seed: int = 0, scale: float = 1.0,
                         screen_iters: int = 5, keep: int = 4, fit_tol: float = 1e-10, method: str | None = None,
                         maxiter: int | None = None, **kwargs: Any) -> OptimizeResult:
     """Attention: multi-start with screening and certified selection (a globalization).
