@@ -217,3 +217,9 @@ def test_bounds_command():
     assert bad.returncode == 2 and "R must be > 0" in bad.stderr
     bad = softsym("bounds", "nope")
     assert bad.returncode == 2 and "unknown objective 'nope'" in bad.stderr
+
+
+def test_bounds_attention_table_and_certify():
+    out = softsym("bounds", "attention", "--R", "1", "--n", "2", "--certify", "--restarts", "1")
+    assert out.returncode == 0, out.stderr
+    assert "C_phi" in out.stdout and "reg_x_threshold_phi" in out.stdout and "no violation found" in out.stdout
