@@ -22,7 +22,8 @@ from ..problems.attention import AttentionRegression, JointObjective
 from .base import INDEFINITE, SADDLE, Solver, SolverFailure, State, backtracking, register
 
 #: above this many unknowns in X (d^2) lambda_min comes from Lanczos on the matrix-free product
-DENSE_LIMIT = 256
+#: (the dense reduced Hessian costs d^2 cross-Hessian products, O(n^2 d^3))
+DENSE_LIMIT = 64
 
 
 def reduced_spectrum(prob: AttentionRegression, X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
@@ -38,9 +39,9 @@ def reduced_spectrum(prob: AttentionRegression, X: np.ndarray, Y: np.ndarray) ->
     from scipy.sparse.linalg import LinearOperator, eigsh
     op = LinearOperator((k * k, k * k), dtype=float,
                         matvec=lambda v: prob.reduced_hessp_x(X, Y, np.ravel(v).reshape(k, k)).ravel())
-    lo = float(eigsh(op, k=1, which="SA", tol=1e-10, return_eigenvectors=False)[0])
-    hi = float(eigsh(op, k=1, which="LM", tol=1e-8, return_eigenvectors=False)[0])
-    return lo, max(abs(lo), abs(hi))
+    ev = eigsh(op, k=2, which="BE", tol=1e-6, return_eigenvectors=False,
+               v0=np.ones(k * k) / k)   # both ends in one Lanczos run; fixed v0: same input, same answer
+    return float(np.min(ev)), float(np.max(np.abs(ev)))
 
 
 class _InX:

@@ -69,3 +69,16 @@ def test_multistart_recovers_where_default_start_fails():
     assert ms.starts_used == len(ms.screen_losses) <= 10
     with pytest.raises(softsym.ValidationError):
         softsym.minimize_multistart(prob, starts=0)
+
+
+def test_lanczos_spectrum_matches_dense():
+    from softsym.solvers.variable_projection import DENSE_LIMIT, reduced_spectrum
+    inst = planted(40, 9, seed=3)
+    assert 9 * 9 > DENSE_LIMIT
+    prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B, reg_y=1e-3)
+    X = inst.perturbed_start(rel=0.5)
+    Y = prob.minimize_y(X, np.zeros((9, 9)))
+    lo, hi = reduced_spectrum(prob, X, Y)
+    ev = np.linalg.eigvalsh(prob.reduced_hess_x(X, Y))
+    assert lo == pytest.approx(ev[0], rel=1e-4, abs=1e-6 * abs(ev).max())
+    assert hi == pytest.approx(abs(ev).max(), rel=1e-4)
