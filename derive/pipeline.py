@@ -15,6 +15,7 @@ from pathlib import Path
 import sympy as sp
 
 from . import codegen
+from .bounds import attention as attention_bounds
 from .bounds import normalized as bounds
 from .families import attention, mixture_score, normalized, two_layer
 from .proof import ProofError
@@ -73,10 +74,19 @@ def _build_mixture_score(spec) -> MemberFiles:
                                  "proof": claims, "formulas": [list(e) for e in mixture_score.formulas(f)]})
 
 
+def _build_attention(spec) -> MemberFiles:
+    files, manifest = attention.member_files(spec)
+    ab = attention_bounds.derive_bounds(attention.derive(spec))
+    h = manifest["spec_hash"]
+    files = {**files, f"{spec.name}.md": files[f"{spec.name}.md"] + attention_bounds.emit_section(ab) + "\n",
+             f"{spec.name}_bounds.py": attention_bounds.emit_module(ab, h)}
+    return MemberFiles(spec.name, files, {**manifest, "bounds": attention_bounds.manifest_entry(ab)})
+
+
 # One builder per family: a new family registers here.
 FAMILIES: dict[str, Callable[[object], MemberFiles]] = {
     "normalized": _build_normalized,
-    "attention": lambda spec: MemberFiles(spec.name, *attention.member_files(spec)),
+    "attention": _build_attention,
     "two_layer": _build_two_layer,
     "mixture_score": _build_mixture_score,
 }

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from .api import minimize, objective
+from .api import minimize, minimize_multistart, objective
 from .errors import OverflowDetected, UnknownObjectiveError, ValidationError
 from .problems.attention import AttentionRegression
 from .problems.base import Objective
@@ -24,5 +24,5 @@ __version__ = "0.1.0"
 __all__ = [
     "AttentionRegression", "Bounds", "Certificate", "MemberInfo", "NormalizedObjective", "Objective", "OverflowDetected",
     "TwoLayerNetwork", "TwoLayerRegression", "UnknownObjectiveError", "ValidationError", "bounds", "catalogue", "certify",
-    "load_kernels", "minimize", "objective",
+    "load_kernels", "minimize", "minimize_multistart", "objective",
 ]

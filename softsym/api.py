@@ -11,6 +11,7 @@ from scipy.optimize import OptimizeResult
 from .errors import ValidationError
 from .problems.normalized import NormalizedObjective
 from .solvers import DEFAULT_MAXITER, DEFAULT_METHOD, make_solver, run
+from .theory.attention import attention_guarantee
 from .theory.start import start_condition
 
 #: the relative gradient tolerance when none is given, per family
@@ -51,7 +52,11 @@ def minimize(problem, x0=None, method: str | None = None, tol: float | None = No
     ``scipy.optimize.OptimizeResult`` with ``x, fun, jac, nit, nfev, njev, nhev, success, status,
     message`` plus ``rel_grad_norm`` and ``history`` (loss, gradient norm and elapsed time per
     iteration); attention results also carry ``X`` and ``Y``.  Status: 0 converged, 1 iteration
-    cap, 2 line search/non-descent, 3 overflow, 4 indefinite Hessian, 99 callback stopped.
+    cap, 2 line search/non-descent, 3 overflow, 4 indefinite Hessian, 5 converged to a point that is
+    not a minimum (attention: lambda_min of the reduced Hessian below -psd_tol), 99 callback stopped.
+    Attention results also carry ``lambda_min``, ``is_minimum``, ``guarantee`` ("global": the derived
+    bounds certify the region and X lies in it; "local": a minimum without that certificate; "none")
+    and ``certificate`` (see :func:`softsym.theory.attention.attention_guarantee`).
     ``callback(intermediate_result)`` is called after every iteration; raising
     ``StopIteration`` stops cleanly.  Extra keyword options go to the method.
     With ``certify_start`` (normalized family) the result also reports ``start_certified`` and
@@ -78,4 +83,59 @@ def minimize(problem, x0=None, method: str | None = None, tol: float | None = No
     if certify_start and family == "normalized":
         grad0 = res.history["grad_norm"][0] if res.history["grad_norm"] else None
         res.update(start_condition(obj, x0, grad0))
+    if family == "attention":
+        res.update(attention_guarantee(problem, res))
     return res
+
+
+def minimize_multistart(problem, x0=None, starts: int = 64, seed: int = 0, scale: float = 1.0,
+                        screen_iters: int = 5, keep: int = 4, fit_tol: float = 1e-10, method: str | None = None,
+                        maxiter: int | None = None, **kwargs: Any) -> OptimizeResult:
+    """Attention: multi-start with screening and certified selection (a globalization).
+
+    Candidates: ``x0`` (default X0 = 0) and ``starts - 1`` random ``X0`` (i.i.d. Gaussian entries
+    scaled to ``||X0||_F = scale``, seeded).  Screening: every candidate runs ``screen_iters``
+    iterations; the ``keep`` with the lowest loss then run to convergence (``maxiter``), stopping
+    early once one reaches relative loss ``L / ||B||_F^2 < fit_tol``.  Returns the run with the
+    lowest loss among those reported as minima (``success``: converged and ``is_minimum``),
+    otherwise the lowest loss overall; the result adds ``starts_used``, ``screen_losses``
+    (relative loss of every candidate after screening) and ``iterations_total``.
+    """
+    from ._validate import count, positive
+
+    if getattr(problem, "family", None) != "attention":
+        raise ValidationError("minimize_multistart needs an attention problem")
+    starts = count("starts", starts, 1)
+    screen_iters = count("screen_iters", screen_iters, 1)
+    keep = count("keep", keep, 1)
+    scale = positive("scale", scale)
+    fit_tol = positive("fit_tol", fit_tol)
+    rng = np.random.default_rng(count("seed", seed))
+    b2 = max(float(np.sum(problem.B * problem.B)), np.finfo(float).tiny)
+    screened, total = [], 0
+    for i in range(starts):
+        if i == 0:
+            start = x0
+        else:
+            X0 = rng.standard_normal((problem.d, problem.d))
+            start = (X0 * (scale / np.linalg.norm(X0)), None)
+        res = minimize(problem, start, method=method, maxiter=screen_iters, **kwargs)
+        total += res.nit
+        screened.append(res)
+        if res.success and res.fun / b2 < fit_tol:
+            break
+    order = sorted(range(len(screened)), key=lambda i: screened[i].fun)
+    finals = []
+    for i in order[:keep]:
+        r0 = screened[i]
+        res = r0 if r0.success else minimize(problem, (r0.X, r0.Y), method=method, maxiter=maxiter, **kwargs)
+        total += 0 if res is r0 else res.nit
+        finals.append(res)
+        if res.success and res.fun / b2 < fit_tol:
+            break
+    minima = [r for r in finals if r.success]
+    best = min(minima or finals, key=lambda r: r.fun)
+    best["starts_used"] = len(screened)
+    best["screen_losses"] = [float(r.fun / b2) for r in screened]
+    best["iterations_total"] = int(total)
+    return best

@@ -125,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the --certify search (default 0)")
     p.add_argument("--restarts", type=int, default=4, help="--certify restarts per cell (default 4)")
     p.add_argument("--maxfev", type=int, default=300, help="--certify Powell evaluations per restart (default 300)")
+    p.add_argument("--reg-y", type=float, default=1.0, help="attention: reg_y for the reduced-function bound C_phi")
     p.set_defaults(func=_bounds)
 
     p = add("formulas", help="print a member's derived formulas")
@@ -194,6 +195,8 @@ def _bounds(args) -> int:
     from ..theory.certify import certify
     from .progress import progress
 
+    if member(args.member).family == "attention":
+        return _bounds_attention(args)
     info = member(args.member)
     if not info.has_bounds:
         with_bounds = sorted({m.family for m in catalogue() if m.has_bounds})
@@ -215,6 +218,31 @@ def _bounds(args) -> int:
                      quantities=(q,), seed=args.seed, restarts=args.restarts, maxfev=args.maxfev)
              for q in progress(QUANTITIES, f"certify {info.name}")]
     cert = dataclasses.replace(parts[0], rows=tuple(r for p in parts for r in p.rows))
+    print()
+    print(cert.table())
+    if cert.violations:
+        print(f"{len(cert.violations)} bound(s) VIOLATED")
+        return 1
+    print("no violation found")
+    return 0
+
+
+def _bounds_attention(args) -> int:
+    """``softsym bounds attention``: the derived bounds with every radius equal to R, optionally certified."""
+    from ..theory.attention import attention_bounds, certify_attention
+
+    cols = ("smooth_x", "C_x", "M_x", "smooth_y", "cross", "cross_res", "C_phi", "reg_x_threshold_phi")
+    rows = []
+    for R in args.R:
+        for n in args.n:
+            bd = attention_bounds(args.member, R, R, R, R, n, 0.0, args.reg_y).as_dict()
+            rows.append((f"{R:g}", n, *(f"{bd[q]:.4g}" for q in cols)))
+    print(f"{args.member}: R_A = R_X = R_Y = R_B = R, reg_y = {args.reg_y:g}; {attention_bounds(args.member).assumptions}")
+    print(table(rows, ("R", "n", *cols)))
+    if not args.certify:
+        return 0
+    cert = certify_attention(args.member, R=tuple(args.R), n=tuple(args.n), reg_y=args.reg_y, seed=args.seed,
+                             restarts=args.restarts)
     print()
     print(cert.table())
     if cert.violations:

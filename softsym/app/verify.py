@@ -156,10 +156,65 @@ def _numeric_mixture_score(info: MemberInfo, rng: np.random.Generator) -> float:
     return worst
 
 
+def _numeric_attention_literal(info: MemberInfo, rng: np.random.Generator) -> float:
+    """Attention: gradients and Hessians (x, y, cross) against central differences, and the loss and
+    gradient against the literal Kronecker definition (``np.kron(A1, A2)``, per-entry softmax)."""
+    from ..problems.attention import AttentionRegression
+
+    n, d = 5, 2
+    A1, A2, A3, B = (rng.standard_normal((n, d)) for _ in range(4))
+    prob = AttentionRegression(A1, A2, A3, B, reg_x=0.3, reg_y=0.2)
+    X, Y = rng.standard_normal((d, d)), rng.standard_normal((d, d))
+    k, h = d * d, FD_STEP
+    eye = np.eye(k)
+    Xm = lambda v: v.reshape(d, d)  # noqa: E731
+    gX, gY = prob.grad(X, Y)
+    fd_gX = np.array([(prob.loss(X + h * Xm(e), Y) - prob.loss(X - h * Xm(e), Y)) / (2 * h) for e in eye])
+    fd_gY = np.array([(prob.loss(X, Y + h * Xm(e)) - prob.loss(X, Y - h * Xm(e))) / (2 * h) for e in eye])
+    fd_Hx = np.array([(prob.grad(X + h * Xm(e), Y)[0] - prob.grad(X - h * Xm(e), Y)[0]).ravel() / (2 * h) for e in eye])
+    fd_Hxy = np.array([(prob.grad(X, Y + h * Xm(e))[0] - prob.grad(X, Y - h * Xm(e))[0]).ravel() / (2 * h)
+                       for e in eye]).T
+    fd_Hy = np.array([(prob.grad(X, Y + h * Xm(e))[1] - prob.grad(X, Y - h * Xm(e))[1]).ravel() / (2 * h) for e in eye])
+    Hx, Hxy, Hy = prob.hess_x(X, Y), prob.hess_xy(X, Y), prob.hess_y(X)
+    scale = 1.0 + abs(prob.loss(X, Y)) + np.abs(Hx).max() + np.abs(Hxy).max()
+    fd_err = max(np.abs(gX.ravel() - fd_gX).max(), np.abs(gY.ravel() - fd_gY).max(), np.abs(Hx - fd_Hx).max(),
+                 np.abs(Hxy - fd_Hxy).max(), np.abs(Hy - fd_Hy).max()) / scale
+    Acal = np.kron(A1, A2)
+
+    def literal(x):
+        total = 0.0
+        for j0 in range(n):
+            u = Acal[j0 * n:(j0 + 1) * n] @ x
+            f = np.exp(u - u.max())
+            f /= f.sum()
+            total += float(np.sum((f @ A3 @ Y - B[j0]) ** 2))
+        return total + 0.3 * float(x @ x) + 0.2 * float(np.sum(Y * Y))
+
+    x = X.ravel()
+    lit_g = np.array([(literal(x + h * e) - literal(x - h * e)) / (2 * h) for e in eye])
+    lit_err = max(abs(literal(x) - prob.loss(X, Y)) / (1 + abs(literal(x))),
+                  np.abs(lit_g - gX.ravel()).max() / scale)
+    return float(max(fd_err, lit_err))
+
+
+def _bounds_attention(info: MemberInfo, seed: int) -> Outcome:
+    """Small-budget adversarial certification of the derived attention bounds (R in {1, 2}, n = 3)."""
+    from ..theory.attention import certify_attention
+
+    cert = certify_attention(info.name, R=(1.0, 2.0), n=(3,), seed=seed, restarts=1, maxfev=150)
+    if cert.violations:
+        return False, "violated: " + ", ".join(f"{r.quantity} at R={r.R:g}" for r in cert.violations)
+    worst = max(cert.rows, key=lambda r: r.tightness)
+    best = min(cert.rows, key=lambda r: r.tightness)
+    return True, (f"{len(cert.rows)} cells, no violation; tightness {best.tightness:.3g}x ({best.quantity}) to "
+                  f"{worst.tightness:.3g}x ({worst.quantity} at R={worst.R:g})")
+
+
 #: the finite-difference check of each family: (what is checked, worst scaled error)
 NUMERIC: dict[str, tuple[str, Callable[[MemberInfo, np.random.Generator], float]]] = {
     "normalized": ("gradient, Hessian, HVP", _numeric_normalized),
-    "attention": ("grad X/Y, hessp_x", _numeric_attention),
+    "attention": ("grad X/Y, hessp_x; Hessians x/y/cross and the literal Kronecker loss",
+                  lambda info, rng: max(_numeric_attention(info, rng), _numeric_attention_literal(info, rng))),
     "two_layer": ("loss gradient in W", _numeric_two_layer),
     "mixture_score": ("score vs grad log density", _numeric_mixture_score),
 }
@@ -176,6 +231,8 @@ def numeric_step(info: MemberInfo, seed: int) -> Outcome:
 
 def bounds_step(info: MemberInfo, seed: int) -> Outcome:
     """Small-budget certification of every derived bound of ``info`` (R in {1, 2}, n = 3)."""
+    if info.family == "attention":
+        return _bounds_attention(info, seed)
     if not info.has_bounds:
         return None, f"no derived bounds ({info.family} family)"
     cert = certify(info.name, R=(1.0, 2.0), n=(3,), seed=seed, restarts=2, maxfev=150)

@@ -142,6 +142,11 @@ class Solver:
         """Solver-specific fields added to the result."""
         return {}
 
+    def assess(self, objective, state: State, status: int) -> dict[str, Any]:
+        """What is known about the final iterate (fields added to the result).  A solver may
+        return ``status`` and ``message`` to overrule a converged status (e.g. ``SADDLE``)."""
+        return {}
+
 
 def _finite_state(st: State) -> bool:
     return bool(np.isfinite(st.f) and np.all(np.isfinite(st.g)) and np.all(np.isfinite(st.x)))
@@ -226,7 +231,17 @@ def run(solver: Solver, objective, x0, tol: float, maxiter: int,
                 status, message = Status.CALLBACK, "`callback` raised `StopIteration`"
                 break
     rel = history["grad_norm"][-1] / g0 if g0 > 0 else 0.0
-    return _result(solver, objective, state, x0, nit, status, message, history, counts, rel)
+    try:
+        verdict = dict(solver.assess(objective, state, status)) if state is not None else {}
+    except OverflowDetected as exc:
+        verdict = {"assessment": f"not assessed: {exc}"}
+    if "status" in verdict:
+        new_status, new_message = Status(verdict.pop("status")), verdict.pop("message")
+        if status == Status.CONVERGED:
+            status, message = new_status, new_message
+    res = _result(solver, objective, state, x0, nit, status, message, history, counts, rel)
+    res.update(verdict)
+    return res
 
 
 def rounding(f: float, objective) -> float:

@@ -13,6 +13,8 @@ class Status(IntEnum):
     LINE_SEARCH = 2
     OVERFLOW = 3
     INDEFINITE = 4
+    #: the gradient test passed at a point that is not a minimum (negative curvature)
+    SADDLE = 5
     CALLBACK = 99
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import ValidationError
 from ..numerics.cg import truncated_cg
 from ..numerics.cholesky import NotPositiveDefinite, shifted_cholesky_solve
-from ..problems.attention import JointObjective
+from ..problems.attention import AttentionRegression, JointObjective
 from .base import Solver, SolverFailure, State, Status, norm, register
 from .line_search import backtracking
 
@@ -30,6 +30,29 @@ class VariableProjectionState(State):
 
     cg_iters: int = 0
     y_star: bool = False
+
+
+#: above this many unknowns in X (d^2) lambda_min comes from Lanczos on the matrix-free product
+#: (the dense reduced Hessian costs d^2 cross-Hessian products, O(n^2 d^3))
+DENSE_LIMIT = 64
+
+
+def reduced_spectrum(prob: AttentionRegression, X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
+    """(lambda_min, max |lambda|) of the reduced Hessian (Schur complement) at (X, Y*(X)).
+
+    Dense ``eigvalsh`` of the d^2 x d^2 matrix up to ``DENSE_LIMIT`` unknowns, otherwise
+    Lanczos (``eigsh``) on ``reduced_hessp_x``.
+    """
+    k = prob.d
+    if k * k <= DENSE_LIMIT:
+        ev = np.linalg.eigvalsh(prob.reduced_hess_x(X, Y))
+        return float(ev[0]), float(np.max(np.abs(ev)))
+    from scipy.sparse.linalg import LinearOperator, eigsh
+    op = LinearOperator((k * k, k * k), dtype=float,
+                        matvec=lambda v: prob.reduced_hessp_x(X, Y, np.ravel(v).reshape(k, k)).ravel())
+    ev = eigsh(op, k=2, which="BE", tol=1e-6, return_eigenvectors=False,
+               v0=np.ones(k * k) / k)   # both ends in one Lanczos run; fixed v0: same input, same answer
+    return float(np.min(ev)), float(np.max(np.abs(ev)))
 
 
 class _InX:
@@ -104,10 +127,32 @@ class _VariableProjection(Solver):
     families = ("attention",)
     direction: str  # "newton" or "newton-cg"
 
-    def __init__(self, reduced: bool = True):
+    def __init__(self, reduced: bool = True, psd_tol: float = 1e-8):
         if not isinstance(reduced, bool):
             raise ValidationError(f"reduced must be True or False, got {reduced!r}")
+        if not (isinstance(psd_tol, (int, float)) and np.isfinite(psd_tol) and psd_tol >= 0):
+            raise ValidationError(f"psd_tol must be a finite number >= 0, got {psd_tol!r}")
         self.reduced = reduced
+        self.psd_tol = float(psd_tol)
+
+    def assess(self, objective: JointObjective, state: State, status: int) -> dict:
+        """lambda_min of the reduced Hessian at the final X (with Y = Y*(X)) and what is known.
+
+        The point counts as a minimum when ``lambda_min >= -psd_tol * max(1, max |lambda|)``;
+        a converged run at a point that is not is reported with status ``SADDLE`` (5).
+        (``softsym.minimize`` adds whether the derived bounds give a global guarantee.)
+        """
+        prob = objective.prob
+        X, Y = objective.split(state.x)
+        Y = prob.minimize_y(X, Y)
+        lmin, lmax = reduced_spectrum(prob, X, Y)
+        tol = self.psd_tol * max(1.0, lmax)
+        is_min = lmin >= -tol
+        out = {"lambda_min": lmin, "psd_tol": tol, "is_minimum": bool(is_min and status == 0)}
+        if status == 0 and not is_min:
+            out.update(status=Status.SADDLE, message=f"stationary point is not a minimum: lambda_min of the reduced Hessian "
+                                              f"{lmin:.3g} < -{tol:.3g}")
+        return out
 
     def init(self, objective: JointObjective, x0: np.ndarray) -> VariableProjectionState:
         f, g = objective.fun_and_jac(x0)

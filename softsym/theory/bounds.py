@@ -14,7 +14,7 @@ from types import ModuleType
 
 from .._validate import count, positive
 from ..errors import ValidationError
-from ..registry import generated_module, member
+from ..registry import catalogue, generated_module, member
 
 QUANTITIES = ("C", "smooth", "M", "G_A", "G_b")
 REGIONS = ("ball", "simplex")
@@ -71,6 +71,10 @@ class Bounds:
         return (self.G_A * dA + self.G_b * db) / self.l
 
 
+def _attention_names() -> set[str]:
+    return {m.name for m in catalogue("attention")}
+
+
 def _call(fn, *args) -> float:
     try:
         v = float(fn(*args))
@@ -80,14 +84,25 @@ def _call(fn, *args) -> float:
 
 
 def bounds(name: str, R: float = 1.0, n: int = 2, b_norm: float = 1.0, w_max: float = 0.0,
-           l: float | None = None, region: str = "ball") -> Bounds:
+           l: float | None = None, region: str = "ball", **attention_region):
     """Evaluate the derived bounds of member ``name``.
+
+    For the attention family (``name="attention"``) the region is given by keywords instead:
+    ``R_A, R_X, R_Y, R_B, n, reg_x, reg_y`` (see :func:`softsym.theory.attention.attention_bounds`).
 
     Region: ``||A||_2 <= R``, ``||x||_2 <= R``, ``n`` rows, ``0 <= w_i <= w_max`` and
     ``||b||_2 <= b_norm`` (``region="ball"``) or ``b`` on the probability simplex
     (``region="simplex"``, ``b_norm`` ignored).  ``l`` (optional) is the strong-convexity
     constant used by :meth:`Bounds.w_required` and :meth:`Bounds.perturbation`.
     """
+    if isinstance(name, str) and name in _attention_names():
+        from .attention import attention_bounds
+        if not isinstance(R, (int, float)) or R != 1.0 or b_norm != 1.0 or w_max != 0.0 or l is not None \
+                or region != "ball":
+            raise ValidationError("attention bounds take R_A, R_X, R_Y, R_B, n, reg_x, reg_y")
+        return attention_bounds(name, n=n, **attention_region)
+    if attention_region:
+        raise ValidationError(f"unknown arguments {sorted(attention_region)} for normalized member {name!r}")
     mod = bounds_module(name)
     if region not in REGIONS:
         raise ValidationError(f"region must be one of {REGIONS}, got {region!r}")

@@ -278,7 +278,7 @@ def test_bounds_command():
     assert bad.returncode == 2 and "R must be > 0" in bad.stderr
     bad = softsym("bounds", "nope")
     assert bad.returncode == 2 and "unknown objective 'nope'" in bad.stderr
-    for name in ("attention", "two_layer_softmax", "gaussian_mixture_score"):
+    for name in ("gaussian_mixture_score",):
         bad = softsym("bounds", name)
         assert bad.returncode == 2 and "has no derived bounds" in bad.stderr and "normalized family" in bad.stderr
 
@@ -327,3 +327,9 @@ def test_kernels_option_bad_directory(tmp_path):
     assert out.returncode == 2 and "no such directory" in out.stderr
     out = softsym("catalogue", "--kernels", tmp_path)
     assert out.returncode == 2 and "no manifest.json" in out.stderr
+
+
+def test_bounds_attention_table_and_certify():
+    out = softsym("bounds", "attention", "--R", "1", "--n", "2", "--certify", "--restarts", "1")
+    assert out.returncode == 0, out.stderr
+    assert "C_phi" in out.stdout and "reg_x_threshold_phi" in out.stdout and "no violation found" in out.stdout

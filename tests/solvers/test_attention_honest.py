@@ -1,0 +1,84 @@
+"""A non-minimum is never reported as success; results say what is known."""
+
+import numpy as np
+import pytest
+
+import softsym
+from softsym.problems.attention import AttentionRegression, planted
+from softsym.theory.attention import certified_reg_x
+
+
+def _symmetric_saddle(seed=0, n=6, d=2):
+    """Rows duplicated with A1 negated: L(-X, Y) = L(X, Y), so X = 0 is stationary in X for every Y."""
+    rng = np.random.default_rng(seed)
+    A1, A2, A3, B = (rng.standard_normal((n, d)) for _ in range(4))
+    return AttentionRegression(np.vstack([A1, -A1]), np.vstack([A2, A2]), np.vstack([A3, A3]),
+                               3 * np.vstack([B, B]))
+
+
+@pytest.mark.parametrize("method", ["newton", "newton-cg"])
+def test_saddle_is_not_success(method):
+    prob = _symmetric_saddle()
+    X = np.zeros((2, 2))
+    Y = prob.minimize_y(X, X)
+    assert np.abs(prob.grad(X, Y)[0]).max() < 1e-12
+    assert np.linalg.eigvalsh(prob.reduced_hess_x(X, Y))[0] < -1.0   # premise: a true saddle
+    res = softsym.minimize(prob, (X, None), method=method)
+    assert not res.success
+    assert res.status == 5
+    assert res.lambda_min < -1.0
+    assert res.guarantee == "none"
+
+
+def test_planted_minimum_is_local_without_certificate():
+    inst = planted(40, 2, seed=1)
+    prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B)
+    res = softsym.minimize(prob, (inst.perturbed_start(rel=0.1), None), method="newton")
+    assert res.success and res.status == 0
+    assert res.lambda_min > 0 and res.is_minimum
+    assert res.guarantee == "local"
+    assert not res.certificate["certified"]
+
+
+def test_certified_regime_is_global():
+    rng = np.random.default_rng(0)
+    n, d = 8, 2
+    A1, A2, A3, B = (0.3 * rng.standard_normal((n, d)) for _ in range(4))
+    rx = certified_reg_x(A1, A2, A3, B, reg_y=1.0)
+    prob = AttentionRegression(A1, A2, A3, B, reg_x=1.05 * rx, reg_y=1.0)
+    res = softsym.minimize(prob, method="newton")
+    assert res.success and res.guarantee == "global"
+    assert res.certificate["certified"]
+
+
+def test_psd_tol_validated():
+    prob = _symmetric_saddle()
+    with pytest.raises(softsym.ValidationError):
+        softsym.minimize(prob, method="newton", psd_tol=-1.0)
+
+
+def test_multistart_recovers_where_default_start_fails():
+    inst = planted(100, 3, seed=202)
+    prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B)
+    b2 = float(np.sum(inst.B ** 2))
+    one = softsym.minimize(prob, None, method="newton", tol=1e-10, maxiter=60)
+    assert one.fun / b2 > 1e-3                                # the default start alone does not fit
+    ms = softsym.minimize_multistart(prob, starts=10, seed=2, method="newton", tol=1e-10, maxiter=60)
+    assert ms.fun / b2 < 1e-10 and ms.success and ms.is_minimum
+    assert np.linalg.norm(ms.X - inst.X_star) < 1e-6
+    assert ms.starts_used == len(ms.screen_losses) <= 10
+    with pytest.raises(softsym.ValidationError):
+        softsym.minimize_multistart(prob, starts=0)
+
+
+def test_lanczos_spectrum_matches_dense():
+    from softsym.solvers.variable_projection import DENSE_LIMIT, reduced_spectrum
+    inst = planted(40, 9, seed=3)
+    assert 9 * 9 > DENSE_LIMIT
+    prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B, reg_y=1e-3)
+    X = inst.perturbed_start(rel=0.5)
+    Y = prob.minimize_y(X, np.zeros((9, 9)))
+    lo, hi = reduced_spectrum(prob, X, Y)
+    ev = np.linalg.eigvalsh(prob.reduced_hess_x(X, Y))
+    assert lo == pytest.approx(ev[0], rel=1e-4, abs=1e-6 * abs(ev).max())
+    assert hi == pytest.approx(abs(ev).max(), rel=1e-4)
