@@ -47,34 +47,34 @@ def g_inf(B, m, kappa, n, lam0, rho0):
 
 def G(B, m, kappa, n, lam0, rho0):
     """max ||dF/du||_2 on the box."""
-    out = 2*kappa*math.sqrt(1/(m + math.exp(2*B) - 1))*math.exp(B)
+    out = kappa*math.sqrt(1/(m + math.exp(2*B) - 1))*math.exp(B)
     return float(out)
 
 
 def L_g(B, m, kappa, n, lam0, rho0):
     """Lipschitz constant of dF/du in u (inf -> 2 norm); bounds ||d^2F/du^2||_2."""
-    out = 6*kappa*math.sqrt(1/(m + math.exp(2*B) - 1))*math.exp(B)
+    out = 3*kappa*math.sqrt(1/(m + math.exp(2*B) - 1))*math.exp(B)
     return float(out)
 
 
 def lam_max(B, m, kappa, n, lam0, rho0):
     """upper bound on lambda_max(H(W))."""
     c0 = math.exp(2*B)
-    out = 4*c0*kappa**2*n/(c0 + m - 1)
+    out = c0*kappa**2*n/(c0 + m - 1)
     return float(out)
 
 
 def L_H(B, m, kappa, n, lam0, rho0):
     """||H(W) - H(W0)||_2 <= L_H * D, D = max_{r,i} |<w_r - w_r(0), x_i>|."""
     c0 = math.exp(2*B)
-    out = 24*c0*kappa**2*n/(c0 + m - 1)
+    out = 6*c0*kappa**2*n/(c0 + m - 1)
     return float(out)
 
 
 def radius(B, m, kappa, n, lam0, rho0):
     """D <= radius keeps lambda_min(H(W)) >= lam0 / 2."""
     c0 = 2*B
-    out = (1/48)*lam0*(m + math.exp(c0) - 1)*math.exp(-c0)/(kappa**2*n)
+    out = (1/12)*lam0*(m + math.exp(c0) - 1)*math.exp(-c0)/(kappa**2*n)
     return float(out)
 
 
@@ -82,7 +82,7 @@ def smooth(B, m, kappa, n, lam0, rho0):
     """smoothness of the training loss on GD segments (lr <= 1/smooth, ||r|| <= rho0)."""
     c0 = math.exp(2*B)
     c1 = 1/(c0 + m - 1)
-    out = 4*c0*c1*kappa**2*n + 12*math.sqrt(c1)*kappa*math.sqrt(n)*rho0*math.exp(B)
+    out = c0*c1*kappa**2*n + 6*math.sqrt(c1)*kappa*math.sqrt(n)*rho0*math.exp(B)
     return float(out)
 
 
@@ -90,7 +90,7 @@ def lr(B, m, kappa, n, lam0, rho0):
     """certified GD step 1 / smooth."""
     c0 = math.exp(2*B)
     c1 = 1/(c0 + m - 1)
-    out = 1/(4*c0*c1*kappa**2*n + 12*math.sqrt(c1)*kappa*math.sqrt(n)*rho0*math.exp(B))
+    out = 1/(c0*c1*kappa**2*n + 6*math.sqrt(c1)*kappa*math.sqrt(n)*rho0*math.exp(B))
     return float(out)
 
 

@@ -15,8 +15,9 @@ member has and derives the scalar constants from it:
 * **normalized, sigma = phi = exp** (softmax): ``g_r = kappa p_r (a_r - <a, p>)`` with ``p``
   the softmax of ``u``, and the Jacobian ``dg/du = kappa [diag(p o b) - (p o b) p^T - p (p o b)^T]``
   with ``b = a - <a, p>``; ``p_r`` increases in ``u_r`` and decreases in ``u_s`` (proven signs of
-  ``dp_r/du``), so on the box ``p_r <= p_max = p(B, -B, ..., -B)``.  Norm rules:
-  ``|b_r| <= 2``, ``||p||_1 = 1``, ``||p||_2^2 <= p_max ||p||_1``.
+  ``dp_r/du``), so on the box ``p_r <= p_max = p(B, -B, ..., -B)``.  Norm rules: the proven
+  variance identity ``sum_r p_r b_r^2 = sum_r p_r a_r^2 - <a, p>^2 <= 1`` gives ``||p o b||_2^2 <=
+  p_max`` and ``sum_r p_r |b_r| <= 1``; ``|b_r| <= 2``, ``||p||_1 = 1``, ``||p||_2^2 <= p_max``.
 * **elementwise** (no normalizer, ``h_u`` differentiable in ``u``; exp): ``g_r = h_u(u_r, a_r)``,
   the Jacobian is diagonal (proven), and ``max |h_u|``, ``max |h_uu|`` over ``|u| <= B,
   |a| <= 1`` come from linearity in ``a`` and proven monotonicity in ``u`` (endpoint values).
@@ -164,18 +165,24 @@ def _normalized_exp(f: TwoLayerFormulas, log: ProofLog) -> tuple[dict, tuple[str
     log.require_all(f"dp_r/du_r = p_r (1 - p_r) > 0 and dp_r/du_s = -p_r p_s < 0 (m={PROOF_M})",
                     [sp.diff(p[r], us[t]) - (p[r] * (1 - p[r]) if r == t else -p[r] * p[t])
                      for r in range(PROOF_M) for t in range(PROOF_M)])
+    log.require(f"sum_r p_r b_r^2 = sum_r p_r a_r^2 - <a, p>^2 <= ||a||_inf^2 (m={PROOF_M})",
+                sum(pi * bi**2 for pi, bi in zip(p, b_)) - (sum(pi * ai**2 for pi, ai in zip(p, As)) - abar**2))
     # p_r is largest at u_r = B, u_s = -B (s != r): general m by the proven monotonicity.
     p_max = sp.simplify(sp.exp(B) / (sp.exp(B) + (m - 1) * sp.exp(-B)))
     a_inf = sp.Integer(1)
-    b_inf = 2 * a_inf
+    # ||p o b||_2^2 = sum_r p_r (p_r b_r^2) <= p_max sum_r p_r b_r^2 <= p_max ||a||_inf^2 (variance identity)
+    pb2 = a_inf * sp.sqrt(p_max)
+    # sum_r p_r |b_r| <= sqrt(sum_r p_r b_r^2) <= ||a||_inf (Cauchy-Schwarz with weights p)
+    pb1 = a_inf
     p2 = sp.sqrt(p_max)                      # ||p||_2^2 <= p_max ||p||_1 = p_max
-    g_inf = kappa * b_inf * p_max
-    G = kappa * b_inf * p2                   # ||p o b||_2 <= ||b||_inf ||p||_2
+    g_inf = kappa * 2 * a_inf * p_max        # |b_r| <= 2 ||a||_inf
+    G = kappa * pb2
     # ||Jv||_2 <= kappa (||p o b||_2 ||v||_inf + ||p o b||_2 |<p, v>| + ||p||_2 |<p o b, v>|)
-    L_g = kappa * (b_inf * p2 + b_inf * p2 * 1 + p2 * b_inf * 1)
+    L_g = kappa * (pb2 + pb2 * 1 + p2 * pb1)
     rules = ("g = kappa p o b and dg/du = kappa [diag(p o b) - (p o b) p^T - p (p o b)^T] (proven)",
              "p_max = p(B, -B, ..., -B) by the proven signs of dp/du",
-             "|b_r| <= 2 ||a||_inf, ||p||_1 = 1, ||p||_2^2 <= p_max, Hoelder for each term")
+             "||p o b||_2^2 <= p_max sum_r p_r b_r^2 <= p_max ||a||_inf^2 (proven variance identity), "
+             "sum_r p_r |b_r| <= ||a||_inf, ||p||_1 = 1, ||p||_2^2 <= p_max, |b_r| <= 2 ||a||_inf")
     return {"g_inf": g_inf, "G": G, "L_g": L_g}, rules
 
 
