@@ -14,7 +14,8 @@ from types import ModuleType
 
 from .._validate import count, positive
 from ..errors import ValidationError
-from ..registry import generated_module, member
+from ..registry import catalogue, generated_module, member
+from . import two_layer
 
 QUANTITIES = ("C", "smooth", "M", "G_A", "G_b")
 REGIONS = ("ball", "simplex")
@@ -80,14 +81,22 @@ def _call(fn, *args) -> float:
 
 
 def bounds(name: str, R: float = 1.0, n: int = 2, b_norm: float = 1.0, w_max: float = 0.0,
-           l: float | None = None, region: str = "ball") -> Bounds:
+           l: float | None = None, region: str = "ball", **two_layer_params) -> Bounds | two_layer.TwoLayerConstants:
     """Evaluate the derived bounds of member ``name``.
 
     Region: ``||A||_2 <= R``, ``||x||_2 <= R``, ``n`` rows, ``0 <= w_i <= w_max`` and
     ``||b||_2 <= b_norm`` (``region="ball"``) or ``b`` on the probability simplex
     (``region="simplex"``, ``b_norm`` ignored).  ``l`` (optional) is the strong-convexity
     constant used by :meth:`Bounds.w_required` and :meth:`Bounds.perturbation`.
+
+    For a two-layer member (``two_layer_softmax``, ...) the call is forwarded to
+    :func:`softsym.theory.two_layer.bounds` with ``n`` and ``two_layer_params`` (``B, m, kappa,
+    lam0, rho0``, ...) and returns its :class:`~softsym.theory.two_layer.TwoLayerConstants`.
     """
+    if isinstance(name, str) and name in {i.name for i in catalogue("two_layer")}:
+        return two_layer.bounds(name, n=n, **two_layer_params)
+    if two_layer_params:
+        raise ValidationError(f"unexpected arguments {sorted(two_layer_params)} for member {name!r}")
     mod = bounds_module(name)
     if region not in REGIONS:
         raise ValidationError(f"region must be one of {REGIONS}, got {region!r}")
