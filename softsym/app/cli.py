@@ -82,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="also search adversarially for violations (n from --n, small sizes recommended)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--restarts", type=int, default=4)
+    p.add_argument("--B", type=float, nargs="+", default=[1.0, 2.0, 4.0],
+                   help="two-layer members: |<w_r, x_i>| <= B (pre-activation bound)")
+    p.add_argument("--m", type=int, nargs="+", default=[64, 1024, 4096], help="two-layer members: width")
+    p.add_argument("--kappa", type=float, default=None, help="two-layer members: output scale (default the member's)")
+    p.add_argument("--lam0", type=float, default=1.0, help="two-layer members: lambda_min(H(W0))")
+    p.add_argument("--rho0", type=float, default=1.0, help="two-layer members: initial residual norm")
     p.set_defaults(func=_bounds)
 
     p = sub.add_parser("formulas", help="print a member's derived formulas")
@@ -135,6 +141,10 @@ def _bounds(args) -> int:
     from ..theory.bounds import QUANTITIES, bounds
     from ..theory.certify import certify
 
+    from ..registry import catalogue
+
+    if args.member in {i.name for i in catalogue("two_layer")}:
+        return _bounds_two_layer(args)
     info = member(args.member, family="normalized")
     rows = []
     for R in args.R:
@@ -148,6 +158,32 @@ def _bounds(args) -> int:
         return 0
     cert = certify(info.name, R=tuple(args.R), n=tuple(args.n), b_norm=args.b_norm, region=args.region,
                    seed=args.seed, restarts=args.restarts)
+    print()
+    print(cert.table())
+    if cert.violations:
+        print(f"{len(cert.violations)} bound(s) VIOLATED")
+        return 1
+    print("no violation found")
+    return 0
+
+
+def _bounds_two_layer(args) -> int:
+    from ..theory import two_layer as tl
+
+    rows, c = [], None
+    for B in args.B:
+        for m in args.m:
+            for n in args.n:
+                c = tl.bounds(args.member, B=B, m=m, n=n, kappa=args.kappa, lam0=args.lam0, rho0=args.rho0)
+                rows.append((f"{B:g}", m, n, f"{c.params['kappa']:.4g}", *(f"{v:.4g}" for v in c.values.values())))
+    print(f"{c.name} ({c.kind}): {c.assumptions}")
+    print(table(rows, ("B", "m", "n", "kappa", *c.values)))
+    if not c.deterministic:
+        print("no deterministic NTK perturbation constant (the activation's derivative jumps); margin-count bounds "
+              "shown at D=0, N=0: see softsym.theory.two_layer.relu_perturbation")
+    if not args.certify:
+        return 0
+    cert = tl.certify(args.member, seed=args.seed, restarts=args.restarts)
     print()
     print(cert.table())
     if cert.violations:
