@@ -89,7 +89,7 @@ def width_sweep(widths=(32, 64, 128, 256, 512, 1024, 2048, 4096), n: int = 16, d
                        "rel_dH": float(r["dH"].max() / r["lam0"]), "lam_min_ratio": float(r["lam_min"].min() / r["lam0"]),
                        "D_max": float(r["D"].max()), "w_drift_max": float(r["w_drift"].max())}
                 B = r["B0"] + row["D_max"]
-                c = bounds(act, B=B, m=m, n=n, kappa=kap, lam0=r["lam0"], rho0=float(np.linalg.norm(y)),
+                c = bounds(act, B=B, m=m, n=n, kappa=kap, lam0=max(r["lam0"], 1e-300), rho0=float(np.linalg.norm(y)),
                            D=row["D_max"], s0=init_scale, N=int(np.sum(np.abs(X @ net.W) <= row["D_max"])))
                 if c.deterministic:
                     row["dH_bound_rel"] = c["L_H"] * row["D_max"] / r["lam0"]
@@ -147,7 +147,7 @@ def score_sweep(widths=(32, 128, 512), checkpoints=(100, 300, 1000), t: float = 
     return rows
 
 
-def _plots(out: Path, rows: list[dict], srows: list[dict]) -> list[str]:
+def plots(out: Path, rows: list[dict], srows: list[dict]) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -247,7 +247,7 @@ def main(argv=None) -> int:
     slim = [{k: v for k, v in r.items() if k != "trace"} for r in rows]
     (args.out / "two_layer_repro.json").write_text(json.dumps({"sweep": slim, "required_width": req,
                                                                "score": srows}, indent=1, default=str) + "\n")
-    _plots(args.out, rows, srows)
+    plots(args.out, rows, srows)
     print(text)
     print(f"({time.perf_counter() - t0:.0f} s)")
     return 0
