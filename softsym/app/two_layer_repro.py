@@ -34,7 +34,7 @@ import numpy as np
 
 from ..problems.mixture_score import GaussianMixture, features, score_error
 from ..problems.two_layer import TwoLayerNetwork, regression_task
-from ..theory.two_layer import bounds, guarantee
+from ..theory.two_layer import bounds, bounds_module, guarantee, width_requirement
 
 CONVENTIONS = {
     "ntk": {"softmax": lambda m: math.sqrt(m), "relu": lambda m: 1 / math.sqrt(m), "exp": lambda m: 1 / math.sqrt(m)},
@@ -83,7 +83,8 @@ def width_sweep(widths=(32, 64, 128, 256, 512, 1024, 2048, 4096), n: int = 16, d
                 net = TwoLayerNetwork(d, m, activation=act, kappa=kap, seed=seed, init_scale=init_scale)
                 t0 = time.perf_counter()
                 r = run_gd(net, X, y, steps, eps)
-                row = {"convention": conv, "activation": act, "m": m, "kappa": kap, "n": n,
+                row = {"convention": conv, "activation": act, "m": m, "kappa": kap, "n": n, "d": d,
+                       "rho0": float(np.linalg.norm(y - net.forward(X))),
                        "steps_to_eps": r["steps_to_eps"], "final_rel_loss": float(r["loss"][-1] / r["loss"][0]),
                        "lam0": r["lam0"], "lmax0": r["lmax0"], "lr": r["lr"], "B0": r["B0"],
                        "rel_dH": float(r["dH"].max() / r["lam0"]), "lam_min_ratio": float(r["lam_min"].min() / r["lam0"]),
@@ -107,7 +108,9 @@ def width_sweep(widths=(32, 64, 128, 256, 512, 1024, 2048, 4096), n: int = 16, d
 
 
 def required_width(rows: list[dict]) -> dict:
-    """Log-log fit ``margin ~ c m^alpha`` per (convention, activation); width where margin = 1."""
+    """Per (convention, activation): log-log fit ``margin ~ c m^alpha`` over the sweep and the width where
+    it reaches 1; and the model-based requirement of :func:`softsym.theory.two_layer.width_requirement`
+    with ``lam_bar`` measured at the largest width and the Gaussian-initialization bound on ``B(m)``."""
     out = {}
     for key in sorted({(r["convention"], r["activation"]) for r in rows}):
         pts = [(r["m"], r["margin"]) for r in rows if (r["convention"], r["activation"]) == key
@@ -117,7 +120,14 @@ def required_width(rows: list[dict]) -> dict:
         lm, lg = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
         alpha, c = np.polyfit(lm, lg, 1)
         m_req = math.exp(-c / alpha) if alpha > 0 else math.inf
-        out[f"{key[0]}/{key[1]}"] = {"alpha": float(alpha), "margin_at_max_m": float(pts[-1][1]), "m_required": m_req}
+        big = max((r for r in rows if (r["convention"], r["activation"]) == key), key=lambda r: r["m"])
+        mod = bounds_module(key[1])
+        G0 = float(mod.FUNCTIONS["G"](0.0, big["m"], big["kappa"], big["n"], 1.0, 1.0))
+        lam_bar = big["lam0"] / G0**2
+        rule = CONVENTIONS[key[0]][key[1]]
+        wr = width_requirement(key[1], big["n"], big["rho0"], lam_bar, rule)
+        out[f"{key[0]}/{key[1]}"] = {"alpha": float(alpha), "margin_at_max_m": float(pts[-1][1]), "m_required": m_req,
+                                     "lam_bar": lam_bar, "m_required_model": wr.m, "B_at_required": wr.B}
     return out
 
 
@@ -215,9 +225,11 @@ def tables(rows: list[dict], req: dict, srows: list[dict], steps: int) -> str:
         lines.append(f"| {r['convention']} | {r['activation']} | {r['m']} | {_fmt(r['kappa'])} | {st} | {_fmt(r['lam0'])} "
                      f"| {_fmt(r['rel_dH'])} | {_fmt(r['dH_bound_rel'])} | {_fmt(r['lam_min_ratio'])} | {_fmt(r['D_max'])} "
                      f"| {'yes' if r['certified'] else 'no'} | {_fmt(r['margin'])} | {_fmt(r['lr_over_certified'])} |")
-    lines += ["", "| convention/activation | margin ~ m^alpha: alpha | margin at largest m | width for margin 1 (extrapolated) |",
-              "|---|---|---|---|"]
-    lines += [f"| {k} | {v['alpha']:.3f} | {v['margin_at_max_m']:.3g} | {_fmt(v['m_required'], '.3g')} |"
+    lines += ["", "| convention/activation | margin ~ m^alpha: alpha | margin at largest m | width for margin 1 "
+              "(fit) | lam_bar | width for margin 1 (model) | B there |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {k} | {v['alpha']:.3f} | {v['margin_at_max_m']:.3g} | {_fmt(v['m_required'], '.3g')} | "
+              f"{v['lam_bar']:.3g} | {_fmt(v['m_required_model'], '.3g')} | {v['B_at_required']:.3g} |"
               for k, v in req.items()]
     cps = sorted(srows[0]["errors"]) if srows else []
     lines += ["", "| convention | activation | m | " + " | ".join(f"error after {c} steps" for c in cps) + " |",
@@ -236,9 +248,22 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--n", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tables-only", action="store_true",
+                   help="re-render the tables from OUT/two_layer_repro.json without re-running")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    if args.tables_only:
+        data = json.loads((args.out / "two_layer_repro.json").read_text(encoding="utf-8"))
+        rows, srows = data["sweep"], data["score"]
+        for r in srows:
+            r["errors"] = {int(k): v for k, v in r["errors"].items()}
+        for r in rows:
+            r.setdefault("rho0", float(np.linalg.norm(regression_task(r["n"], r.get("d", 8), args.seed)[1])))
+        text = tables(rows, required_width(rows), srows, args.steps)
+        (args.out / "two_layer_repro.md").write_text(text, encoding="utf-8")
+        print(text)
+        return 0
     rows = width_sweep(tuple(args.widths), n=args.n, steps=args.steps, seed=args.seed)
     req = required_width(rows)
     srows = score_sweep(tuple(args.score_widths), tuple(args.checkpoints), seed=args.seed)

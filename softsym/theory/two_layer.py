@@ -491,3 +491,54 @@ def certify(name: str, n: int = 3, d: int = 2, m: int = 6, seed: int = 0, restar
         rows.append(CertRow(q, draws, best, int(best > 1 + 1e-9)))
     gd_res = gd_theorem_check(name, seed=seed) if gd and mod.DETERMINISTIC else {}
     return TwoLayerCertification(name, tuple(rows), gd_res)
+
+
+@dataclass(frozen=True)
+class WidthRequirement:
+    """Smallest width at which the over-parametrization condition holds under a model of ``lam0(m)``, ``B(m)``."""
+
+    name: str
+    n: int
+    rho0: float
+    lam_bar: float
+    m: float
+    B: float
+    margin: float
+    rule: str
+
+
+def width_requirement(name: str, n: int, rho0: float, lam_bar: float, kappa_rule, s0: float = 1.0,
+                      delta: float = 0.1, max_log2_m: int = 200) -> WidthRequirement:
+    """Smallest ``m = 2^k`` with ``radius / drift >= 1`` when ``lam0(m) = lam_bar * G(0; m, kappa)^2``
+    (the NTK's natural scale: ``kappa^2/m`` for softmax, ``kappa^2 m`` for exp) and ``B(m)`` is the
+    Gaussian-initialization bound ``s0 sqrt(2 ln(2 n m / delta))`` on ``max |<w_r(0), x_i>|`` plus the
+    drift bound (holds with probability ``>= 1 - delta``).  ``m = inf`` when no ``k <= max_log2_m`` works.
+
+    ``lam_bar`` is ``lambda_min(H(W0)) / G(0; m, kappa)^2`` measured at some width (it converges as
+    ``m`` grows, the infinite-width NTK's smallest eigenvalue in these units).
+    """
+    mod = bounds_module(name)
+    if not mod.DETERMINISTIC:
+        raise ValidationError(f"{mod.NAME} has no deterministic GD guarantee")
+    n = count("n", n, 1)
+    rho0, lam_bar, s0 = positive("rho0", rho0), positive("lam_bar", lam_bar), positive("s0", s0)
+    delta = positive("delta", delta)
+    best = None
+    for k in range(1, count("max_log2_m", max_log2_m, 1) + 1):
+        m = 2.0**k
+        kap = float(kappa_rule(m))
+        lam0 = lam_bar * _call(mod.FUNCTIONS["G"], 0.0, m, kap, n, 1.0, 1.0) ** 2
+        B0 = s0 * math.sqrt(2 * math.log(2 * n * m / delta))
+        B = B0
+        for _ in range(50):
+            dr = _call(mod.FUNCTIONS["drift"], B, m, kap, n, lam0, rho0)
+            if not math.isfinite(dr) or B0 + dr <= B * (1 + 1e-12):
+                break
+            B = B0 + dr
+        args = (B, m, kap, n, lam0, rho0)
+        margin = _call(mod.FUNCTIONS["radius"], *args) / _call(mod.FUNCTIONS["drift"], *args)
+        best = (m, B, margin)
+        if margin >= 1 and B0 + _call(mod.FUNCTIONS["drift"], *args) <= B * (1 + 1e-12):
+            return WidthRequirement(mod.NAME, n, rho0, lam_bar, m, B, margin, "found")
+    return WidthRequirement(mod.NAME, n, rho0, lam_bar, math.inf, best[1], best[2],
+                            f"no m <= 2^{max_log2_m}")

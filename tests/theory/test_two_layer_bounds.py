@@ -185,3 +185,18 @@ def test_public_entry_points_and_validation():
     net = TwoLayerNetwork(2, 4, activation="relu")
     with pytest.raises(ValidationError, match="no deterministic"):
         tl.guarantee(net, np.eye(2), np.zeros(2))
+
+
+def test_width_requirement_meets_the_condition_and_moves_with_lambda():
+    kap = float  # the paper's kappa = m
+    w = tl.width_requirement("softmax", n=4, rho0=1.0, lam_bar=0.5, kappa_rule=kap)
+    assert math.isfinite(w.m) and w.margin >= 1
+    m, k = w.m, kap(w.m)
+    lam0 = 0.5 * tl.bounds("softmax", B=0.0, m=int(m), n=4, kappa=k)["G"] ** 2
+    c = tl.bounds("softmax", B=w.B, m=int(m), n=4, kappa=k, lam0=lam0, rho0=1.0)
+    assert c["drift"] <= c["radius"]
+    c_half = tl.bounds("softmax", B=w.B, m=int(m // 2), n=4, kappa=kap(m // 2),
+                       lam0=0.5 * tl.bounds("softmax", B=0.0, m=int(m // 2), n=4, kappa=kap(m // 2))["G"] ** 2, rho0=1.0)
+    assert c_half["drift"] > c_half["radius"] or m == 2
+    easier = tl.width_requirement("softmax", n=4, rho0=1.0, lam_bar=5.0, kappa_rule=kap)
+    assert easier.m < w.m
