@@ -289,7 +289,8 @@ def emit_section(tb: TwoLayerBounds) -> str:
         lines += ["If $B_0 + \\mathrm{drift} \\le B$ and $\\mathrm{drift} \\le \\mathrm{radius}$ "
                   "($B_0 = \\max|\\langle w_r(0), x_i\\rangle|$), gradient descent with step "
                   "$\\eta \\le 1/\\mathrm{smooth}$ stays in the region, keeps "
-                  "$\\lambda_{\\min}(H) \\ge \\lambda_0/2$ and contracts the loss by $1 - \\eta\\lambda_0/2$ per step.", ""]
+                  "$\\lambda_{\\min}(H) \\ge \\lambda_0/2$ and contracts the loss by "
+                  "$1 - \\eta\\lambda_0/2$ per step.", ""]
     else:
         lines += ["The activation's derivative jumps, so there is no deterministic NTK perturbation constant "
                   "and no certified step size; the margin-count bounds below replace them "

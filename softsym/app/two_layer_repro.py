@@ -87,7 +87,8 @@ def width_sweep(widths=(32, 64, 128, 256, 512, 1024, 2048, 4096), n: int = 16, d
                        "rho0": float(np.linalg.norm(y - net.forward(X))),
                        "steps_to_eps": r["steps_to_eps"], "final_rel_loss": float(r["loss"][-1] / r["loss"][0]),
                        "lam0": r["lam0"], "lmax0": r["lmax0"], "lr": r["lr"], "B0": r["B0"],
-                       "rel_dH": float(r["dH"].max() / r["lam0"]), "lam_min_ratio": float(r["lam_min"].min() / r["lam0"]),
+                       "rel_dH": float(r["dH"].max() / r["lam0"]),
+                       "lam_min_ratio": float(r["lam_min"].min() / r["lam0"]),
                        "D_max": float(r["D"].max()), "w_drift_max": float(r["w_drift"].max())}
                 B = r["B0"] + row["D_max"]
                 c = bounds(act, B=B, m=m, n=n, kappa=kap, lam0=max(r["lam0"], 1e-300), rho0=float(np.linalg.norm(y)),
@@ -222,8 +223,9 @@ def tables(rows: list[dict], req: dict, srows: list[dict], steps: int) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         st = r["steps_to_eps"] if r["steps_to_eps"] is not None else f"> {steps}"
-        lines.append(f"| {r['convention']} | {r['activation']} | {r['m']} | {_fmt(r['kappa'])} | {st} | {_fmt(r['lam0'])} "
-                     f"| {_fmt(r['rel_dH'])} | {_fmt(r['dH_bound_rel'])} | {_fmt(r['lam_min_ratio'])} | {_fmt(r['D_max'])} "
+        lines.append(f"| {r['convention']} | {r['activation']} | {r['m']} | {_fmt(r['kappa'])} | {st} "
+                     f"| {_fmt(r['lam0'])} | {_fmt(r['rel_dH'])} | {_fmt(r['dH_bound_rel'])} "
+                     f"| {_fmt(r['lam_min_ratio'])} | {_fmt(r['D_max'])} "
                      f"| {'yes' if r['certified'] else 'no'} | {_fmt(r['margin'])} | {_fmt(r['lr_over_certified'])} |")
     lines += ["", "| convention/activation | margin ~ m^alpha: alpha | margin at largest m | width for margin 1 "
               "(fit) | lam_bar | width for margin 1 (model) | B there |",
@@ -234,7 +236,8 @@ def tables(rows: list[dict], req: dict, srows: list[dict], steps: int) -> str:
     cps = sorted(srows[0]["errors"]) if srows else []
     lines += ["", "| convention | activation | m | " + " | ".join(f"error after {c} steps" for c in cps) + " |",
               "|---|---|---|" + "---|" * len(cps)]
-    lines += [f"| {r['convention']} | {r['activation']} | {r['m']} | " + " | ".join(f"{r['errors'][c]:.3f}" for c in cps)
+    lines += [f"| {r['convention']} | {r['activation']} | {r['m']} | "
+              + " | ".join(f"{r['errors'][c]:.3f}" for c in cps)
               + " |" for r in srows]
     return "\n".join(lines) + "\n"
 

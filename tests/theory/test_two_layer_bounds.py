@@ -81,8 +81,8 @@ def test_softmax_L_g_never_violated_exact_inf_to_2_norm():
         B = rng.uniform(0.05, 3)
         U = rng.uniform(-B, B, m) if t % 2 else np.where(np.arange(m) < rng.integers(1, m), B, -B)
         a = rng.choice([-1.0, 1.0], (m, 1))
-        J = np.array([(_g("two_layer_softmax", U + h * e, a, kap) - _g("two_layer_softmax", U - h * e, a, kap))[0] / (2 * h)
-                      for e in np.eye(m)]).T
+        name = "two_layer_softmax"
+        J = np.array([(_g(name, U + h * e, a, kap) - _g(name, U - h * e, a, kap))[0] / (2 * h) for e in np.eye(m)]).T
         val = np.linalg.norm(signs @ J.T, axis=1).max()
         r = val / tl.bounds("softmax", B=float(np.abs(U).max()), m=m, n=1, kappa=kap)["L_g"]
         assert r <= 1 + 1e-6
@@ -195,8 +195,9 @@ def test_width_requirement_meets_the_condition_and_moves_with_lambda():
     lam0 = 0.5 * tl.bounds("softmax", B=0.0, m=int(m), n=4, kappa=k)["G"] ** 2
     c = tl.bounds("softmax", B=w.B, m=int(m), n=4, kappa=k, lam0=lam0, rho0=1.0)
     assert c["drift"] <= c["radius"]
-    c_half = tl.bounds("softmax", B=w.B, m=int(m // 2), n=4, kappa=kap(m // 2),
-                       lam0=0.5 * tl.bounds("softmax", B=0.0, m=int(m // 2), n=4, kappa=kap(m // 2))["G"] ** 2, rho0=1.0)
+    mh = int(m // 2)
+    lam_half = 0.5 * tl.bounds("softmax", B=0.0, m=mh, n=4, kappa=kap(mh))["G"] ** 2
+    c_half = tl.bounds("softmax", B=w.B, m=mh, n=4, kappa=kap(mh), lam0=lam_half, rho0=1.0)
     assert c_half["drift"] > c_half["radius"] or m == 2
     easier = tl.width_requirement("softmax", n=4, rho0=1.0, lam_bar=5.0, kappa_rule=kap)
     assert easier.m < w.m
