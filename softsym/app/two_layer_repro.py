@@ -163,6 +163,7 @@ def plots(out: Path, rows: list[dict], srows: list[dict]) -> list[str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     names = []
     keys = sorted({(r["convention"], r["activation"]) for r in rows})
@@ -197,6 +198,9 @@ def plots(out: Path, rows: list[dict], srows: list[dict]) -> list[str]:
         big = rs[-1]
         axes[1].loglog(list(big["errors"]), list(big["errors"].values()), "o-", color=f"C{i}",
                        label=f"{key[1]} ({key[0]}), m={big['m']}")
+    sw = sorted({r["m"] for r in srows})
+    axes[0].set_xticks(sw, [str(w) for w in sw])
+    axes[0].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes[0].set(xlabel="width m", ylabel="relative score error", title=f"score error after {last} GD steps")
     axes[1].set(xlabel="GD steps", ylabel="relative score error", title="score error vs steps (largest m)")
     axes[0].legend(fontsize=6)
@@ -252,7 +256,7 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tables-only", action="store_true",
-                   help="re-render the tables from OUT/two_layer_repro.json without re-running")
+                   help="re-render the tables and plots from OUT/two_layer_repro.json without re-running")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -265,6 +269,7 @@ def main(argv=None) -> int:
             r.setdefault("rho0", float(np.linalg.norm(regression_task(r["n"], r.get("d", 8), args.seed)[1])))
         text = tables(rows, required_width(rows), srows, args.steps)
         (args.out / "two_layer_repro.md").write_text(text, encoding="utf-8")
+        plots(args.out, rows, srows)
         print(text)
         return 0
     rows = width_sweep(tuple(args.widths), n=args.n, steps=args.steps, seed=args.seed)
