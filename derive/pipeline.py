@@ -17,6 +17,7 @@ import sympy as sp
 from . import codegen
 from .bounds import attention as attention_bounds
 from .bounds import normalized as bounds
+from .bounds import two_layer as two_layer_bounds
 from .families import attention, mixture_score, normalized, two_layer
 from .proof import ProofError
 from .spec import SpecError
@@ -54,13 +55,16 @@ def _build_two_layer(spec) -> MemberFiles:
     f = two_layer.derive(spec)
     claims = two_layer.prove(f)
     h = spec.fingerprint()
+    tb = two_layer_bounds.derive_bounds(f)
     return MemberFiles(
         name=spec.name,
-        files={f"{spec.name}.py": two_layer.emit_module(f, h), f"{spec.name}.md": two_layer.emit_page(f, claims, h)},
+        files={f"{spec.name}.py": two_layer.emit_module(f, h),
+               f"{spec.name}.md": two_layer.emit_page(f, claims, h) + two_layer_bounds.emit_section(tb),
+               f"{spec.name}_bounds.py": two_layer_bounds.emit_module(tb, h)},
         manifest={"family": spec.family, "doc": spec.doc, "paper": spec.paper, "spec_hash": h,
                   "activation": spec.activation, "shift_invariant": spec.shift_invariant,
                   "normalized": f.normalized, "proof": claims,
-                  "formulas": [list(e) for e in two_layer.formulas(f)]},
+                  "formulas": [list(e) for e in two_layer.formulas(f)], "bounds": two_layer_bounds.manifest_entry(tb)},
     )
 
 

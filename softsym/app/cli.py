@@ -126,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--restarts", type=int, default=4, help="--certify restarts per cell (default 4)")
     p.add_argument("--maxfev", type=int, default=300, help="--certify Powell evaluations per restart (default 300)")
     p.add_argument("--reg-y", type=float, default=1.0, help="attention: reg_y for the reduced-function bound C_phi")
+    p.add_argument("--B", type=float, nargs="+", default=[1.0, 2.0, 4.0],
+                   help="two-layer members: |<w_r, x_i>| <= B (pre-activation bound)")
+    p.add_argument("--m", type=int, nargs="+", default=[64, 1024, 4096], help="two-layer members: width")
+    p.add_argument("--kappa", type=float, default=None, help="two-layer members: output scale (default the member's)")
+    p.add_argument("--lam0", type=float, default=1.0, help="two-layer members: lambda_min(H(W0))")
+    p.add_argument("--rho0", type=float, default=1.0, help="two-layer members: initial residual norm")
     p.set_defaults(func=_bounds)
 
     p = add("formulas", help="print a member's derived formulas")
@@ -197,6 +203,8 @@ def _bounds(args) -> int:
 
     if member(args.member).family == "attention":
         return _bounds_attention(args)
+    if member(args.member).family == "two_layer":
+        return _bounds_two_layer(args)
     info = member(args.member)
     if not info.has_bounds:
         with_bounds = sorted({m.family for m in catalogue() if m.has_bounds})
@@ -243,6 +251,32 @@ def _bounds_attention(args) -> int:
         return 0
     cert = certify_attention(args.member, R=tuple(args.R), n=tuple(args.n), reg_y=args.reg_y, seed=args.seed,
                              restarts=args.restarts)
+    print()
+    print(cert.table())
+    if cert.violations:
+        print(f"{len(cert.violations)} bound(s) VIOLATED")
+        return 1
+    print("no violation found")
+    return 0
+
+
+def _bounds_two_layer(args) -> int:
+    from ..theory import two_layer as tl
+
+    rows, c = [], None
+    for B in args.B:
+        for m in args.m:
+            for n in args.n:
+                c = tl.bounds(args.member, B=B, m=m, n=n, kappa=args.kappa, lam0=args.lam0, rho0=args.rho0)
+                rows.append((f"{B:g}", m, n, f"{c.params['kappa']:.4g}", *(f"{v:.4g}" for v in c.values.values())))
+    print(f"{c.name} ({c.kind}): {c.assumptions}")
+    print(table(rows, ("B", "m", "n", "kappa", *c.values)))
+    if not c.deterministic:
+        print("no deterministic NTK perturbation constant (the activation's derivative jumps); margin-count bounds "
+              "shown at D=0, N=0: see softsym.theory.two_layer.relu_perturbation")
+    if not args.certify:
+        return 0
+    cert = tl.certify(args.member, seed=args.seed, restarts=args.restarts)
     print()
     print(cert.table())
     if cert.violations:

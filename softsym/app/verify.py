@@ -24,6 +24,7 @@ import numpy as np
 
 from ..api import objective
 from ..registry import MemberInfo, catalogue, kernels, member
+from ..theory import two_layer as two_layer_theory
 from ..theory.certify import certify
 from .progress import progress
 from .report import table
@@ -210,6 +211,16 @@ def _bounds_attention(info: MemberInfo, seed: int) -> Outcome:
                   f"{worst.tightness:.3g}x ({worst.quantity} at R={worst.R:g})")
 
 
+def _bounds_two_layer(info: MemberInfo, seed: int) -> Outcome:
+    """Small-budget adversarial certification of the two-layer constants and the GD theorem."""
+    cert = two_layer_theory.certify(info.name, seed=seed, restarts=2, maxiter=120)
+    if cert.violations:
+        return False, f"violated: {', '.join(cert.violations)}"
+    tight = ", ".join(f"{r.quantity} {r.max_ratio:.2g}" for r in cert.rows)
+    gd = f"; GD theorem held (margin {cert.gd['margin']:.3g})" if cert.gd.get("certified") else ""
+    return True, f"no violation; measured/bound: {tight}{gd}"
+
+
 #: the finite-difference check of each family: (what is checked, worst scaled error)
 NUMERIC: dict[str, tuple[str, Callable[[MemberInfo, np.random.Generator], float]]] = {
     "normalized": ("gradient, Hessian, HVP", _numeric_normalized),
@@ -233,6 +244,8 @@ def bounds_step(info: MemberInfo, seed: int) -> Outcome:
     """Small-budget certification of every derived bound of ``info`` (R in {1, 2}, n = 3)."""
     if info.family == "attention":
         return _bounds_attention(info, seed)
+    if info.family == "two_layer":
+        return _bounds_two_layer(info, seed)
     if not info.has_bounds:
         return None, f"no derived bounds ({info.family} family)"
     cert = certify(info.name, R=(1.0, 2.0), n=(3,), seed=seed, restarts=2, maxfev=150)

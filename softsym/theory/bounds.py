@@ -15,6 +15,7 @@ from types import ModuleType
 from .._validate import count, positive
 from ..errors import ValidationError
 from ..registry import catalogue, generated_module, member
+from . import two_layer
 
 QUANTITIES = ("C", "smooth", "M", "G_A", "G_b")
 REGIONS = ("ball", "simplex")
@@ -84,7 +85,7 @@ def _call(fn, *args) -> float:
 
 
 def bounds(name: str, R: float = 1.0, n: int = 2, b_norm: float = 1.0, w_max: float = 0.0,
-           l: float | None = None, region: str = "ball", **attention_region):
+           l: float | None = None, region: str = "ball", **family_params):
     """Evaluate the derived bounds of member ``name``.
 
     For the attention family (``name="attention"``) the region is given by keywords instead:
@@ -94,15 +95,21 @@ def bounds(name: str, R: float = 1.0, n: int = 2, b_norm: float = 1.0, w_max: fl
     ``||b||_2 <= b_norm`` (``region="ball"``) or ``b`` on the probability simplex
     (``region="simplex"``, ``b_norm`` ignored).  ``l`` (optional) is the strong-convexity
     constant used by :meth:`Bounds.w_required` and :meth:`Bounds.perturbation`.
+
+    For a two-layer member (``two_layer_softmax``, ...) the call is forwarded to
+    :func:`softsym.theory.two_layer.bounds` with ``n`` and the keywords (``B, m, kappa,
+    lam0, rho0``, ...) and returns its :class:`~softsym.theory.two_layer.TwoLayerConstants`.
     """
     if isinstance(name, str) and name in _attention_names():
         from .attention import attention_bounds
         if not isinstance(R, (int, float)) or R != 1.0 or b_norm != 1.0 or w_max != 0.0 or l is not None \
                 or region != "ball":
             raise ValidationError("attention bounds take R_A, R_X, R_Y, R_B, n, reg_x, reg_y")
-        return attention_bounds(name, n=n, **attention_region)
-    if attention_region:
-        raise ValidationError(f"unknown arguments {sorted(attention_region)} for normalized member {name!r}")
+        return attention_bounds(name, n=n, **family_params)
+    if isinstance(name, str) and name in {i.name for i in catalogue("two_layer")}:
+        return two_layer.bounds(name, n=n, **family_params)
+    if family_params:
+        raise ValidationError(f"unknown arguments {sorted(family_params)} for normalized member {name!r}")
     mod = bounds_module(name)
     if region not in REGIONS:
         raise ValidationError(f"region must be one of {REGIONS}, got {region!r}")

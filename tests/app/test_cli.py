@@ -333,3 +333,13 @@ def test_bounds_attention_table_and_certify():
     out = softsym("bounds", "attention", "--R", "1", "--n", "2", "--certify", "--restarts", "1")
     assert out.returncode == 0, out.stderr
     assert "C_phi" in out.stdout and "reg_x_threshold_phi" in out.stdout and "no violation found" in out.stdout
+
+
+def test_bounds_command_two_layer():
+    out = softsym("bounds", "two_layer_exp", "--B", "1", "--m", "64", "--n", "8", "--certify", "--restarts", "1")
+    assert out.returncode == 0, out.stderr
+    assert "no violation found" in out.stdout and "| 1 | 64 | 8 |" in out.stdout and "L_H" in out.stdout
+    relu = softsym("bounds", "two_layer_relu", "--B", "1", "--m", "64", "--n", "8")
+    assert relu.returncode == 0 and "no deterministic NTK perturbation constant" in relu.stdout
+    bad = softsym("bounds", "two_layer_softmax", "--B", "-1")
+    assert bad.returncode == 2 and "B must be" in bad.stderr

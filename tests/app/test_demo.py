@@ -76,3 +76,24 @@ def test_attention_section(tmp_path):
     assert res.markdown.startswith("### ") and "attention_convergence.png" in res.markdown
     assert res.passed and res.verdict.outcome == "partly reproduced"
     assert "not shown here" in res.verdict.evidence.lower()
+
+
+def test_two_layer_guarantees_summary():
+    from softsym.app.demo.two_layer import guarantees_summary
+
+    lines = guarantees_summary(widths=(32,))
+    rows = [ln for ln in lines if ln.startswith("| softmax") or ln.startswith("| exp")]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert float(cells[3]) > 0 and float(cells[4]) > 1      # certified lr, used / certified
+        assert (float(cells[5]) >= 1) == (cells[6] == "yes")     # margin vs verdict
+
+
+def test_verify_two_layer_gradient_step():
+    from softsym.app.verify import numeric_step
+    from softsym.registry import member
+
+    for name in ("two_layer_softmax", "two_layer_relu", "two_layer_exp"):
+        ok, msg = numeric_step(member(name), seed=1)
+        assert ok, msg
