@@ -25,6 +25,7 @@ import numpy as np
 import scipy.linalg
 
 from .._validate import as_array, count, positive
+from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
 from ..numerics import rows
 from ..registry import kernels
@@ -314,7 +315,7 @@ class PlantedInstance:
         """X* + rel ||X*||_F E with E i.i.d. N(0, 1/d^2) (so ||E||_F ~ 1): the start of the demo,
         the CLI and the benchmark (``solve`` is local; from X0 = 0 it stalls elsewhere)."""
         d = self.X_star.shape[0]
-        noise = np.random.default_rng(seed).standard_normal((d, d)) / d
+        noise = np.random.default_rng(check_seed("seed", seed)).standard_normal((d, d)) / d
         return self.X_star + rel * np.linalg.norm(self.X_star) * noise
 
 
@@ -326,7 +327,7 @@ def planted(n: int, d: int, seed: int | np.random.Generator = 0, x_scale: float 
     """
     n, d = count("n", n, 1), count("d", d, 1)
     x_scale = positive("x_scale", x_scale)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed("seed", seed))
     A1, A2, A3 = (rng.standard_normal((n, d)) for _ in range(3))
     X_star = rng.standard_normal((d, d))
     X_star *= x_scale / np.linalg.norm(X_star)

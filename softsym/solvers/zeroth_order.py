@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import count, positive
-from ..errors import OverflowDetected
+from .._validate import count, flag, positive
+from ..errors import OverflowDetected, ValidationError
 from ..estimators import zeroth_order as zo
 from .base import LINE_SEARCH, Solver, SolverFailure, State, register
 
@@ -71,8 +71,8 @@ class ZerothOrderGD(Solver):
         self.mu = positive("mu", mu)
         self.lr = None if lr is None else positive("lr", lr)
         self.kind = zo.check_kind(kind)
-        self.rng = np.random.default_rng(zo.stream_seed(seed))
-        self.true_grad = bool(true_grad)
+        self.rng = np.random.default_rng(zo.stream_seed(seed))  # validates seed
+        self.true_grad = flag("true_grad", true_grad)
         self.block = None if block is None else count("block", block, 1)
         self.record: list[tuple[int, np.ndarray, float]] = []
 
@@ -86,6 +86,9 @@ class ZerothOrderGD(Solver):
         return State(x=x, f=f, g=g_hat, extra={**extra, "est": (g_hat, est)})
 
     def init(self, objective, x0: np.ndarray) -> State:
+        if not isinstance(getattr(objective, "A", None), np.ndarray):
+            raise ValidationError(f"method 'zo' needs an in-memory objective (numpy A), got {type(objective).__name__}; "
+                                  "a Dask objective is not supported (use 'gd', 'newton' or 'approx-newton')")
         return self._state(objective, x0, objective.fun(x0), {})
 
     def step(self, objective, state: State) -> State:

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.optimize import minimize as _scipy_minimize
 
 from .._validate import count, positive
+from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
 from ..registry import kernels, member
 from .bounds import QUANTITIES, bounds, bounds_module
@@ -217,7 +218,7 @@ def certify(name: str, R=(1.0, 2.0, 4.0), n=(2, 3, 5), b_norm: float = 1.0, regi
     ns = tuple(count("n", int(m), 1) for m in np.atleast_1d(n))
     b_norm = positive("b_norm", b_norm)
     restarts, maxfev = count("restarts", restarts, 1), count("maxfev", maxfev, 1)
-    seed = count("seed", seed)
+    seed = check_seed("seed", seed, allow_generator=False)
     bad = [q for q in quantities if q not in QUANTITIES]
     if bad:
         raise ValidationError(f"unknown quantities {bad}; choose from {QUANTITIES}")
