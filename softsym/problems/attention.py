@@ -28,6 +28,7 @@ from .._validate import as_array, count, positive
 from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
 from ..numerics import rows
+from ..numerics.serial import new_lock, serialized
 from ..registry import kernels
 
 MEMBER = "attention"
@@ -59,6 +60,7 @@ class AttentionRegression:
         self._k = kernels(MEMBER)
         self._work: tuple[np.ndarray, np.ndarray] | None = None
         self.nfev = self.njev = self.nhev = 0
+        self.lock = new_lock()  # see softsym.numerics.serial: one thread at a time through the state
         self._state_key: tuple[np.ndarray, np.ndarray] | None = None
         self._state: tuple | None = None
         self._y_pinv: np.ndarray | None = None  # pseudo-inverse of the Y-Hessian block at the state's X
@@ -106,6 +108,7 @@ class AttentionRegression:
         return self._work
 
     # -- evaluation --------------------------------------------------------------------------
+    @serialized
     def loss(self, X, Y) -> float:
         """L(X, Y)."""
         X, Y = self._var("X", X), self._var("Y", Y)
@@ -114,6 +117,7 @@ class AttentionRegression:
         self._check("loss", val)
         return val
 
+    @serialized
     def value_and_grad(self, X, Y) -> tuple[float, np.ndarray, np.ndarray]:
         """(L, dL/dX, dL/dY) in one row-blocked sweep (four n^2 d matrix products, no n x n array)."""
         X, Y = self._var("X", X), self._var("Y", Y)
@@ -122,11 +126,13 @@ class AttentionRegression:
         self._check("gradient", val, gX, gY)
         return float(val), gX, gY
 
+    @serialized
     def grad(self, X, Y) -> tuple[np.ndarray, np.ndarray]:
         """(dL/dX, dL/dY), each (d, d)."""
         _, gX, gY = self.value_and_grad(X, Y)
         return gX, gY
 
+    @serialized
     def hess_state(self, X: np.ndarray, Y: np.ndarray) -> tuple:
         key = self._state_key
         if key is None or not (np.array_equal(key[0], X) and np.array_equal(key[1], Y)):
@@ -150,6 +156,7 @@ class AttentionRegression:
             self._y_pinv = scipy.linalg.pinvh(G, check_finite=False)
         return self._y_pinv
 
+    @serialized
     def hessp_x(self, X, Y, V) -> np.ndarray:
         """Hessian in x = vec(X) applied to vec(V), returned as a (d, d) matrix; O(n^2 d), row-blocked."""
         X, Y, V = self._var("X", X), self._var("Y", Y), self._var("V", V)
@@ -165,14 +172,17 @@ class AttentionRegression:
         self._check("cross Hessian-vector product", out)
         return out
 
+    @serialized
     def hessp_xy(self, X, Y, E) -> np.ndarray:
         """Cross Hessian d2L/dx dy applied to vec(E) (a direction in Y), as a (d, d) matrix; O(n^2 d)."""
         return self._cross(self._k.hessp_xy, X, Y, "E", E)
 
+    @serialized
     def hessp_yx(self, X, Y, D) -> np.ndarray:
         """Cross Hessian d2L/dy dx applied to vec(D) (a direction in X), as a (d, d) matrix; O(n^2 d)."""
         return self._cross(self._k.hessp_yx, X, Y, "D", D)
 
+    @serialized
     def hess_x(self, X, Y) -> np.ndarray:
         """Full (d^2, d^2) Hessian in x = vec(X) (row-major); O(n^2 d^2 + n d^4) time, O(n d^2) memory."""
         X, Y = self._var("X", X), self._var("Y", Y)
@@ -181,6 +191,7 @@ class AttentionRegression:
         self._check("Hessian", H)
         return H
 
+    @serialized
     def hess_xy(self, X, Y) -> np.ndarray:
         """Full (d^2, d^2) cross Hessian d2L/dx dy (rows vec X, columns vec Y; row-major vecs).
 
@@ -191,6 +202,7 @@ class AttentionRegression:
         cols = [self.hessp_xy(X, Y, e.reshape(k, k)).ravel() for e in np.eye(k * k)]
         return np.column_stack(cols)
 
+    @serialized
     def reduced_hessp_x(self, X, Y, V) -> np.ndarray:
         """Hessian of phi(X) = min_Y L(X, Y) applied to vec(V), as a (d, d) matrix; O(n^2 d).
 
@@ -206,6 +218,7 @@ class AttentionRegression:
         self._check("reduced Hessian-vector product", out)
         return out
 
+    @serialized
     def reduced_hess_x(self, X, Y) -> np.ndarray:
         """Full (d^2, d^2) Hessian of phi(X) = min_Y L(X, Y) at Y = Y*(X) (see ``reduced_hessp_x``):
         ``hess_x - hess_xy kron(G^+, I_d) hess_xy^T`` with hess_y = kron(G, I_d); O(n^2 d^3)."""
@@ -214,6 +227,7 @@ class AttentionRegression:
         S = self.hess_x(X, Y) - Hxy @ np.kron(self._y_block_pinv(X, Y), np.eye(self.d)) @ Hxy.T
         return 0.5 * (S + S.T)
 
+    @serialized
     def hess_y_block(self, X) -> np.ndarray:
         """(d, d) matrix G with hess_y(X) = kron(G, I_d); L is a convex quadratic in Y."""
         X = self._var("X", X)
@@ -221,11 +235,13 @@ class AttentionRegression:
         self._check("Hessian in Y", G)
         return G
 
+    @serialized
     def hess_y(self, X) -> np.ndarray:
         """Full (d^2, d^2) Hessian in y = vec(Y) (row-major); it does not depend on Y."""
         return np.kron(self.hess_y_block(X), np.eye(self.d))
 
     # -- solving -----------------------------------------------------------------------------
+    @serialized
     def minimize_y(self, X, Y) -> np.ndarray:
         """argmin_Y L(X, Y): L is quadratic in Y, so one exact Newton step (a least-squares solve).
 
@@ -234,6 +250,7 @@ class AttentionRegression:
         X, Y = self._var("X", X), self._var("Y", Y)
         return self.y_star_and_value(X, Y)[0]
 
+    @serialized
     def y_star_and_value(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, float]:
         """(Y*(X), L(X, Y*(X))) from one forward sweep: given K = F A3 of X (two n^2 d GEMMs), the
         loss, dL/dY and the Y-Hessian at any Y cost O(n d^2) (``y_parts``), so one exact Newton

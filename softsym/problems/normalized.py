@@ -18,12 +18,16 @@ from .._validate import as_array, count, positive
 from .._validate import seed as check_seed
 from ..errors import OverflowDetected
 from ..numerics import rows
+from ..numerics.serial import new_lock, serialized
 from ..registry import kernels, member
 
 
 @dataclass(frozen=True)
 class Pieces:
-    """Structured derivatives at one x: dL/du = g, d2L/du2 = diag(beta) + p q^T + q p^T + T q q^T."""
+    """Structured derivatives at one x: dL/du = g, d2L/du2 = diag(beta) + p q^T + q p^T + T q q^T.
+
+    The arrays are the objective's memo, shared and read-only (copy before modifying).
+    """
 
     u: np.ndarray
     loss: float
@@ -43,13 +47,15 @@ class Objective:
     the objective is in use.
 
     Raises ``ValidationError`` for bad input and ``OverflowDetected`` instead of returning
-    non-finite values.
+    non-finite values.  Safe to share between threads: every evaluation holds the instance's
+    lock (:mod:`softsym.numerics.serial`), so concurrent calls run one at a time.
     """
 
     family = "normalized"
 
     def __init__(self, name: str, A, b, w=None):
         self.info = member(name, family="normalized")
+        self.lock = new_lock()  # see softsym.numerics.serial: one thread at a time through the memo
         self.name = self.info.name
         self.A = as_array("A", A, 2)
         self.n, self.d = self.A.shape
@@ -81,10 +87,12 @@ class Objective:
                     " rescale A or start closer to 0")
                 raise OverflowDetected(f"{self.name}: non-finite {what} at this x (max |Ax| = {umax:.4g}){hint}")
 
+    @serialized
     def u(self, x) -> np.ndarray:
         """u = A x (memoized at the last x; a new array)."""
         return self._point(x)["u"].copy()
 
+    @serialized
     def fun(self, x) -> float:
         """L(x)."""
         c = self._point(x)
@@ -103,6 +111,7 @@ class Objective:
             self.njev += 1
         return c["g"]
 
+    @serialized
     def jac(self, x) -> np.ndarray:
         """grad L(x) = A^T g (a new array)."""
         c = self._point(x)
@@ -110,23 +119,28 @@ class Objective:
             c["jac"] = rows.rmatvec(self.A, self._grad_u(x))
         return c["jac"].copy()
 
+    @serialized
     def fun_and_jac(self, x) -> tuple[float, np.ndarray]:
         """(L(x), grad L(x)), one fused kernel pass."""
         g = self.jac(x)
         return self.fun(x), g
 
+    @serialized
     def pieces(self, x) -> Pieces:
         """The structured derivatives in u-space (for Newton-type and sketching solvers)."""
         c = self._point(x)
         if "pieces" not in c:
             loss, g, beta, p, q, T = self._k.pieces_u(c["u"], self.b, self.w)
             self._check("Hessian pieces", loss, g, beta, p, q, T)
+            for v in (c["u"], g, beta, p, q):  # handed out without copies: read-only so the memo stays intact
+                v.flags.writeable = False
             c["pieces"] = Pieces(u=c["u"], loss=float(loss), g=g, beta=beta, p=p, q=q, T=float(T))
             c.setdefault("loss", float(loss))
             c.setdefault("g", g)
             self.nhev += 1
         return c["pieces"]
 
+    @serialized
     def hess(self, x) -> np.ndarray:
         """hess L(x), a new symmetric (d, d) array."""
         c = self._point(x)
@@ -135,6 +149,7 @@ class Objective:
             c["hess"] = self._k.hess_assemble(self.A, pc.beta, pc.p, pc.q, pc.T)
         return c["hess"].copy()
 
+    @serialized
     def hessp(self, x, p) -> np.ndarray:
         """hess L(x) @ p in two matrix-vector products."""
         v = as_array("p", p, 1, (self.d,))

@@ -8,6 +8,7 @@ is typed here.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -203,7 +204,7 @@ _DRAWS = 16
 
 def certify(name: str, R=(1.0, 2.0, 4.0), n=(2, 3, 5), b_norm: float = 1.0, region: str = "ball",
             quantities=QUANTITIES, seed: int = 0, restarts: int = 6, maxfev: int = 300,
-            rtol: float = 1e-9) -> Certificate:
+            rtol: float = 1e-9, progress: Callable[[int, str, float, int], None] | None = None) -> Certificate:
     """Try to break the derived bounds of ``name`` by adversarial search.
 
     For each quantity, each ``R`` and each ``n``: ``restarts`` random starts (seeded; each the
@@ -212,7 +213,8 @@ def certify(name: str, R=(1.0, 2.0, 4.0), n=(2, 3, 5), b_norm: float = 1.0, regi
     ``C``, ``smooth`` and ``M`` the search runs over ``u = Ax`` in the ball of radius
     ``R^2``, realized by ``A = R I``).  Regularizer ``w = 0`` (bounds at ``w_max = 0``).
     A cell is *violated* when the worst value found exceeds the bound by more than the
-    relative rounding allowance ``rtol``.  Same seed, same result.
+    relative rounding allowance ``rtol``.  Same seed, same result.  ``progress(i, quantity, R, n)``
+    is called before cell ``i`` (0-based) is searched.
     """
     Rs = tuple(positive("R", r) for r in np.atleast_1d(R))
     ns = tuple(count("n", int(m), 1) for m in np.atleast_1d(n))
@@ -226,6 +228,8 @@ def certify(name: str, R=(1.0, 2.0, 4.0), n=(2, 3, 5), b_norm: float = 1.0, regi
     for q in quantities:
         for ri, r in enumerate(Rs):
             for ni, m in enumerate(ns):
+                if progress is not None:
+                    progress(len(rows), q, r, m)
                 bound = getattr(bounds(name, R=r, n=m, b_norm=b_norm, region=region), q)
                 prob = SearchProblem(name, q, region, r, m, b_norm)
                 rng = np.random.default_rng([seed, QUANTITIES.index(q), ri, ni])

@@ -44,6 +44,7 @@ from dask import delayed
 
 from ..._validate import as_array
 from ...errors import OverflowDetected, ValidationError
+from ...numerics.serial import new_lock, serialized
 from ...problems.normalized import Pieces
 from ...registry import kernels, member
 
@@ -154,6 +155,7 @@ class DaskObjective:
 
     def __init__(self, name: str, A, b, w=None, *, check_finite: bool = True, fuse_hess: bool | None = None):
         self.info = member(name, family="normalized")
+        self.lock = new_lock()  # see softsym.numerics.serial: one thread at a time through the memo
         self.name = self.info.name
         if not isinstance(A, da.Array):
             raise ValidationError(f"A must be a dask.array.Array for DaskObjective, got {type(A).__name__}")
@@ -243,6 +245,7 @@ class DaskObjective:
             c.update(H0=np.ascontiguousarray(parts[:, :d]), jac=parts[:, d].copy(),
                      ap=parts[:, d + 1].copy(), aq=parts[:, d + 2].copy())
 
+    @serialized
     def fun(self, x) -> float:
         """L(x)."""
         c = self._point(x)
@@ -251,6 +254,7 @@ class DaskObjective:
             self.nfev += 1
         return c["loss"]
 
+    @serialized
     def jac(self, x) -> np.ndarray:
         """grad L(x) = sum_c A_c^T g_c (a new array)."""
         c = self._point(x)
@@ -264,6 +268,7 @@ class DaskObjective:
             self.njev += 1
         return c["jac"].copy()
 
+    @serialized
     def fun_and_jac(self, x) -> tuple[float, np.ndarray]:
         """(L(x), grad L(x))."""
         g = self.jac(x)
@@ -274,6 +279,7 @@ class DaskObjective:
             c["hess_counted"] = True
             self.nhev += 1
 
+    @serialized
     def hess(self, x) -> np.ndarray:
         """hess L(x), a new symmetric (d, d) array: chunk Gram sums plus the local rank-2 part."""
         c = self._point(x)
@@ -285,6 +291,7 @@ class DaskObjective:
                 self._fuse = True
         return c["hess"].copy()
 
+    @serialized
     def hessp(self, x, p) -> np.ndarray:
         """hess L(x) @ p: one pass over A (locally from the Hessian parts when they are known)."""
         c = self._point(x)
@@ -301,6 +308,7 @@ class DaskObjective:
         self._count_hess(c)
         return self._k.hessp_combine(hv, c["ap"], c["aq"], c["T"], v)
 
+    @serialized
     def pieces(self, x) -> Pieces:
         """The structured derivatives in u-space; ``u, g, beta, p, q`` are Dask vectors persisted on the
         workers (``np.asarray`` gathers one)."""
