@@ -466,6 +466,8 @@ def _report(res, name: str, source: str, size: str, method: str, extra: list, pl
     elif plot is not None:
         _say(f"softsym solve: no plot written to {plot}: the run has no iterations to plot")
     _write_atomically(outputs)
+    if not res.success:
+        _say(f"softsym solve: not converged (status {res.status}): {res.message}")
     return 0 if res.success else 1
 
 
