@@ -80,8 +80,9 @@ def seed(name: str, value: Any, *, allow_none: bool = False, allow_generator: bo
     if allow_generator and isinstance(value, np.random.Generator):
         return value
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < SEED_LIMIT:
-        kinds = "an integer in [0, 2**63)" + (", a numpy.random.Generator" if allow_generator else "") + (
-            " or None" if allow_none else "")
+        kinds = ["an integer in [0, 2**63)"] + (["a numpy.random.Generator"] if allow_generator else []) + (
+            ["None"] if allow_none else [])
+        kinds = ", ".join(kinds[:-1]) + " or " + kinds[-1] if len(kinds) > 1 else kinds[0]
         raise ValidationError(f"{name} must be {kinds}, got {value!r}")
     return int(value)
 
