@@ -21,5 +21,5 @@ def pytest_terminal_summary(terminalreporter) -> None:
         return
     terminalreporter.section("error-contract fuzz: inputs drawn per category")
     for category, n in sorted(DRAWN.items()):
-        terminalreporter.write_line(f"{category:<28} {n:6d}")
-    terminalreporter.write_line(f"{'total':<28} {sum(DRAWN.values()):6d}")
+        terminalreporter.write_line(f"{category:<36} {n:6d}")
+    terminalreporter.write_line(f"{'total':<36} {sum(DRAWN.values()):6d}")
