@@ -59,7 +59,7 @@ TALL = 100_000_000  # n * d from which an instance counts as tall data (targets 
 #: targets: (a) approx s/it / Newton s/it on tall data, (b) iterations / Newton's, (c) time / best scipy
 TARGET_A, TARGET_B, TARGET_C = 1 / 3, 1.5, 1.0
 
-def instance(member: str, n: int, d: int, radius: float, wfrac: float, seed: int = 1) -> softsym.Objective:
+def instance(member: str, n: int, d: int, radius: float, wfrac: float, seed: int = 1) -> softsym.NormalizedObjective:
     """A planted instance with uniform regularizer ``w^2 = wfrac * median |beta(x_planted)|``."""
     inst = datasets.synthetic(member, n, d, seed=seed, radius=radius)
     w = np.zeros(n)

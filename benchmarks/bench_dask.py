@@ -1,6 +1,6 @@
 """Dask-backed objectives: overhead of the distributed gradient, and an out-of-core Newton solve.
 
-1. Gradient throughput on the same data: in-memory ``Objective.jac`` vs ``DaskObjective.jac``
+1. Gradient throughput on the same data: in-memory ``NormalizedObjective.jac`` vs ``DaskObjective.jac``
    with ``A`` persisted in the workers' memory and with ``A`` read from chunk files on disk
    (2-worker ``LocalCluster``, one thread each), against the floor ``A x`` plus ``A^T g``
    (two bare GEMVs).  Each call is at a fresh ``x`` (no memo): u pass, global sums, A^T g.
@@ -54,7 +54,7 @@ def gradient_overhead(n: int, d: int, chunk_rows: int, repeat: int = 5) -> list[
     t_floor = median_time(floor, repeat=repeat)
     t_mem = median_time(lambda: mem.jac(next(xs)), repeat=repeat)
     rows = [("floor: A x and A^T g (numpy GEMVs)", f"{t_floor * 1e3:.1f}", "1.00", "-")]
-    rows.append(("in-memory Objective.jac", f"{t_mem * 1e3:.1f}", f"{t_mem / t_floor:.2f}", "1.00"))
+    rows.append(("in-memory NormalizedObjective.jac", f"{t_mem * 1e3:.1f}", f"{t_mem / t_floor:.2f}", "1.00"))
     tmp = Path(tempfile.mkdtemp(prefix="softsym-bench-dask-"))
     try:
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",

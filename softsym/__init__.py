@@ -12,8 +12,9 @@ from __future__ import annotations
 from .api import minimize, objective
 from .errors import OverflowDetected, UnknownObjectiveError, ValidationError
 from .problems.attention import AttentionRegression
-from .problems.normalized import Objective
-from .problems.two_layer import TwoLayerNetwork
+from .problems.base import Objective
+from .problems.normalized import NormalizedObjective
+from .problems.two_layer import TwoLayerNetwork, TwoLayerRegression
 from .registry import MemberInfo, catalogue, load_kernels
 from .theory.bounds import Bounds, bounds
 from .theory.certify import Certificate, certify
@@ -21,7 +22,7 @@ from .theory.certify import Certificate, certify
 __version__ = "0.1.0"
 
 __all__ = [
-    "AttentionRegression", "Bounds", "Certificate", "MemberInfo", "Objective", "OverflowDetected",
-    "TwoLayerNetwork", "UnknownObjectiveError", "ValidationError", "bounds", "catalogue", "certify",
+    "AttentionRegression", "Bounds", "Certificate", "MemberInfo", "NormalizedObjective", "Objective", "OverflowDetected",
+    "TwoLayerNetwork", "TwoLayerRegression", "UnknownObjectiveError", "ValidationError", "bounds", "catalogue", "certify",
     "load_kernels", "minimize", "objective",
 ]

@@ -11,19 +11,19 @@ from scipy.optimize import OptimizeResult
 from ._validate import callback as check_callback
 from ._validate import flag
 from .errors import ValidationError
-from .problems.normalized import Objective
+from .problems.normalized import NormalizedObjective
 from .solvers import DEFAULT_MAXITER, DEFAULT_METHOD, make_solver, run
 from .theory.start import start_condition
 
 #: the relative gradient tolerance when none is given, per family
-DEFAULT_TOL = {"normalized": 1e-10, "attention": 1e-8}
+DEFAULT_TOL = {"normalized": 1e-10, "attention": 1e-8, "two_layer": 1e-8}
 
 
-def objective(name: str, A, b, w=None):
+def objective(name: str, A, b, w=None) -> NormalizedObjective:
     """Bind data to normalized member ``name`` (see :func:`softsym.catalogue`).
 
     ``A`` is (n, d), ``b`` and ``w`` are (n,); ``w`` defaults to zero (no regularizer
-    1/2 ||W A x||^2).  When ``A`` is a Dask array the result is a
+    1/2 ||W A x||^2).  Returns a :class:`~softsym.problems.normalized.NormalizedObjective`; when ``A`` is a Dask array the result is a
     :class:`softsym.backends.dask.DaskObjective` with the same interface (chunked evaluation).
     """
     dask_array = sys.modules.get("dask.array")  # a Dask array implies dask.array is imported
@@ -31,21 +31,25 @@ def objective(name: str, A, b, w=None):
         from .backends.dask import DaskObjective
 
         return DaskObjective(name, A, b, w)
-    return Objective(name, A, b, w)
+    return NormalizedObjective(name, A, b, w)
 
 
 def minimize(problem, x0=None, method: str | None = None, tol: float | None = None, maxiter: int | None = None,
              callback: Callable[[OptimizeResult], Any] | None = None, certify_start: bool = True,
-             **options: Any) -> OptimizeResult:
+             gtol_abs: float | None = None, **options: Any) -> OptimizeResult:
     """Minimize ``problem`` from ``x0`` with ``method``; one entry point for every family.
 
-    ``problem`` is a normalized-family objective (:func:`objective`, also on Dask arrays) or an
+    ``problem`` is a normalized-family objective (:func:`objective`, also on Dask arrays), an
     :class:`~softsym.problems.attention.AttentionRegression` (``x0``: ``(X0, Y0)``, either may be
-    None, or the joint vector).  ``method`` defaults to the family's (``DEFAULT_METHOD``); the
+    None, or the joint vector) or a :class:`~softsym.problems.two_layer.TwoLayerRegression`
+    (``x0``: ``W0`` or ``vec(W0)``, default the network's ``W``; the result carries ``W``).  ``method`` defaults to the family's (``DEFAULT_METHOD``); the
     registered methods per family are in ``softsym.solvers.SOLVERS``.  ``x0`` defaults to 0.
 
-    Stops when ||grad L(x)|| <= tol * ||grad L(x0)|| (relative gradient norm; ``tol`` defaults
-    to 1e-10, 1e-8 for attention) or after ``maxiter`` iterations.  Returns a
+    Stops with success when ||grad L(x)|| <= max(tol * ||grad L(x0)||, gtol_abs) (relative
+    gradient norm, ``tol`` defaulting per family (``DEFAULT_TOL``), next to an absolute floor:
+    ``gtol_abs=None`` is the gradient's rounding level
+    ``16 eps sqrt(d) max(1, |L(x)|) grad_unit``, see :mod:`softsym.solvers.base`), or after
+    ``maxiter`` iterations.  Returns a
     ``scipy.optimize.OptimizeResult`` with ``x, fun, jac, nit, nfev, njev, nhev, success, status,
     message`` plus ``rel_grad_norm`` and ``history`` (loss, gradient norm and elapsed time per
     iteration); attention results also carry ``X`` and ``Y``.  Status: 0 converged, 1 iteration
@@ -72,7 +76,7 @@ def minimize(problem, x0=None, method: str | None = None, tol: float | None = No
         x0 = problem.start(x0)
     tol = DEFAULT_TOL[family] if tol is None else tol
     maxiter = DEFAULT_MAXITER.get(method, 1000) if maxiter is None else maxiter
-    res = run(solver, obj, x0, tol, maxiter, callback)
+    res = run(solver, obj, x0, tol, maxiter, callback, gtol_abs)
     if hasattr(obj, "result_fields"):
         res.update(obj.result_fields(res.x))
     if certify_start and family == "normalized":

@@ -375,11 +375,11 @@ def memory_limit() -> int:
 
 def _normalized_problem(info, args, options: dict):
     """(problem, x0, source, planted rows) for a normalized member from ``--data`` or ``--synthetic``."""
-    from ..problems.normalized import Objective, synthetic
+    from ..problems.normalized import NormalizedObjective, synthetic
 
     if args.data is not None:
         arrays = _load_npz(args.data, ("A", "b"))
-        obj = Objective(info.name, arrays["A"], arrays["b"], arrays.get("w"))
+        obj = NormalizedObjective(info.name, arrays["A"], arrays["b"], arrays.get("w"))
         return obj, arrays.get("x0"), str(args.data), f"{obj.n} x {obj.d}", lambda res: []
     n, d = _synthetic_size(args.synthetic, "normalized")
     inst = synthetic(info.name, n, d, seed=args.seed)

@@ -191,7 +191,7 @@ def estimate(objective, x, K: int = 16, mu: float = 1e-5, kind: str = "gaussian"
 
     Parameters
     ----------
-    objective : a normalized-family :class:`softsym.Objective`.
+    objective : a normalized-family objective (:class:`softsym.NormalizedObjective`; it needs ``u(x)``, ``A``, ``b``, ``w``).
     K : number of directions.   mu : finite-difference step (> 0).
     kind : ``"gaussian"`` or ``"sphere"`` (uniform on the sqrt(d)-sphere).
     seed : stream seed (int), a Generator (one integer is drawn from it) or None (fresh).
@@ -209,6 +209,9 @@ def estimate(objective, x, K: int = 16, mu: float = 1e-5, kind: str = "gaussian"
                               f"estimation, got {type(objective).__name__}; a Dask objective is not supported "
                               "(use method='gd', 'newton' or 'approx-newton' on it)")
     x = as_array("x", x, 1, (objective.d,))
+    if not isinstance(getattr(objective, "A", None), np.ndarray):
+        raise ValidationError(f"the zeroth-order estimator needs an objective with A in memory (a NumPy array); "
+                              f"{type(objective).__name__} has none")
     # u = A x from the objective (memoized: ZO-GD has just evaluated L(x)), so the estimate's
     # bits never depend on whether x was evaluated before
     u = objective.u(x)

@@ -97,3 +97,17 @@ def all_finite(v):
     for i in range(v.shape[0]):
         acc += v[i] * 0.0
     return acc == 0.0
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def max_row_norm(A):
+    """``max_i ||A_i||``: one pass, no temporary."""
+    n, d = A.shape
+    best = 0.0
+    for i in range(n):
+        t = 0.0
+        for j in range(d):
+            t += A[i, j] * A[i, j]
+        if t > best:
+            best = t
+    return np.sqrt(best)

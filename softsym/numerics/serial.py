@@ -1,12 +1,12 @@
-"""One thread at a time through an objective: the lock around its memo.
+"""One thread at a time through a stateful problem: the lock around its shared state.
 
-Objectives memoize derivatives at the last point (``_x`` and a cache dict).  Two threads that
-evaluate one objective at different points would interleave "is x the memoized point?" with
-"replace the memo" and read each other's values.  Every public evaluation method of an
-objective therefore holds the instance's re-entrant lock for its whole duration
-(:func:`serialized`): calls from several threads are correct and run one after another.
-Threads that want parallel evaluation should each build their own objective (building one
-does not copy conforming arrays).
+The attention problem reuses row-block workspaces and memoizes its Hessian state at the last
+``(X, Y)``; two threads evaluating one instance would overwrite each other's workspaces and
+read a state filed under another point.  Every public evaluation method of such a problem
+holds the instance's re-entrant lock for its whole duration (:func:`serialized`): calls from
+several threads are correct and run one after another.  (Memo objectives on
+:class:`softsym.problems.base.MemoObjective` need no lock: their memo is replaced in one
+assignment.)  Threads that want parallel evaluation should each build their own problem.
 """
 
 from __future__ import annotations

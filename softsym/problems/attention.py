@@ -27,9 +27,9 @@ import scipy.linalg
 from .._validate import as_array, count, positive
 from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
-from ..numerics import rows
 from ..numerics.serial import new_lock, serialized
 from ..registry import kernels
+from .base import MemoObjective, is_finite
 
 MEMBER = "attention"
 
@@ -42,8 +42,9 @@ class AttentionRegression:
     products in X (the softmax matrix F and dL/dF) is memoized at the last (X, Y).  Counters
     ``nfev, njev, nhev`` count loss, gradient and Hessian-state kernel calls.  ``loss``,
     ``value_and_grad`` and ``hess_y_block`` reuse two (rows, n) workspaces owned by the
-    instance (allocated on first use), so one instance must not be used from several threads
-    at once.
+    instance (allocated on first use); every public evaluation method therefore holds the
+    instance's lock (:mod:`softsym.numerics.serial`), so threads sharing one instance are served
+    one call at a time.
     Raises ``ValidationError`` for bad input and ``OverflowDetected`` instead of returning
     non-finite values.
     """
@@ -95,7 +96,7 @@ class AttentionRegression:
     @staticmethod
     def _check(what: str, *values) -> None:
         for v in values:
-            if not (rows.all_finite(v.ravel()) if isinstance(v, np.ndarray) else np.isfinite(v)):
+            if not is_finite(v):
                 raise OverflowDetected(f"attention: non-finite {what} (the data or iterate is too large)")
 
     def _data(self) -> tuple[np.ndarray, ...]:
@@ -266,11 +267,12 @@ class AttentionRegression:
         return Ys, val
 
 
-class JointObjective:
+class JointObjective(MemoObjective):
     """The problem as an objective in z = [vec X, vec Y] (row-major vecs), for the solver driver.
 
-    Implements the objective protocol (``fun, fun_and_jac, d`` and the counters) on top of the
-    problem; ``problem`` gives the structured operations the variable-projection solvers use.
+    Implements the objective protocol of :mod:`softsym.problems.base` (``fun, jac,
+    fun_and_jac, d``, counters: those of the problem) on the shared memo base; ``prob`` gives
+    the structured operations the variable-projection solvers use.
     """
 
     family = "attention"
@@ -279,8 +281,13 @@ class JointObjective:
         self.prob = prob
         self.d = 2 * prob.d * prob.d
 
+    def __repr__(self) -> str:
+        return f"JointObjective({self.prob!r})"
+
     def split(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(X, Y) of the joint vector ``z`` (new arrays)."""
         k = self.prob.d
+        z = as_array("z", z, 1, (self.d,))
         return z[:k * k].reshape(k, k).copy(), z[k * k:].reshape(k, k).copy()
 
     @property
@@ -295,22 +302,38 @@ class JointObjective:
     def nhev(self) -> int:
         return self.prob.nhev
 
+    def _overflow_hint(self, what: str) -> str:
+        return f"attention: non-finite {what} (the data or iterate is too large)"
+
     def fun(self, z) -> float:
-        return self.prob.loss(*self.split(z))
+        """L(X, Y) at z."""
+        c = self._at(z)
+        if "loss" not in c:
+            val = self.prob.loss(*self.split(z))
+            self._check("loss", val)
+            c["loss"] = val
+        return c["loss"]
 
     def jac(self, z) -> np.ndarray:
+        """[vec dL/dX, vec dL/dY] at z (a new array)."""
         return self.fun_and_jac(z)[1]
+
+    def fun_and_jac(self, z) -> tuple[float, np.ndarray]:
+        """(L, gradient) at z."""
+        c = self._at(z)
+        if "jac" not in c:
+            # from the Hessian state's sweep, which yields value and gradients too: the reduced Newton
+            # step that follows starts at the same (X, Y), so each accepted point is swept once, not twice
+            val, gX, gY = self.prob.hess_state(*self.split(z))[:3]
+            jac = np.concatenate([gX.ravel(), gY.ravel()])
+            self._check("gradient", val, jac)
+            c["loss"], c["jac"] = float(val), jac
+        return c["loss"], c["jac"].copy()
 
     def result_fields(self, z: np.ndarray) -> dict[str, np.ndarray]:
         """What a result adds for this problem: the matrices ``X`` and ``Y`` of ``z``."""
         X, Y = self.split(z)
         return {"X": X, "Y": Y}
-
-    def fun_and_jac(self, z) -> tuple[float, np.ndarray]:
-        # from the Hessian state's sweep, which yields value and gradients too: the reduced Newton
-        # step that follows starts at the same (X, Y), so each accepted point is swept once, not twice
-        val, gX, gY = self.prob.hess_state(*self.split(z))[:3]
-        return float(val), np.concatenate([gX.ravel(), gY.ravel()])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ the true score), one network per noise level ``t``.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,7 @@ from .._validate import as_array, count, positive
 from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
 from ..registry import kernels
-from .two_layer import TwoLayerNetwork
+from .two_layer import TwoLayerNetwork, TwoLayerRegression
 
 _SCORE_MEMBER = "gaussian_mixture_score"
 
@@ -148,21 +149,28 @@ class ScoreModel:
     def __call__(self, x) -> np.ndarray:
         return self.net.forward(features(x))
 
+    @classmethod
+    def from_result(cls, problem: TwoLayerRegression, res, t: float) -> "ScoreModel":
+        """The model trained by ``res = softsym.minimize(problem, ...)`` on ``score_matching(gm, t, ...)``."""
+        net = copy.copy(problem.net)
+        net.W = np.ascontiguousarray(res.W)
+        return cls(net=net, t=positive("t", t), losses=np.asarray(res.history["fun"]))
 
-def train_score(gm: GaussianMixture, t: float, m: int = 128, activation: str = "softmax", n: int = 2000,
-                steps: int = 300, lr: float | None = None, seed: int = 0) -> ScoreModel:
-    """Denoising score matching at noise level ``t > 0``: full-batch GD on
-    ``1/2 sum_i ||s(x_t,i) + z_i / sigma_t||^2`` with a vector-output two-layer network.
 
-    ``lr`` defaults to ``1 / lambda_max`` of the NTK at initialization (see
-    :meth:`TwoLayerNetwork.fit`).
+def score_matching(gm: GaussianMixture, t: float, m: int = 128, activation: str = "softmax", n: int = 2000,
+                   seed: int = 0) -> TwoLayerRegression:
+    """Denoising score matching at noise level ``t > 0`` as a problem: ``1/2 sum_i ||s(x_t,i) + z_i / sigma_t||^2``
+    over the first layer of a vector-output two-layer network on the features ``(x_t, 1)``.
+
+    Train it with ``res = softsym.minimize(problem, method="gd", maxiter=steps)`` (default step
+    ``1 / lambda_max`` of the NTK at initialization, :mod:`softsym.solvers.network_gd`) and wrap
+    the result with :meth:`ScoreModel.from_result`.
     """
     t = positive("t", t)
     _, xt, z = gm.noised(n, t, seed)
     sigma = np.sqrt(1.0 - np.exp(-2 * t))
     net = TwoLayerNetwork(gm.d + 1, m, activation=activation, d_out=gm.d, seed=seed + 1)
-    res = net.fit(features(xt), -z / sigma, lr=lr, steps=steps, record=False)
-    return ScoreModel(net=net, t=t, losses=res.loss)
+    return TwoLayerRegression(net, features(xt), -z / sigma)
 
 
 def score_error(gm: GaussianMixture, model, t: float, n: int = 4000, seed: int = 12345) -> float:

@@ -16,18 +16,14 @@ import numpy as np
 
 from .._validate import as_array, count, positive
 from .._validate import seed as check_seed
-from ..errors import OverflowDetected
 from ..numerics import rows
-from ..numerics.serial import new_lock, serialized
 from ..registry import kernels, member
+from .base import MemoObjective, read_only
 
 
 @dataclass(frozen=True)
 class Pieces:
-    """Structured derivatives at one x: dL/du = g, d2L/du2 = diag(beta) + p q^T + q p^T + T q q^T.
-
-    The arrays are the objective's memo, shared and read-only (copy before modifying).
-    """
+    """Structured derivatives at one x: dL/du = g, d2L/du2 = diag(beta) + p q^T + q p^T + T q q^T."""
 
     u: np.ndarray
     loss: float
@@ -38,8 +34,9 @@ class Pieces:
     T: float
 
 
-class Objective:
-    """A normalized-family objective ``L(x)`` on data ``A, b, w``.
+class NormalizedObjective(MemoObjective):
+    """A normalized-family objective ``L(x)`` on data ``A, b, w`` (the objective protocol of
+    :mod:`softsym.problems.base`, normalized-family part included).
 
     Methods ``fun, jac, hess, hessp`` follow ``scipy.optimize`` conventions.  Results are
     memoized at the last ``x``; counters ``nfev, njev, nhev`` count kernel evaluations.
@@ -47,117 +44,115 @@ class Objective:
     the objective is in use.
 
     Raises ``ValidationError`` for bad input and ``OverflowDetected`` instead of returning
-    non-finite values.  Safe to share between threads: every evaluation holds the instance's
-    lock (:mod:`softsym.numerics.serial`), so concurrent calls run one at a time.
+    non-finite values.
     """
 
     family = "normalized"
 
     def __init__(self, name: str, A, b, w=None):
         self.info = member(name, family="normalized")
-        self.lock = new_lock()  # see softsym.numerics.serial: one thread at a time through the memo
         self.name = self.info.name
         self.A = as_array("A", A, 2)
         self.n, self.d = self.A.shape
         self.b = as_array("b", b, 1, (self.n,))
         self.w = np.zeros(self.n) if w is None else as_array("w", w, 1, (self.n,))
         self._k = kernels(self.name)
-        self.nfev = self.njev = self.nhev = 0
-        self._x: np.ndarray | None = None
-        self._cache: dict[str, object] = {}
+        self._grad_unit: float | None = None
 
     def __repr__(self) -> str:
-        return f"Objective({self.name!r}, n={self.n}, d={self.d})"
+        return f"NormalizedObjective({self.name!r}, n={self.n}, d={self.d})"
+
+    @property
+    def grad_unit(self) -> float:
+        """``max_i ||A_i||``: a unit change of one loss term per unit of ``x`` (computed once)."""
+        if self._grad_unit is None:
+            self._grad_unit = float(rows.max_row_norm(self.A))
+        return self._grad_unit
 
     # -- evaluation at x ------------------------------------------------------------------
-    def _point(self, x) -> dict[str, object]:
-        x = as_array("x", x, 1, (self.d,))
-        if self._x is None or not np.array_equal(x, self._x):
-            self._x = x.copy()
-            self._cache = {"u": rows.matvec(self.A, x)}
-        return self._cache
+    def _new_point(self, x: np.ndarray) -> dict[str, object]:
+        return {"u": rows.matvec(self.A, x)}
 
-    def _check(self, what: str, *values) -> None:
-        for v in values:
-            if not (rows.all_finite(v.ravel()) if isinstance(v, np.ndarray) else np.isfinite(v)):
-                u = self._cache.get("u")
-                umax = float(np.max(np.abs(u))) if isinstance(u, np.ndarray) else float("nan")
-                hint = "" if self.info.shift_invariant else (
-                    "; this member is not shift invariant, so exp/cosh/sinh overflow once |Ax| exceeds ~709:"
-                    " rescale A or start closer to 0")
-                raise OverflowDetected(f"{self.name}: non-finite {what} at this x (max |Ax| = {umax:.4g}){hint}")
+    def _overflow_hint(self, what: str) -> str:
+        memo = self._memo
+        u = memo[1].get("u") if memo is not None else None
+        umax = float(np.max(np.abs(u))) if isinstance(u, np.ndarray) else float("nan")
+        hint = "" if self.info.shift_invariant else (
+            "; this member is not shift invariant, so exp/cosh/sinh overflow once |Ax| exceeds ~709:"
+            " rescale A or start closer to 0")
+        return f"{self.name}: non-finite {what} at this x (max |Ax| = {umax:.4g}){hint}"
 
-    @serialized
     def u(self, x) -> np.ndarray:
         """u = A x (memoized at the last x; a new array)."""
-        return self._point(x)["u"].copy()
+        return self._at(x)["u"].copy()
 
-    @serialized
     def fun(self, x) -> float:
         """L(x)."""
-        c = self._point(x)
+        c = self._at(x)
         if "loss" not in c:
-            c["loss"] = float(self._k.loss_u(c["u"], self.b, self.w))
+            loss = float(self._k.loss_u(c["u"], self.b, self.w))
             self.nfev += 1
-            self._check("loss", c["loss"])
+            self._check("loss", loss)
+            c["loss"] = loss
         return c["loss"]
 
-    def _grad_u(self, x) -> np.ndarray:
-        c = self._point(x)
+    def _grad_u(self, c: dict) -> np.ndarray:
         if "g" not in c:
             loss, g = self._k.grad_u(c["u"], self.b, self.w)
+            self.njev += 1
             self._check("gradient", loss, g)
             c["loss"], c["g"] = float(loss), g
-            self.njev += 1
         return c["g"]
 
-    @serialized
     def jac(self, x) -> np.ndarray:
         """grad L(x) = A^T g (a new array)."""
-        c = self._point(x)
+        c = self._at(x)
         if "jac" not in c:
-            c["jac"] = rows.rmatvec(self.A, self._grad_u(x))
+            c["jac"] = rows.rmatvec(self.A, self._grad_u(c))
         return c["jac"].copy()
 
-    @serialized
     def fun_and_jac(self, x) -> tuple[float, np.ndarray]:
         """(L(x), grad L(x)), one fused kernel pass."""
         g = self.jac(x)
         return self.fun(x), g
 
-    @serialized
-    def pieces(self, x) -> Pieces:
-        """The structured derivatives in u-space (for Newton-type and sketching solvers)."""
-        c = self._point(x)
+    def _pieces(self, c: dict) -> Pieces:
         if "pieces" not in c:
             loss, g, beta, p, q, T = self._k.pieces_u(c["u"], self.b, self.w)
+            self.nhev += 1
             self._check("Hessian pieces", loss, g, beta, p, q, T)
-            for v in (c["u"], g, beta, p, q):  # handed out without copies: read-only so the memo stays intact
-                v.flags.writeable = False
             c["pieces"] = Pieces(u=c["u"], loss=float(loss), g=g, beta=beta, p=p, q=q, T=float(T))
             c.setdefault("loss", float(loss))
             c.setdefault("g", g)
-            self.nhev += 1
         return c["pieces"]
 
-    @serialized
+    def pieces(self, x) -> Pieces:
+        """The structured derivatives in u-space (for Newton-type and sketching solvers).
+
+        The arrays are read-only views of the memo's (copy them to modify).
+        """
+        pc = self._pieces(self._at(x))
+        return Pieces(u=read_only(pc.u), loss=pc.loss, g=read_only(pc.g), beta=read_only(pc.beta),
+                      p=read_only(pc.p), q=read_only(pc.q), T=pc.T)
+
     def hess(self, x) -> np.ndarray:
         """hess L(x), a new symmetric (d, d) array."""
-        c = self._point(x)
+        c = self._at(x)
         if "hess" not in c:
-            pc = self.pieces(x)
-            c["hess"] = self._k.hess_assemble(self.A, pc.beta, pc.p, pc.q, pc.T)
+            pc = self._pieces(c)
+            H = self._k.hess_assemble(self.A, pc.beta, pc.p, pc.q, pc.T)
+            self._check("Hessian", H)
+            c["hess"] = H
         return c["hess"].copy()
 
-    @serialized
     def hessp(self, x, p) -> np.ndarray:
         """hess L(x) @ p in two matrix-vector products."""
+        c = self._at(x)
         v = as_array("p", p, 1, (self.d,))
-        pc = self.pieces(x)
-        return self._k.hessp_assemble(self.A, pc.beta, pc.p, pc.q, pc.T, v)
-
-    __call__ = fun
-
+        pc = self._pieces(c)
+        out = self._k.hessp_assemble(self.A, pc.beta, pc.p, pc.q, pc.T, v)
+        self._check("Hessian-vector product", out)
+        return out
 
 
 @dataclass(frozen=True)
@@ -170,8 +165,8 @@ class Instance:
     w: np.ndarray
     x_star: np.ndarray
 
-    def objective(self) -> Objective:
-        return Objective(self.name, self.A, self.b, self.w)
+    def objective(self) -> NormalizedObjective:
+        return NormalizedObjective(self.name, self.A, self.b, self.w)
 
 
 def planted(name: str, A, x_star) -> np.ndarray:

@@ -17,7 +17,6 @@ network, ``relu``, ``exp``); gradients and the NTK Gram come from its generated 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import cache
 from types import ModuleType
 
@@ -27,6 +26,7 @@ from .._validate import as_array, count, positive
 from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
 from ..registry import catalogue, kernels
+from .base import MemoObjective
 
 
 @cache
@@ -46,38 +46,6 @@ def _finite(what: str, *values) -> None:
     for v in values:
         if not np.all(np.isfinite(v)):
             raise OverflowDetected(f"non-finite {what} (exp overflow: reduce init_scale, the inputs or lr)")
-
-
-@dataclass(frozen=True)
-class FitResult:
-    """Record of full-batch gradient descent on ``1/2 sum_i ||F(W, x_i) - y_i||^2``.
-
-    ``loss[t]``, ``drift[t] = ||H(W_t) - H(W_0)||_2`` and ``lam_min[t] = lambda_min(H(W_t))`` for
-    ``t = 0 .. steps`` (``drift``/``lam_min`` are empty with ``record=False``).
-    """
-
-    W: np.ndarray
-    loss: np.ndarray
-    drift: np.ndarray
-    lam_min: np.ndarray
-    lam_max0: float
-    lr: float
-    lr_rule: str
-    steps: int
-    message: str = ""
-    extra: dict = field(default_factory=dict)
-
-    def steps_to(self, eps: float) -> int | None:
-        """First step t with ``loss[t] <= eps * loss[0]`` (None if never reached)."""
-        hit = np.nonzero(self.loss <= eps * self.loss[0])[0]
-        return int(hit[0]) if hit.size else None
-
-    @property
-    def rate(self) -> float:
-        """Geometric mean per-step loss ratio over the recorded run."""
-        if self.steps == 0 or self.loss[0] <= 0 or self.loss[-1] <= 0:
-            return float("nan")
-        return float((self.loss[-1] / self.loss[0]) ** (1.0 / self.steps))
 
 
 class TwoLayerNetwork:
@@ -186,60 +154,106 @@ class TwoLayerNetwork:
         J = self.jacobian(X, W)
         return float(np.linalg.eigvalsh(J.T @ J)[-1])
 
-    # -- training -----------------------------------------------------------------------
-    def fit(self, X, y, lr: float | None = None, steps: int = 500, tol: float | None = None,
-            record: bool = True, callback=None) -> FitResult:
-        """Full-batch gradient descent ``W <- W - lr grad L(W)``, updating ``self.W``.
 
-        Default ``lr = 1 / lambda_max(H(W_0))``: the loss Hessian is ``J^T J + sum_i r_i
-        grad^2 F_i``; its Gauss-Newton part has norm ``lambda_max(H)`` and the residual part
-        vanishes with the residual (and with width, in the NTK regime), so ``lambda_max(H(W_0))``
-        is the smoothness constant of the linearized problem and ``1/smoothness`` the classical
-        step; the linearized residual then contracts at least by ``1 - lambda_min/lambda_max``
-        per step.  With ``record`` each step also stores ``||H(W_t) - H(W_0)||_2`` and
-        ``lambda_min(H(W_t))`` (an eigendecomposition of the (n*c)^2 Gram per step).
-        ``tol`` stops once ``loss <= tol * loss[0]``.  ``callback(t, W, loss)`` may return True
-        to stop.
-        """
-        X = self._X(X)
-        Y = self._Y(y, X.shape[0])
-        steps = count("steps", steps)
-        tol = None if tol is None else positive("tol", tol)
-        H0 = self.ntk(X) if record else None
-        if H0 is not None:
-            ev = np.linalg.eigvalsh(H0)
-            lam_max0, lam_min = float(ev[-1]), [float(ev[0])]
-        else:
-            lam_max0, lam_min = self.lam_max(X), []
-        if lr is None:
-            if lam_max0 <= 0:
-                raise ValidationError("NTK is zero at W_0 (dead network); pass lr explicitly")
-            lr, rule = 1.0 / lam_max0, "1/lambda_max(H(W_0))"
-        else:
-            lr, rule = positive("lr", lr), "given"
-        W = self.W.copy()
-        losses, drift = [], [0.0] if record else []
-        message = f"ran {steps} steps"
-        for t in range(steps + 1):
-            loss, grad, _ = self._k.loss_grad(W, X, Y, self.a, self.kappa)
-            _finite(f"loss or gradient at step {t}", loss, grad)
-            losses.append(float(loss))
-            if record and t > 0:
-                H = self.ntk(X, W)
-                ev = np.linalg.eigvalsh(H)
-                lam_min.append(float(ev[0]))
-                drift.append(float(np.max(np.abs(np.linalg.eigvalsh(H - H0)))))
-            if tol is not None and loss <= tol * losses[0]:
-                message = f"loss <= {tol:g} * initial loss after {t} steps"
-                break
-            if callback is not None and callback(t, W, float(loss)):
-                message = f"stopped by callback after {t} steps"
-                break
-            if t < steps:
-                W -= lr * grad
-        self.W = W
-        return FitResult(W=W.copy(), loss=np.array(losses), drift=np.array(drift), lam_min=np.array(lam_min),
-                         lam_max0=lam_max0, lr=lr, lr_rule=rule, steps=len(losses) - 1, message=message)
+
+class TwoLayerRegression(MemoObjective):
+    """Training a network's first layer as a problem: ``L(W) = 1/2 sum_i ||F(W, x_i) - y_i||^2``.
+
+    Variables ``w = vec(W)`` (row-major ``W``, ``d * m`` of them); an objective of the
+    ``two_layer`` family (the protocol of :mod:`softsym.problems.base`).  Solve it with
+    ``softsym.minimize(TwoLayerRegression(net, X, y), method="gd")`` (full-batch gradient
+    descent, default step ``1/lambda_max(H(W_0))``; see :mod:`softsym.solvers.network_gd`);
+    the start defaults to the network's ``W`` and the result carries the trained ``W``.  The
+    network itself is not modified.
+
+        >>> import numpy as np, softsym
+        >>> from softsym.problems.two_layer import TwoLayerNetwork, TwoLayerRegression, regression_task
+        >>> X, y = regression_task(n=8, d=4, seed=0)
+        >>> res = softsym.minimize(TwoLayerRegression(TwoLayerNetwork(4, 64, seed=0), X, y), maxiter=50)
+        >>> bool(res.fun < 1e-2 * res.history["fun"][0]), res.W.shape
+        (True, (4, 64))
+    """
+
+    family = "two_layer"
+
+    def __init__(self, net: TwoLayerNetwork, X, y):
+        if not isinstance(net, TwoLayerNetwork):
+            raise ValidationError(f"net must be a TwoLayerNetwork, got {type(net).__name__}")
+        self.net = net
+        self.X = as_array("X", X, 2, (None, net.d))
+        self.n = self.X.shape[0]
+        self.y = as_array("y", y, 1, (self.n,)) if net.scalar else as_array("y", y, 2, (self.n, net.d_out))
+        self.d = net.d * net.m
+
+    def __repr__(self) -> str:
+        return f"TwoLayerRegression({self.net!r}, n={self.n})"
+
+    def _overflow_hint(self, what: str) -> str:
+        return f"non-finite {what} (exp overflow: reduce init_scale, the inputs or lr)"
+
+    def weights(self, w) -> np.ndarray:
+        """``W`` (d, m) of the vector ``w`` (a new array)."""
+        return as_array("w", w, 1, (self.d,)).reshape(self.net.d, self.net.m).copy()
+
+    def objective(self) -> "TwoLayerRegression":
+        """The objective ``softsym.minimize`` drives: the problem itself."""
+        return self
+
+    def start(self, x0=None) -> np.ndarray:
+        """``vec(W_0)`` from ``None`` (the network's ``W``), a (d, m) matrix or a vector of length d*m."""
+        if x0 is None:
+            return self.net.W.ravel().copy()
+        x0 = np.asarray(x0) if not isinstance(x0, np.ndarray) else x0
+        if x0.ndim == 2:
+            return as_array("x0", x0, 2, (self.net.d, self.net.m)).ravel().copy()
+        return as_array("x0", x0, 1, (self.d,)).copy()
+
+    def _new_point(self, w: np.ndarray) -> dict:
+        return {"W": w.reshape(self.net.d, self.net.m)}
+
+    def _loss_grad(self, c: dict) -> None:
+        if "jac" not in c:
+            loss, grad = self.net.loss_grad(self.X, self.y, c["W"])
+            self.njev += 1
+            self._check("loss or gradient", loss, grad)
+            c["loss"], c["jac"] = float(loss), grad.ravel()
+
+    def fun(self, w) -> float:
+        """L(W) at ``w = vec(W)``."""
+        c = self._at(w)
+        self._loss_grad(c)
+        return c["loss"]
+
+    def jac(self, w) -> np.ndarray:
+        """``vec(grad_W L)`` (a new array)."""
+        c = self._at(w)
+        self._loss_grad(c)
+        return c["jac"].copy()
+
+    def fun_and_jac(self, w) -> tuple[float, np.ndarray]:
+        """(L, gradient) from one kernel call."""
+        return self.fun(w), self.jac(w)
+
+    def ntk(self, w) -> np.ndarray:
+        """The NTK Gram ``H(W)`` (n*c, n*c) at ``w = vec(W)``."""
+        self.nhev += 1
+        return self.net.ntk(self.X, self.weights(w))
+
+    def lam_max(self, w) -> float:
+        """``lambda_max(H(W))``, the smoothness constant of the linearized problem."""
+        self.nhev += 1
+        return self.net.lam_max(self.X, self.weights(w))
+
+    def result_fields(self, w: np.ndarray) -> dict[str, np.ndarray]:
+        """What a result adds for this problem: the trained matrix ``W``."""
+        return {"W": self.weights(w)}
+
+
+def steps_to(losses, eps: float) -> int | None:
+    """First step ``t`` with ``losses[t] <= eps * losses[0]`` (None if never reached)."""
+    losses = np.asarray(losses, dtype=float)
+    hit = np.nonzero(losses <= eps * losses[0])[0]
+    return int(hit[0]) if hit.size else None
 
 
 def regression_task(n: int = 32, d: int = 8, seed: int | np.random.Generator = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -255,31 +269,3 @@ def regression_task(n: int = 32, d: int = 8, seed: int | np.random.Generator = 0
     y = np.sin(3 * X @ v / np.linalg.norm(v)) + (X @ v2 / np.linalg.norm(v2)) ** 2
     y -= y.mean()
     return X, y / np.sqrt(np.mean(y**2))
-
-
-def compare_widths(widths=(64, 256, 1024), activations_=("softmax", "relu", "exp"), n: int = 32, d: int = 8,
-                   steps: int = 400, eps: float = 1e-3, seed: int = 0, kappa_rules: dict | None = None) -> list[dict]:
-    """Train every (activation, width) on :func:`regression_task`; one dict of numbers per run.
-
-    ``kappa_rules`` maps extra row labels to ``(activation, kappa(m))``, e.g.
-    ``{"softmax, kappa=sqrt(m)": ("softmax", np.sqrt)}``, to separate the effect of the output
-    scale from that of the activation.  Keys: activation (the label), kappa, m, steps_to_eps (None if not reached in ``steps``), final_rel_loss,
-    rel_drift (max_t ||H_t - H_0||_2 / ||H_0||_2), cond0 = lam_max0/lam_min0, lam_min_ratio =
-    min_t lam_min / lam_min0, and ``fit`` (the :class:`FitResult`).
-    """
-    X, y = regression_task(n, d, seed)
-    runs = [(act, act, None) for act in activations_]
-    runs += [(label, act, rule) for label, (act, rule) in (kappa_rules or {}).items()]
-    rows = []
-    for label, act, rule in runs:
-        for m in widths:
-            net = TwoLayerNetwork(d, m, activation=act, seed=seed, kappa=None if rule is None else float(rule(m)))
-            res = net.fit(X, y, steps=steps, tol=eps)
-            lam0 = res.lam_min[0]
-            rows.append({"activation": label, "kappa": net.kappa, "m": m, "steps_to_eps": res.steps_to(eps),
-                         "final_rel_loss": float(res.loss[-1] / res.loss[0]),
-                         "rel_drift": float(res.drift.max() / res.lam_max0),
-                         "cond0": float(res.lam_max0 / lam0) if lam0 > 0 else float("inf"),
-                         "lam_min_ratio": float(res.lam_min.min() / lam0) if lam0 > 0 else float("nan"),
-                         "fit": res})
-    return rows

@@ -62,15 +62,18 @@ access has no ``gram_matvec``) and ``softsym.numerics.sketch.row_access(objectiv
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from .._validate import count, optional_count, positive
-from ..errors import OverflowDetected, ValidationError
+from ..errors import ValidationError
 from ..numerics import sketch
 from ..numerics.cholesky import shifted_cholesky
-from .base import INDEFINITE, LINE_SEARCH, Solver, SolverFailure, State, register
+from . import line_search
+from .base import Solver, SolverFailure, State, Status, norm, register
 
 MODES = ("paper", "safeguarded")
 #: refinement steps with ``refine="auto"``: (local phase, otherwise)
@@ -114,6 +117,31 @@ def sparsified_hessian(objective, x, eps0: float = 0.25, delta: float = 0.01, se
     tau = sketch.leverage_scores(rows, np.abs(pc.beta), method=leverage, seed=rng)
     m = sketch.sample_size(max(float(tau.sum()), 1.0), x.size, eps0, delta)
     return _assemble(rows, pc, np.ascontiguousarray(G[:, 0]), np.ascontiguousarray(G[:, 1]), tau, m, rng), m
+
+
+@dataclass
+class ApproxNewtonState(State):
+    """Approximate Newton's state: the row access and sampling stream of the run, the pieces at
+    ``x`` with ``A^T p`` and ``A^T q``, the leverage reference ``(weights, scores, d_eff)``, the
+    phase flags and the counters reported in the result."""
+
+    rows: Any = None
+    rng: np.random.Generator | None = None
+    rule_exact: bool = False
+    pieces: Any = None
+    ap: np.ndarray | None = None
+    aq: np.ndarray | None = None
+    V: np.ndarray | None = None
+    ref: tuple | None = None
+    full_step: bool = False
+    lag: tuple | None = None
+    samples: list = field(default_factory=list)
+    refreshes: int = 0
+    exact_steps: int = 0
+    reused_steps: int = 0
+    signed_steps: int = 0
+    shifted_steps: int = 0
+    hvps: int = 0
 
 
 @register
@@ -164,18 +192,18 @@ class ApproxNewton(Solver):
             self.exact_above = np.inf
 
     # -- state ----------------------------------------------------------------------------
-    def _evaluate(self, objective, rows, x: np.ndarray, extra: dict) -> State:
-        """Loss, gradient and the rank-2 vectors at x: one A^T [g p q] pass."""
+    def _evaluate(self, objective, x: np.ndarray, ex: ApproxNewtonState) -> ApproxNewtonState:
+        """The state ``ex`` moved to ``x``: loss, gradient and the rank-2 vectors there, one A^T [g p q] pass."""
         pc = _as_numpy(objective.pieces(x))
-        V = extra.get("V")
+        V = ex.V
         if V is None or V.shape[0] != pc.g.size:  # one (n, 3) buffer per run: no fresh pages per point
-            V = extra["V"] = np.empty((pc.g.size, 3))
+            V = np.empty((pc.g.size, 3))
         V[:, 0], V[:, 1], V[:, 2] = pc.g, pc.p, pc.q
-        G = rows.rmatmat(V)
-        extra = dict(extra, pieces=pc, ap=np.ascontiguousarray(G[:, 1]), aq=np.ascontiguousarray(G[:, 2]))
-        return State(x=x, f=pc.loss, g=np.ascontiguousarray(G[:, 0]), extra=extra)
+        G = ex.rows.rmatmat(V)
+        return dataclasses.replace(ex, x=x, f=pc.loss, g=np.ascontiguousarray(G[:, 0]), V=V, pieces=pc,
+                                   ap=np.ascontiguousarray(G[:, 1]), aq=np.ascontiguousarray(G[:, 2]))
 
-    def init(self, objective, x0: np.ndarray) -> State:
+    def init(self, objective, x0: np.ndarray) -> ApproxNewtonState:
         rows = sketch.row_access(objective)
         rng = sketch.as_generator(self.seed)  # a fresh Generator per run for an int seed: same seed, same iterates
         d = objective.d
@@ -184,13 +212,11 @@ class ApproxNewton(Solver):
         # the cost rule (safeguarded mode): exact Hessians when even exact scores (d_eff = d)
         # would ask for >= exact_above * n rows
         rule_exact = sketch.sample_size(float(d), d, self.eps0, self.delta) >= self.exact_above * objective.n
-        extra = {"rows": rows, "rng": rng, "ref": None, "samples": [], "refreshes": 0, "full_step": False,
-                 "exact_steps": 0, "signed_steps": 0, "shifted_steps": 0, "hvps": 0, "rule_exact": rule_exact,
-                 "lag": None, "reused_steps": 0}
-        return self._evaluate(objective, rows, x0, extra)
+        start = ApproxNewtonState(x=x0, f=np.nan, g=np.zeros(d), rows=rows, rng=rng, rule_exact=rule_exact)
+        return self._evaluate(objective, x0, start)
 
     # -- one iteration --------------------------------------------------------------------
-    def _scores(self, ex: dict, weights: np.ndarray, cheap: bool) -> tuple[np.ndarray, float]:
+    def _scores(self, ex: ApproxNewtonState, weights: np.ndarray, cheap: bool) -> tuple[np.ndarray, float]:
         """Leverage over-estimates of diag(sqrt(weights)) A: reused from the reference when cheap enough.
 
         With ``cheap`` (global-phase steps: no guarantee to keep) the reference is reused
@@ -199,7 +225,7 @@ class ApproxNewton(Solver):
         rows of ``A`` had equal leverage) with ``refresh`` times the sample size of
         ``d_eff = d``, which costs no pass over ``A``.
         """
-        ref = ex["ref"]
+        ref = ex.ref
         if ref is not None:
             got = sketch.reused_scores(weights, ref[0], ref[1])
             if got is not None and got[1] <= self.refresh * ref[2]:
@@ -207,17 +233,17 @@ class ApproxNewton(Solver):
             if got is not None and cheap:
                 return got[0], self.refresh * ref[2]
         if cheap:
-            return weights, self.refresh * ex["rows"].d
-        tau = sketch.leverage_scores(ex["rows"], weights, method=self.leverage, seed=ex["rng"],
+            return weights, self.refresh * ex.rows.d
+        tau = sketch.leverage_scores(ex.rows, weights, method=self.leverage, seed=ex.rng,
                                      sketch_size=self.sketch_size, jl_dim=self.jl_dim)
         d_eff = float(tau.sum())
-        ex["ref"] = (weights, tau, d_eff)
-        ex["refreshes"] += 1
+        ex.ref = (weights, tau, d_eff)
+        ex.refreshes += 1
         return tau, d_eff
 
-    def step(self, objective, state: State) -> State:
-        ex = dict(state.extra)
-        pc = ex["pieces"]
+    def step(self, objective, state: ApproxNewtonState) -> ApproxNewtonState:
+        ex = dataclasses.replace(state, samples=list(state.samples))
+        pc = ex.pieces
         beta = pc.beta
         signed = not np.all(beta > 0)
         if signed:
@@ -225,8 +251,8 @@ class ApproxNewton(Solver):
             msg = (f"the diagonal part is not positive: {bad} of {beta.size} entries of beta <= 0 "
                    f"(min {beta.min():.3g}); the papers' guarantee needs w^2 large enough that beta > 0")
             if self.mode == "paper":
-                raise SolverFailure(INDEFINITE, msg + "; use mode='safeguarded' or a larger regularizer w")
-            ex["signed_steps"] += 1
+                raise SolverFailure(Status.INDEFINITE, msg + "; use mode='safeguarded' or a larger regularizer w")
+            ex.signed_steps += 1
         weights = np.abs(beta) if signed else beta
         # negative entries at rounding level (a negative mass below 1e-3 of the positive one) do
         # not make a step "global": scores are refreshed and refinement is that of the local phase
@@ -234,73 +260,69 @@ class ApproxNewton(Solver):
         d = state.x.size
         n = objective.n
         # exact Hessian by the cost rule (see init), or when the sample would take >= n rows
-        exact, m = ex["rule_exact"], n
+        exact, m = ex.rule_exact, n
         if not exact and sketch.sample_size(1.0, d, self.eps0, self.delta) < n:
             # global phase (safeguarded mode: a damped previous step, or beta far from positive):
             # no guarantee to keep, so no fresh leverage scores either
-            scores, d_eff = self._scores(ex, weights, self.mode != "paper" and (far or not ex["full_step"]))
+            scores, d_eff = self._scores(ex, weights, self.mode != "paper" and (far or not ex.full_step))
             m = sketch.sample_size(max(d_eff, 1.0), d, self.eps0, self.delta)
         exact = exact or m >= n
-        local = ex["full_step"] and not far
-        R = _rank2(pc, ex["ap"], ex["aq"])
-        lagged = exact and local and ex["lag"] is not None and ex["lag"][1] < REUSE_EXACT
+        local = ex.full_step and not far
+        R = _rank2(pc, ex.ap, ex.aq)
+        lagged = exact and local and ex.lag is not None and ex.lag[1] < REUSE_EXACT
         if lagged:  # local phase under the cost rule: the previous exact Hessian, refined below
-            factor = ex["lag"][0]
-            ex["lag"] = (factor, ex["lag"][1] + 1)
-            ex["reused_steps"] += 1
+            factor = ex.lag[0]
+            ex.lag = (factor, ex.lag[1] + 1)
+            ex.reused_steps += 1
         else:
             if exact:
                 H = objective.hess(state.x)
-                ex["exact_steps"] += 1
+                ex.exact_steps += 1
             else:
-                idx, rew = sketch.sample_rows(scores, m, ex["rng"])
-                H = sketch.sampled_gram(ex["rows"], beta, idx, rew) + R
+                idx, rew = sketch.sample_rows(scores, m, ex.rng)
+                H = sketch.sampled_gram(ex.rows, beta, idx, rew) + R
             factor = self._factor(H, ex)
-            ex["lag"] = (factor, 0) if exact else None
-        ex["samples"] = ex["samples"] + [n if exact else m]
+            ex.lag = (factor, 0) if exact else None
+        ex.samples.append(n if exact else m)
         step = factor(-state.g)
         k = 0 if exact and not lagged else self.refine
         if k == "auto":  # more refinement in the local phase: after a full step, with a positive diagonal part
             k = AUTO_REFINE[0] if local else AUTO_REFINE[1]
         for _ in range(k):  # iterative refinement with exact Hessian-vector products
-            refined = step + factor(-state.g - self._hvp(objective, ex["rows"], state.x, pc, R, step))
-            ex["hvps"] += 1
+            refined = step + factor(-state.g - self._hvp(objective, ex.rows, state.x, pc, R, step))
+            ex.hvps += 1
             if not float(state.g @ refined) < 0:  # a poor H~ (signed steps) can diverge: keep the descent step
                 break
             step = refined
         if self.mode == "paper":
-            return self._evaluate(objective, ex["rows"], state.x + step, ex)
+            return self._evaluate(objective, state.x + step, ex)
         return self._line_search(objective, state, step, ex)
 
-    def _line_search(self, objective, state: State, step: np.ndarray, ex: dict) -> State:
-        """The state at ``x + t step``, ``t`` = 1, 1/2, 1/4, ... (Armijo backtracking).
+    def _line_search(self, objective, state: ApproxNewtonState, step: np.ndarray,
+                     ex: ApproxNewtonState) -> ApproxNewtonState:
+        """The state at ``x + t step``, ``t`` = 1, 1/2, 1/4, ... (:func:`softsym.solvers.line_search.armijo`).
 
-        A trial is accepted on Armijo's decrease or -- near the rounding floor of the loss, a
-        sum of n terms whose rounding error grows like ``sqrt(n) eps |L|`` -- on a loss within
-        that rounding and a smaller gradient.  Every piece at a trial point comes from one
+        A trial is accepted on Armijo's decrease or, with a loss within the rounding floor of a
+        sum of n terms, on a smaller gradient.  Every piece at a trial point comes from one
         kernel pass, reused by the next iteration when the trial is accepted.
         """
-        f0, slope = state.f, float(state.g @ step)
-        if not slope < 0:
-            raise SolverFailure(LINE_SEARCH, f"not a descent direction (g.d = {slope:.3g})")
-        noise = 64 * np.finfo(float).eps * abs(f0) * np.sqrt(objective.n)
-        t = 1.0  # (starting from the previous step length measured worse)
-        for _ in range(60):
-            x = state.x + t * step
-            try:
-                ft = objective.pieces(x).loss
-            except OverflowDetected:
-                ft = np.inf
-            ex["full_step"] = t == 1.0
-            if ft <= f0 + 1e-4 * t * slope:
-                return self._evaluate(objective, ex["rows"], x, ex)
-            if ft <= f0 + noise:
-                new = self._evaluate(objective, ex["rows"], x, ex)
-                if np.linalg.norm(new.g) < np.linalg.norm(state.g):
-                    return new
-            t *= 0.5  # (quadratic interpolation measured worse: shorter steps in the global phase)
-        raise SolverFailure(LINE_SEARCH, f"line search found no decrease (loss {f0:.6g}); the gradient may be "
-                                         "inaccurate at this precision")
+        evaluated: dict[float, ApproxNewtonState] = {}
+
+        def evaluate(t: float) -> tuple[float, np.ndarray]:
+            with np.errstate(over="ignore", invalid="ignore"):
+                x = state.x + t * step
+            ex.full_step = t == 1.0
+            return (objective.pieces(x).loss if np.all(np.isfinite(x)) else np.inf), x
+
+        def near_floor(t: float, ft: float, x: np.ndarray) -> bool:
+            evaluated[t] = new = self._evaluate(objective, x, ex)
+            return norm(new.g) < norm(state.g)
+
+        # (starting from the previous step length, or quadratic interpolation, measured worse:
+        # shorter steps in the global phase)
+        t, _, x = line_search.armijo(evaluate, state.f, float(state.g @ step), 1.0,
+                                     floor=line_search.rounding_floor(state.f, objective.n), near_floor=near_floor)
+        return evaluated[t] if t in evaluated else self._evaluate(objective, x, ex)
 
     @staticmethod
     def _hvp(objective, rows, x: np.ndarray, pc, R: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -311,21 +333,21 @@ class ApproxNewton(Solver):
             return objective.hessp(x, v)
         return gram_matvec(pc.beta, v) + R @ v
 
-    def _factor(self, H: np.ndarray, ex: dict):
+    def _factor(self, H: np.ndarray, ex: ApproxNewtonState):
         """``rhs -> H^{-1} rhs`` by Cholesky; shifted (safeguarded) or SolverFailure (paper) if indefinite."""
         try:
             c = cho_factor(H, lower=True, check_finite=False)
         except LinAlgError:
             if self.mode == "paper":
-                raise SolverFailure(INDEFINITE, "the sparsified Hessian is not positive definite "
+                raise SolverFailure(Status.INDEFINITE, "the sparsified Hessian is not positive definite "
                                                 "(paper mode has no shift); use mode='safeguarded'") from None
-            ex["shifted_steps"] += 1
+            ex.shifted_steps += 1
             c, _ = shifted_cholesky(H)
         return lambda rhs: cho_solve(c, rhs, check_finite=False)
 
-    def extra_result(self, state: State) -> dict:
-        ex = state.extra
-        return {"sample_rows": list(ex["samples"]), "leverage_refreshes": ex["refreshes"],
-                "exact_steps": ex["exact_steps"], "reused_hessian_steps": ex["reused_steps"],
-                "signed_steps": ex["signed_steps"], "shifted_steps": ex["shifted_steps"],
-                "hessian_vector_products": ex["hvps"], "mode": self.mode, "eps0": self.eps0, "delta": self.delta}
+    def extra_result(self, state: ApproxNewtonState) -> dict:
+        ex = state
+        return {"sample_rows": list(ex.samples), "leverage_refreshes": ex.refreshes,
+                "exact_steps": ex.exact_steps, "reused_hessian_steps": ex.reused_steps,
+                "signed_steps": ex.signed_steps, "shifted_steps": ex.shifted_steps,
+                "hessian_vector_products": ex.hvps, "mode": self.mode, "eps0": self.eps0, "delta": self.delta}

@@ -1,16 +1,48 @@
 """The solver protocol and the one driver loop every solver shares.
 
-A solver is ``init`` / ``step`` (as optimistix does): the driver owns termination (relative
-gradient norm, iteration cap), callbacks, counters, failure reporting and the
-``OptimizeResult``.  A new solver is one small file with a class registered by
-:func:`register`.
+A solver is ``init`` / ``step`` (as optimistix does): the driver owns termination (gradient
+norm test, iteration cap), callbacks, counters, failure reporting and the ``OptimizeResult``.
+Solvers keep nothing between runs: everything a run needs lives in its typed state (a
+dataclass extending :class:`State`), created by ``init`` and replaced by every ``step``; the
+solver instance holds only its validated options, so running it twice gives the same iterates.
+A new solver is one small file with a class registered by :func:`register`.
+
+Stopping rule (:func:`run`): success when
+
+    ||grad L(x)|| <= max(tol ||grad L(x0)||, gtol_abs)
+
+The relative test alone cannot be met when ``||grad L(x0)||`` is itself rounding noise (a
+start at the minimizer, a restart from a converged point); the absolute floor ``gtol_abs``
+covers that case.  Its default (:func:`gradient_floor`) is the size of a gradient that is
+rounding noise:
+
+    GTOL_FACTOR * eps * sqrt(d) * max(1, |L(x)|) * grad_unit
+
+``eps max(1, |L|)`` is the absolute rounding of the loss scale (losses of order one and
+below are computed to absolute, not relative, accuracy: the terms that cancel at a
+minimizer are of order one), ``sqrt(d)`` turns a per-coordinate error into a norm, and
+``grad_unit`` (the objective's gradient rounding scale in units of ``x``:
+``max_i ||A_i||`` for the normalized family, see
+:attr:`softsym.problems.normalized.NormalizedObjective.grad_unit`; 1 for objectives that do
+not define it) makes the floor scale with the data like the gradient does: with ``A``
+scaled by ``1e-160`` the floor shrinks by the same factor and a start there is not called
+stationary.  ``GTOL_FACTOR = 16`` comes from the gradient norms at planted minimizers of every
+normalized member (n = 400, d = 6 and n = 20000, d = 16), measured in units of the floor's
+scale ``eps sqrt(d) max(1, |L|) grad_unit``: below 0.3 for softmax, softmax_xent, exp, cosh and
+sinh, 1 to 16 for rescaled_exp and rescaled_cosh, and 84 for rescaled_sinh at n = 400 (whose
+Newton iterates reach 24 and no lower).  A start there therefore still runs to ``maxiter``.
+The factor cannot be raised to cover it: the first Newton step on a softmax instance
+(n = 1200, d = 6, from 0) lands at 24 units, where the relative test asks for one more,
+cheap, quadratic step down to rounding level; a floor above that would stop well-scaled
+problems short of ``tol``.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -18,27 +50,38 @@ from scipy.optimize import OptimizeResult
 
 from .._validate import as_array, count, positive
 from ..errors import OverflowDetected, ValidationError
+from .line_search import rounding_floor
+from .status import SolverFailure, Status
 
-# status codes (0 and 1 follow scipy)
-SUCCESS, MAXITER, LINE_SEARCH, OVERFLOW, INDEFINITE, CALLBACK = 0, 1, 2, 3, 4, 99
-
-
-class SolverFailure(Exception):
-    """Raised by a step that cannot continue; becomes ``success=False`` with this status."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
+#: the factor of the default absolute gradient floor (see the module docstring)
+GTOL_FACTOR = 16.0
 
 
 @dataclass
 class State:
-    """Iterate shared by all solvers; solvers keep their own extras in ``extra``."""
+    """The iterate every solver has: ``x``, ``f = L(x)``, ``g`` (the gradient the stopping rule tests).
+
+    Solvers extend it with their own typed fields (a dataclass subclass).
+    """
 
     x: np.ndarray
     f: float
     g: np.ndarray
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def norm(v: np.ndarray) -> float:
+    """The Euclidean norm of ``v`` without underflow or overflow of the squares."""
+    v = np.asarray(v, dtype=np.float64)
+    m = float(np.max(np.abs(v))) if v.size else 0.0
+    if m == 0.0 or not math.isfinite(m):
+        return m
+    return m * float(np.linalg.norm(v / m))
+
+
+def gradient_floor(objective, f: float) -> float:
+    """The default absolute gradient floor at loss ``f`` (see the module docstring)."""
+    unit = float(getattr(objective, "grad_unit", 1.0))
+    return GTOL_FACTOR * float(np.finfo(float).eps) * math.sqrt(objective.d) * max(1.0, abs(float(f))) * unit
 
 
 #: family -> method name -> solver class
@@ -91,69 +134,74 @@ class Solver:
     def step(self, objective, state: State) -> State:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def converged(self, state: State) -> str | None:
+        """A solver's own convergence test next to the driver's gradient test: a message when met."""
+        return None
+
     def extra_result(self, state: State) -> dict[str, Any]:
         """Solver-specific fields added to the result."""
         return {}
 
 
-def backtracking(objective, x: np.ndarray, f: float, g: np.ndarray, d: np.ndarray, t0: float = 1.0,
-                 c1: float = 1e-4, shrink: float = 0.5, max_halvings: int = 60) -> tuple[float, float]:
-    """Armijo backtracking along ``d``: returns (t, f(x + t d)).
-
-    Near a minimizer the decrease c1 t g.d falls below the rounding error of the loss and
-    Armijo's test becomes noise.  A step whose loss is within rounding of f(x) is then judged
-    by the slope instead (Hager & Zhang's approximate Wolfe condition): it is accepted when
-    g(x + t d).d <= 0.8 |g.d|, i.e. it has not overshot the one-dimensional minimizer.  The
-    trial gradient is memoized by the objective, so this costs nothing extra.
-    """
-    slope = float(g @ d)
-    if not slope < 0:
-        raise SolverFailure(LINE_SEARCH, f"not a descent direction (g.d = {slope:.3g})")
-    rounding = 64 * np.finfo(float).eps * abs(f)
-    t = t0
-    for _ in range(max_halvings):
-        xt = x + t * d
-        try:
-            ft = objective.fun(xt)
-        except OverflowDetected:
-            ft = np.inf
-        if ft <= f + c1 * t * slope:
-            return t, ft
-        if ft <= f + rounding and float(objective.jac(xt) @ d) <= -0.8 * slope:
-            return t, ft
-        t *= shrink
-    raise SolverFailure(LINE_SEARCH, f"line search found no decrease after {max_halvings} halvings "
-                                     f"(loss {f:.6g}); the gradient may be inaccurate at this precision")
+def _finite_state(st: State) -> bool:
+    return bool(np.isfinite(st.f) and np.all(np.isfinite(st.g)) and np.all(np.isfinite(st.x)))
 
 
 def run(solver: Solver, objective, x0, tol: float, maxiter: int,
-        callback: Callable[[OptimizeResult], Any] | None = None) -> OptimizeResult:
-    """Drive ``solver`` from ``x0`` until ||grad L(x)|| <= tol ||grad L(x0)||."""
+        callback: Callable[[OptimizeResult], Any] | None = None, gtol_abs: float | None = None) -> OptimizeResult:
+    """Drive ``solver`` from ``x0`` until ``||grad L(x)|| <= max(tol ||grad L(x0)||, gtol_abs)``.
+
+    ``gtol_abs=None`` uses :func:`gradient_floor` at the current loss (see the module docstring);
+    ``gtol_abs=0`` gives the purely relative test.
+    """
     tol = positive("tol", tol, allow_zero=True)
     maxiter = count("maxiter", maxiter)
+    if gtol_abs is not None:
+        gtol_abs = positive("gtol_abs", gtol_abs, allow_zero=True)
+    if callback is not None and not callable(callback):
+        raise ValidationError(f"callback must be callable, got {type(callback).__name__}")
     x0 = as_array("x0", x0, 1, (objective.d,))
     nfev0, njev0, nhev0 = objective.nfev, objective.njev, objective.nhev
+    counts = (nfev0, njev0, nhev0)
     t_start = time.perf_counter()
     history: dict[str, list[float]] = {"fun": [], "grad_norm": [], "time": []}
 
     def record(st: State) -> None:
-        history["fun"].append(st.f)
-        history["grad_norm"].append(float(np.linalg.norm(st.g)))
+        history["fun"].append(float(st.f))
+        history["grad_norm"].append(norm(st.g))
         history["time"].append(time.perf_counter() - t_start)
 
     nit = 0
     try:
         state = solver.init(objective, x0)
     except OverflowDetected as exc:
-        return _result(solver, objective, None, x0, 0, False, OVERFLOW, f"overflow at x0: {exc}",
-                       history, (nfev0, njev0, nhev0), 1.0)
+        return _result(solver, objective, None, x0, 0, Status.OVERFLOW, f"overflow at x0: {exc}", history, counts, 1.0)
+    except SolverFailure as exc:
+        return _result(solver, objective, None, x0, 0, exc.status, f"at x0: {exc}", history, counts, 1.0)
+    if not _finite_state(state):
+        return _result(solver, objective, None, x0, 0, Status.OVERFLOW,
+                       "overflow at x0: non-finite loss or gradient", history, counts, 1.0)
     record(state)
     g0 = history["grad_norm"][0]
-    status, message = MAXITER, f"maximum number of iterations ({maxiter}) reached"
+    f0 = float(state.f)
+    status, message = Status.MAXITER, f"maximum number of iterations ({maxiter}) reached"
     while True:
-        rel = history["grad_norm"][-1] / g0 if g0 > 0 else 0.0
-        if rel <= tol:
-            status, message = SUCCESS, f"relative gradient norm {rel:.3g} <= tol {tol:.3g}"
+        gn = history["grad_norm"][-1]
+        floor = gradient_floor(objective, state.f) if gtol_abs is None else gtol_abs
+        if gn <= max(tol * g0, floor):
+            if state.f > f0 + rounding(f0, objective):
+                status, message = Status.LINE_SEARCH, (
+                    f"stopped at a gradient norm {gn:.3g} but at a loss {state.f:.6g} above the start's "
+                    f"{f0:.6g} (a step too large for the problem: reduce it)")
+            elif gn <= tol * g0:
+                status, message = Status.CONVERGED, f"relative gradient norm {gn / g0 if g0 else 0.0:.3g} <= tol {tol:.3g}"
+            else:
+                status, message = Status.CONVERGED, (f"gradient norm {gn:.3g} <= absolute floor {floor:.3g} "
+                                                     "(rounding level of the gradient)")
+            break
+        own = solver.converged(state)
+        if own is not None:
+            status, message = Status.CONVERGED, own
             break
         if nit >= maxiter:
             break
@@ -163,10 +211,10 @@ def run(solver: Solver, objective, x0, tol: float, maxiter: int,
             status, message = exc.status, str(exc)
             break
         except OverflowDetected as exc:
-            status, message = OVERFLOW, str(exc)
+            status, message = Status.OVERFLOW, str(exc)
             break
-        if not (np.isfinite(new.f) and np.all(np.isfinite(new.g)) and np.all(np.isfinite(new.x))):
-            status, message = OVERFLOW, "non-finite iterate"
+        if not _finite_state(new):
+            status, message = Status.OVERFLOW, "non-finite iterate"
             break
         state = new
         nit += 1
@@ -175,20 +223,24 @@ def run(solver: Solver, objective, x0, tol: float, maxiter: int,
             try:
                 callback(OptimizeResult(x=state.x.copy(), fun=state.f, jac=state.g.copy(), nit=nit))
             except StopIteration:
-                status, message = CALLBACK, "`callback` raised `StopIteration`"
+                status, message = Status.CALLBACK, "`callback` raised `StopIteration`"
                 break
     rel = history["grad_norm"][-1] / g0 if g0 > 0 else 0.0
-    return _result(solver, objective, state, x0, nit, status == SUCCESS, status, message, history,
-                   (nfev0, njev0, nhev0), rel)
+    return _result(solver, objective, state, x0, nit, status, message, history, counts, rel)
 
 
-def _result(solver, objective, state, x0, nit, success, status, message, history, counts, rel):
+def rounding(f: float, objective) -> float:
+    """The rounding floor of the loss ``f`` of ``objective`` (:func:`softsym.solvers.line_search.rounding_floor`)."""
+    return rounding_floor(f, getattr(objective, "n", 1))
+
+
+def _result(solver, objective, state, x0, nit, status: Status, message, history, counts, rel):
     x = state.x if state is not None else x0
     res = OptimizeResult(
         x=x.copy(), fun=state.f if state is not None else np.nan,
         jac=state.g.copy() if state is not None else np.full_like(x0, np.nan),
         nit=nit, nfev=objective.nfev - counts[0], njev=objective.njev - counts[1],
-        nhev=objective.nhev - counts[2], success=bool(success), status=status, message=message,
+        nhev=objective.nhev - counts[2], success=status == Status.CONVERGED, status=int(status), message=message,
         method=solver.name, rel_grad_norm=rel, history=history,
     )
     if state is not None:

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .._validate import positive
-from .base import LINE_SEARCH, Solver, SolverFailure, State, backtracking, register
+from .base import Solver, SolverFailure, State, Status, norm, register
+from .line_search import backtracking, rounding_floor
+
+
+@dataclass
+class GDState(State):
+    """Gradient descent's state: the last accepted step length (None before the first step)."""
+
+    step: float | None = None
 
 
 @register
 class GradientDescent(Solver):
     """x <- x - t grad L(x).
 
-    With ``lr`` the step is fixed (the classical method with step 1/smoothness); without it,
-    each step backtracks from twice the previous accepted step.
+    With ``lr`` the step is fixed (the classical method with step 1/smoothness); a step that
+    increases the loss beyond its rounding floor stops the run (status 2).  Without it, each
+    step backtracks from twice the previous accepted step (from ``1/||grad L(x0)||`` first).
     """
 
     name = "gd"
@@ -21,16 +32,20 @@ class GradientDescent(Solver):
     def __init__(self, lr: float | None = None):
         self.lr = None if lr is None else positive("lr", lr)
 
-    def step(self, objective, state: State) -> State:
+    def init(self, objective, x0: np.ndarray) -> GDState:
+        f, g = objective.fun_and_jac(x0)
+        return GDState(x=x0, f=f, g=g)
+
+    def step(self, objective, state: GDState) -> GDState:
         d = -state.g
         if self.lr is not None:
             t = self.lr
         else:
-            t0 = 2.0 * state.extra.get("step", 1.0 / max(float(np.linalg.norm(state.g)), 1e-300))
+            t0 = 2.0 * state.step if state.step is not None else 1.0 / max(norm(state.g), 1e-300)
             t, _ = backtracking(objective, state.x, state.f, state.g, d, t0=t0)
         x = state.x + t * d
         f, g = objective.fun_and_jac(x)
-        if self.lr is not None and f > state.f + 16 * np.finfo(float).eps * max(1.0, abs(state.f)):
-            raise SolverFailure(LINE_SEARCH, f"fixed step lr={self.lr:g} increased the loss "
-                                             f"({state.f:.6g} -> {f:.6g}); use a smaller lr")
-        return State(x=x, f=f, g=g, extra={"step": t})
+        if self.lr is not None and f > state.f + rounding_floor(max(1.0, abs(state.f)), getattr(objective, "n", 1)):
+            raise SolverFailure(Status.LINE_SEARCH, f"fixed step lr={self.lr:g} increased the loss "
+                                                    f"({state.f:.6g} -> {f:.6g}); use a smaller lr")
+        return GDState(x=x, f=f, g=g, step=t)

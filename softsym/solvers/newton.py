@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+
 from ..numerics.cholesky import NotPositiveDefinite, shifted_cholesky_solve
-from .base import INDEFINITE, Solver, SolverFailure, State, backtracking, register
+from .base import Solver, SolverFailure, State, Status, register
+from .line_search import backtracking
+
+
+@dataclass
+class NewtonState(State):
+    """Newton's state: how many steps needed a shifted Hessian so far, and the last step length."""
+
+    shifts: int = 0
+    step: float | None = None
 
 
 @register
@@ -12,17 +25,20 @@ class Newton(Solver):
 
     name = "newton"
 
-    def step(self, objective, state: State) -> State:
+    def init(self, objective, x0: np.ndarray) -> NewtonState:
+        f, g = objective.fun_and_jac(x0)
+        return NewtonState(x=x0, f=f, g=g)
+
+    def step(self, objective, state: NewtonState) -> NewtonState:
         H = objective.hess(state.x)
         try:
             d, tau = shifted_cholesky_solve(H, -state.g)
         except NotPositiveDefinite as exc:
-            raise SolverFailure(INDEFINITE, str(exc)) from None
-        t, f = backtracking(objective, state.x, state.f, state.g, d)
+            raise SolverFailure(Status.INDEFINITE, str(exc)) from None
+        t, _ = backtracking(objective, state.x, state.f, state.g, d)
         x = state.x + t * d
         f, g = objective.fun_and_jac(x)
-        shifts = state.extra.get("shifts", 0) + (tau > 0)
-        return State(x=x, f=f, g=g, extra={"shifts": shifts, "step": t})
+        return NewtonState(x=x, f=f, g=g, shifts=state.shifts + (tau > 0), step=t)
 
-    def extra_result(self, state: State) -> dict:
-        return {"indefinite_steps": int(state.extra.get("shifts", 0))}
+    def extra_result(self, state: NewtonState) -> dict:
+        return {"indefinite_steps": int(state.shifts)}

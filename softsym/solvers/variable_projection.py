@@ -11,6 +11,7 @@ minimizer.  Registered for the attention family as ``newton`` (the full reduced 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -19,7 +20,16 @@ from ..errors import ValidationError
 from ..numerics.cg import truncated_cg
 from ..numerics.cholesky import NotPositiveDefinite, shifted_cholesky_solve
 from ..problems.attention import JointObjective
-from .base import INDEFINITE, Solver, SolverFailure, State, backtracking, register
+from .base import Solver, SolverFailure, State, Status, norm, register
+from .line_search import backtracking
+
+
+@dataclass
+class VariableProjectionState(State):
+    """State in z = [vec X, vec Y]: CG iterations so far, and whether Y is Y*(X) (after a step)."""
+
+    cg_iters: int = 0
+    y_star: bool = False
 
 
 class _InX:
@@ -75,7 +85,7 @@ def _newton_direction(method: str, g: np.ndarray, hess: Callable[[], np.ndarray]
         try:
             d, _ = shifted_cholesky_solve(hess(), -g)
         except NotPositiveDefinite as exc:
-            raise SolverFailure(INDEFINITE, str(exc)) from None
+            raise SolverFailure(Status.INDEFINITE, str(exc)) from None
     else:
         d, cg_iters = truncated_cg(hvp, g, 2 * g.size + 10)
     if not float(g @ d) < 0:
@@ -99,31 +109,35 @@ class _VariableProjection(Solver):
             raise ValidationError(f"reduced must be True or False, got {reduced!r}")
         self.reduced = reduced
 
-    def step(self, objective: JointObjective, state: State) -> State:
+    def init(self, objective: JointObjective, x0: np.ndarray) -> VariableProjectionState:
+        f, g = objective.fun_and_jac(x0)
+        return VariableProjectionState(x=x0, f=f, g=g)
+
+    def step(self, objective: JointObjective, state: VariableProjectionState) -> VariableProjectionState:
         step = self._reduced_step if self.reduced else self._alternating_step
         return step(objective, state)
 
-    def _reduced_step(self, objective: JointObjective, state: State) -> State:
+    def _reduced_step(self, objective: JointObjective, state: VariableProjectionState) -> VariableProjectionState:
         prob = objective.prob
         k = prob.d
         X, Y = objective.split(state.x)
-        if not state.extra.get("y_star", False):  # the start's Y0 is arbitrary: project once
+        if not state.y_star:  # the start's Y0 is arbitrary: project once
             Y = prob.minimize_y(X, Y)
         f, gX = prob.hess_state(X, Y)[:2]
         g = gX.ravel()
         d, cg_iters = _newton_direction(self.direction, g, lambda: prob.reduced_hess_x(X, Y),
                                         lambda v: prob.reduced_hessp_x(X, Y, v.reshape(k, k)).ravel())
         phi = _Reduced(prob, Y)
-        if float(np.linalg.norm(g)) > 0:
-            t, _ = backtracking(phi, X.ravel(), float(f), g, d)
+        if norm(g) > 0:
+            t, _ = backtracking(phi, X.ravel(), float(f), g, d, n_terms=prob.n * k)
             X = X + t * d.reshape(k, k)
         Y = phi.y_star(X.ravel())
         z = np.concatenate([X.ravel(), Y.ravel()])
         f, gz = objective.fun_and_jac(z)
-        extra = {"cg_iters": state.extra.get("cg_iters", 0) + cg_iters, "y_star": True}
-        return State(x=z, f=f, g=gz, extra=extra)
+        return VariableProjectionState(x=z, f=f, g=gz, cg_iters=state.cg_iters + cg_iters, y_star=True)
 
-    def _alternating_step(self, objective: JointObjective, state: State) -> State:
+    def _alternating_step(self, objective: JointObjective,
+                          state: VariableProjectionState) -> VariableProjectionState:
         """Exact Y-minimization, then a Newton step in X at fixed Y with backtracking on L(., Y)."""
         prob = objective.prob
         k = prob.d
@@ -133,16 +147,15 @@ class _VariableProjection(Solver):
         g = gX.ravel()
         d, cg_iters = _newton_direction(self.direction, g, lambda: prob.hess_x(X, Y),
                                         lambda v: prob.hessp_x(X, Y, v.reshape(k, k)).ravel())
-        if float(np.linalg.norm(g)) > 0:
-            t, _ = backtracking(_InX(prob, Y), X.ravel(), float(f), g, d)
+        if norm(g) > 0:
+            t, _ = backtracking(_InX(prob, Y), X.ravel(), float(f), g, d, n_terms=prob.n * k)
             X = X + t * d.reshape(k, k)
         z = np.concatenate([X.ravel(), Y.ravel()])
         f, gz = objective.fun_and_jac(z)
-        extra = {"cg_iters": state.extra.get("cg_iters", 0) + cg_iters}
-        return State(x=z, f=f, g=gz, extra=extra)
+        return VariableProjectionState(x=z, f=f, g=gz, cg_iters=state.cg_iters + cg_iters)
 
-    def extra_result(self, state: State) -> dict:
-        return {"cg_iters": int(state.extra.get("cg_iters", 0))}
+    def extra_result(self, state: VariableProjectionState) -> dict:
+        return {"cg_iters": int(state.cg_iters)}
 
 
 @register

@@ -27,41 +27,38 @@ What ``State.g`` holds (the shared driver stops on ``||State.g|| <= tol ||State.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from .._validate import count, flag, positive
-from ..errors import OverflowDetected, ValidationError
+from ..errors import ValidationError
 from ..estimators import zeroth_order as zo
-from .base import LINE_SEARCH, Solver, SolverFailure, State, register
+from .base import Solver, State, register
+from .line_search import loss_only
 
 
-def loss_only_backtracking(objective, x: np.ndarray, f: float, g_hat: np.ndarray, slope: float, t0: float,
-                           c1: float = 1e-4, shrink: float = 0.5, max_halvings: int = 40) -> tuple[float, float]:
-    """Armijo backtracking along ``-g_hat`` from loss values only: returns (t, L(x - t g_hat)).
+@dataclass
+class ZOState(State):
+    """Zeroth-order state: the run's direction-seed stream, the estimate at ``x`` (when ``g`` is
+    the estimate), the last accepted step and the run's record ``[(seed, coef, step), ...]``.
 
-    ``slope`` estimates ``g_hat^T grad L(x)`` (``Estimate.slope``).  Accepts the first ``t`` with
-    ``L(x - t g_hat) <= L(x) - c1 t slope``; once that required decrease is below the loss's
-    rounding error, a step that does not increase the loss is accepted instead (the shared
-    ``backtracking`` consults the true gradient there, which a forward-only method may not).
+    ``rng`` and ``record`` belong to one run: ``init`` creates them, steps pass them on.
     """
-    rounding = 16 * np.finfo(float).eps * max(1.0, abs(f))
-    t = t0
-    for _ in range(max_halvings):
-        try:
-            ft = objective.fun(x - t * g_hat)
-        except OverflowDetected:
-            ft = np.inf
-        if ft <= f - c1 * t * slope or (c1 * t * slope < rounding and ft <= f):
-            return t, ft
-        t *= shrink
-    raise SolverFailure(LINE_SEARCH, f"loss-only line search found no decrease after {max_halvings} halvings "
-                                     f"(loss {f:.6g}): the estimate is at the precision limit of its "
-                                     "finite differences")
+
+    rng: np.random.Generator | None = None
+    est: tuple | None = None
+    step: float | None = None
+    record: list = field(default_factory=list)
 
 
 @register
 class ZerothOrderGD(Solver):
-    """ZO gradient descent (``method="zo"``): options ``K, mu, lr, seed, kind, true_grad, block``."""
+    """ZO gradient descent (``method="zo"``): options ``K, mu, lr, seed, kind, true_grad, block``.
+
+    ``seed`` (int, Generator or None) seeds each run's direction stream: the same int gives the
+    same iterates on every run of the same instance.
+    """
 
     name = "zo"
 
@@ -71,40 +68,43 @@ class ZerothOrderGD(Solver):
         self.mu = positive("mu", mu)
         self.lr = None if lr is None else positive("lr", lr)
         self.kind = zo.check_kind(kind)
-        self.rng = np.random.default_rng(zo.stream_seed(seed))  # validates seed
+        if not isinstance(seed, np.random.Generator):
+            zo.stream_seed(seed)  # validate now (a Generator is drawn from once per run)
+        self.seed = seed
         self.true_grad = flag("true_grad", true_grad)
         self.block = None if block is None else count("block", block, 1)
-        self.record: list[tuple[int, np.ndarray, float]] = []
 
-    def _estimate(self, objective, x: np.ndarray):
-        return zo.estimate(objective, x, self.K, self.mu, self.kind, self.rng, self.block)
+    def _estimate(self, objective, x: np.ndarray, rng: np.random.Generator):
+        return zo.estimate(objective, x, self.K, self.mu, self.kind, rng, self.block)
 
-    def _state(self, objective, x, f, extra) -> State:
+    def _state(self, objective, x, f, rng, step, record) -> ZOState:
         if self.true_grad:
-            return State(x=x, f=f, g=objective.jac(x), extra=extra)
-        g_hat, est = self._estimate(objective, x)
-        return State(x=x, f=f, g=g_hat, extra={**extra, "est": (g_hat, est)})
+            return ZOState(x=x, f=f, g=objective.jac(x), rng=rng, step=step, record=record)
+        g_hat, est = self._estimate(objective, x, rng)
+        return ZOState(x=x, f=f, g=g_hat, rng=rng, est=(g_hat, est), step=step, record=record)
 
-    def init(self, objective, x0: np.ndarray) -> State:
+    def init(self, objective, x0: np.ndarray) -> ZOState:
         if not isinstance(getattr(objective, "A", None), np.ndarray):
             raise ValidationError(f"method 'zo' needs an in-memory objective (numpy A), got {type(objective).__name__}; "
                                   "a Dask objective is not supported (use 'gd', 'newton' or 'approx-newton')")
-        return self._state(objective, x0, objective.fun(x0), {})
+        rng = np.random.default_rng(zo.stream_seed(self.seed))
+        return self._state(objective, x0, objective.fun(x0), rng, None, [])
 
-    def step(self, objective, state: State) -> State:
-        g_hat, est = state.extra["est"] if "est" in state.extra else self._estimate(objective, state.x)
+    def step(self, objective, state: ZOState) -> ZOState:
+        g_hat, est = state.est if state.est is not None else self._estimate(objective, state.x, state.rng)
         if self.lr is not None:
             t = self.lr
             x = state.x - t * g_hat
             f = objective.fun(x)
         else:
-            t0 = 2.0 * state.extra.get("step", 1.0 / max(float(np.linalg.norm(g_hat)), 1e-300))
-            t, f = loss_only_backtracking(objective, state.x, state.f, g_hat, est.slope, t0)
+            t0 = 2.0 * state.step if state.step is not None else 1.0 / max(float(np.linalg.norm(g_hat)), 1e-300)
+            t, f = loss_only(objective, state.x, state.f, -g_hat, -est.slope, t0)
             x = state.x - t * g_hat
-        self.record.append((est.seed, est.coef, t))
-        return self._state(objective, x, f, {"step": t})
+        new = self._state(objective, x, f, state.rng, t, state.record)
+        new.record.append((est.seed, est.coef, t))  # the run's own list (see ZOState)
+        return new
 
-    def extra_result(self, state: State) -> dict:
-        return {"zo_record": list(self.record),
+    def extra_result(self, state: ZOState) -> dict:
+        return {"zo_record": list(state.record),
                 "zo_options": {"K": self.K, "mu": self.mu, "lr": self.lr, "kind": self.kind,
                                "true_grad": self.true_grad}}

@@ -17,6 +17,7 @@ from scipy.special import softmax
 
 import softsym
 from softsym.backends.dask import DaskObjective, open_npy_chunks, save_npy_chunks, synthetic_on_disk
+from softsym.problems.base import MemoObjective, NormalizedFamilyObjective
 from softsym.problems.normalized import synthetic
 
 RTOL = 1e-12
@@ -43,6 +44,8 @@ def pair(name: str, n: int = 900, d: int = 5, chunks=(350, 2), seed: int = 1, w:
 def test_chunked_equals_in_memory(client, name):
     inst, mem, dsk = pair(name)
     assert isinstance(dsk, DaskObjective) and dsk.nchunks == 3 and (dsk.n, dsk.d) == (900, 5)
+    assert isinstance(dsk, NormalizedFamilyObjective) and isinstance(dsk, MemoObjective)
+    assert rel(dsk.grad_unit, mem.grad_unit) < RTOL
     rng = np.random.default_rng(2)
     for x in (inst.x_star, 0.3 * rng.standard_normal(5)):
         v = rng.standard_normal(5)
@@ -214,3 +217,15 @@ def test_works_without_a_distributed_client():
     with dask.config.set(scheduler="sync"):
         dsk = softsym.objective("softmax", da.from_array(inst.A, chunks=(120, 3)), inst.b, inst.w)
         assert rel(dsk.hess(x), inst.objective().hess(x)) < RTOL
+
+
+def test_zeroth_order_needs_in_memory_data(client):
+    """The estimator's batched GEMM needs A in memory: a clear ValidationError, not a Numba typing error."""
+    from softsym.estimators import zeroth_order as zo
+
+    inst, mem, dsk = pair("softmax")
+    assert rel(dsk.u(inst.x_star), mem.u(inst.x_star)) < RTOL
+    with pytest.raises(softsym.ValidationError, match="in memory"):
+        zo.estimate(dsk, np.zeros(5))
+    with pytest.raises(softsym.ValidationError, match="in memory"):
+        softsym.minimize(dsk, method="zo", true_grad=False, maxiter=2)

@@ -105,7 +105,7 @@ def _libm(fn, v):
 
 
 def test_objective_products_do_not_depend_on_blas():
-    """Objective computes A x and A^T g with the row kernels: the same bits as calling them directly."""
+    """NormalizedObjective computes A x and A^T g with the row kernels: the same bits as calling them directly."""
     rng = np.random.default_rng(3)
     A, b, x = rng.standard_normal((300, 7)), rng.dirichlet(np.ones(300)), rng.standard_normal(7) * 0.1
     obj = softsym.objective("softmax", A, b)

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from softsym.errors import ValidationError
-from softsym.problems.mixture_score import GaussianMixture, features, score_error, train_score
+import softsym
+from softsym.problems.mixture_score import GaussianMixture, ScoreModel, features, score_error, score_matching
+
+
+def train_score(gm, t, m=128, n=2000, steps=300, seed=0):
+    """Denoising score matching trained by ``steps`` GD steps through ``softsym.minimize``."""
+    prob = score_matching(gm, t, m=m, n=n, seed=seed)
+    return ScoreModel.from_result(prob, softsym.minimize(prob, method="gd", maxiter=steps), t)
 
 
 def _gm3():

@@ -13,7 +13,8 @@ from softsym.derive.catalogue import TWO_LAYER
 from softsym.derive.families import two_layer as dntk
 from softsym.derive.proof import ProofError
 from softsym.errors import OverflowDetected, ValidationError
-from softsym.problems.two_layer import TwoLayerNetwork, activations, regression_task
+import softsym
+from softsym.problems.two_layer import TwoLayerNetwork, TwoLayerRegression, activations, regression_task, steps_to
 
 ACTS = ("softmax", "relu", "exp")
 
@@ -110,36 +111,86 @@ def test_symmetric_init_gives_zero_output_and_same_seed_same_bits():
         assert np.array_equal(net.W, again.W) and np.array_equal(net.a, again.a)
 
 
+def _train(net, X, y, steps, **options):
+    return softsym.minimize(TwoLayerRegression(net, X, y), method="gd", maxiter=steps, **options)
+
+
 def test_training_loss_decreases_linearly_overparametrized():
     X, y = regression_task(n=16, d=8, seed=0)
     net = TwoLayerNetwork(8, 512, seed=0)
-    res = net.fit(X, y, steps=60)
-    assert res.lr == pytest.approx(1.0 / res.lam_max0)
+    W0 = net.W.copy()
+    res = _train(net, X, y, 60, record=True)
+    assert res.nit == 60 and res.status == 1
+    assert res.lr == pytest.approx(1.0 / res.lam_max0) and res.lr_rule == "1/lambda_max(H(W_0))"
+    loss = np.asarray(res.history["fun"])
     lam0 = res.lam_min[0]
-    assert lam0 > 0
+    assert lam0 > 0 and res.lam_min.shape == res.ntk_drift.shape == loss.shape == (61,)
     # Linear convergence at the rate the NTK predicts: every step contracts the loss by at
     # least (1 - lr * lambda_min(H_t) / 2) -- the linearized rate is (1 - lr lambda_min)^2.
-    ratios = res.loss[1:] / res.loss[:-1]
+    ratios = loss[1:] / loss[:-1]
     assert np.all(ratios <= 1 - res.lr * res.lam_min[:-1] / 2)
     # ... because the NTK barely moves: drift stays far below lambda_min(H_0) (the perturbation condition).
-    assert res.drift.max() < 0.25 * lam0
-    assert res.loss[-1] < 1e-3 * res.loss[0]
-    assert np.array_equal(net.W, res.W)
+    assert res.ntk_drift.max() < 0.25 * lam0
+    assert loss[-1] < 1e-3 * loss[0]
+    # the result carries W; the network is left as it was
+    assert res.W.shape == (8, 512) and np.array_equal(res.W.ravel(), res.x)
+    assert np.array_equal(net.W, W0)
+    assert net.loss_grad(X, y, res.W)[0] == pytest.approx(res.fun, rel=1e-14)
+
+
+def test_training_matches_the_gradient_descent_recursion():
+    """Each iterate is exactly W - lr grad L(W) with the network's own gradient."""
+    X, y = regression_task(n=6, d=4, seed=3)
+    net = TwoLayerNetwork(4, 16, activation="exp", seed=3)
+    lr = 0.5 / net.lam_max(X)
+    res = _train(net, X, y, 3, lr=lr)
+    assert res.nit == 3
+    W = net.W.copy()
+    for _ in range(3):
+        W = W - lr * net.loss_grad(X, y, W)[1]
+    np.testing.assert_array_equal(res.W, W)
+    assert res.lr_rule == "given" and np.isnan(res.lam_max0)
 
 
 def test_ntk_drift_shrinks_with_width():
     X, y = regression_task(n=16, d=8, seed=1)
-    drifts = [TwoLayerNetwork(8, m, seed=1).fit(X, y, steps=30).drift.max() for m in (32, 512)]
+    drifts = [_train(TwoLayerNetwork(8, m, seed=1), X, y, 30, record=True).ntk_drift.max() for m in (32, 512)]
     lam = [TwoLayerNetwork(8, m, seed=1).lam_max(X) for m in (32, 512)]
     assert drifts[1] / lam[1] < 0.2 * drifts[0] / lam[0]
 
 
-def test_fit_tol_stops_and_steps_to():
+def test_loss_tol_stops_and_steps_to():
     X, y = regression_task(n=12, d=6, seed=2)
-    res = TwoLayerNetwork(6, 128, activation="relu", seed=2).fit(X, y, steps=500, tol=1e-2)
-    assert res.loss[-1] <= 1e-2 * res.loss[0] < res.loss[-2]
-    assert res.steps_to(1e-2) == res.steps
-    assert res.steps_to(1e-30) is None
+    res = _train(TwoLayerNetwork(6, 128, activation="relu", seed=2), X, y, 500, loss_tol=1e-2)
+    loss = np.asarray(res.history["fun"])
+    assert res.success and res.status == 0 and "loss_tol" in res.message
+    assert loss[-1] <= 1e-2 * loss[0] < loss[-2]
+    assert steps_to(loss, 1e-2) == res.nit
+    assert steps_to(loss, 1e-30) is None
+
+
+def test_solver_is_stateless_and_training_deterministic():
+    X, y = regression_task(n=8, d=4, seed=5)
+    prob = TwoLayerRegression(TwoLayerNetwork(4, 32, seed=5), X, y)
+    a = softsym.minimize(prob, maxiter=20, record=True)
+    b = softsym.minimize(prob, maxiter=20, record=True)
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.lam_min, b.lam_min)
+    assert a.lam_min.shape == (21,)
+    # a restart from the result continues from there
+    c = softsym.minimize(prob, a.W, maxiter=5)
+    assert c.history["fun"][0] == a.fun
+
+
+def test_problem_is_an_objective():
+    X, y = regression_task(n=5, d=3, seed=6)
+    prob = TwoLayerRegression(TwoLayerNetwork(3, 8, seed=6), X, y)
+    assert isinstance(prob, softsym.Objective) and prob.family == "two_layer" and prob.d == 24
+    w = prob.start()
+    f, g = prob.fun_and_jac(w)
+    assert (f, prob.njev) == (prob.fun(w), 1)  # memoized: one kernel call
+    g[0] += 1.0  # the caller owns the array
+    assert prob.jac(w)[0] != g[0]
 
 
 def test_bad_input():
@@ -158,9 +209,13 @@ def test_bad_input():
     with pytest.raises(ValidationError, match="non-finite"):
         net.forward(np.where(X > 0.5, np.nan, X))
     with pytest.raises(ValidationError, match="y"):
-        net.fit(X, np.zeros(4))
+        TwoLayerRegression(net, X, np.zeros(4))
     with pytest.raises(ValidationError, match="lr"):
-        net.fit(X, np.zeros(5), lr=0.0)
+        softsym.minimize(TwoLayerRegression(net, X, np.zeros(5)), lr=0.0)
+    with pytest.raises(ValidationError, match="net"):
+        TwoLayerRegression("net", X, np.zeros(5))
+    with pytest.raises(ValidationError, match="x0"):
+        softsym.minimize(TwoLayerRegression(net, X, np.zeros(5)), np.zeros((3, 7)))
     with pytest.raises(ValidationError, match="y"):
         TwoLayerNetwork(3, 8, d_out=2).loss_grad(X, np.zeros(5))
 

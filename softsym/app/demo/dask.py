@@ -45,7 +45,7 @@ def section(out_dir: Path) -> str:
         r_mem = minimize(mem, method="newton", callback=lambda r: its["in memory"].append(r.x))
         r_dsk = minimize(obj, method="newton", callback=lambda r: its["dask"].append(r.x))
     diff = max(float(np.linalg.norm(a - b) / np.linalg.norm(b)) for a, b in zip(its["dask"], its["in memory"]))
-    convergence_plot({"in memory (Objective)": r_mem.history, "Dask, 4 row chunks (DaskObjective)": r_dsk.history},
+    convergence_plot({"in memory (NormalizedObjective)": r_mem.history, "Dask, 4 row chunks (DaskObjective)": r_dsk.history},
                      out_dir / "dask_newton.png", title="Newton on softmax regression, n=20000, d=8")
     rows = [(label, r.nit, f"{r.fun:.6e}", f"{r.rel_grad_norm:.1e}", f"{r.history['time'][-1]:.2f}")
             for label, r in (("in memory", r_mem), ("Dask (2 workers, 4 chunks)", r_dsk))]

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 
 from ...api import minimize
-from ...problems.normalized import Objective, synthetic
+from ...problems.normalized import NormalizedObjective, synthetic
 from .catalogue import catalogue_section
 
 
@@ -41,9 +41,9 @@ def approx_newton_section(out_dir) -> str:
         inst = synthetic(name, 20_000, 8, seed=1, radius=radius)
         beta = inst.objective().pieces(inst.x_star).beta
         w = np.full(inst.A.shape[0], np.sqrt(0.3 * np.median(np.abs(beta))))
-        xstar = minimize(Objective(name, inst.A, inst.b, w), method="newton", tol=1e-13).x
+        xstar = minimize(NormalizedObjective(name, inst.A, inst.b, w), method="newton", tol=1e-13).x
         for method, opts in methods:
-            obj = Objective(name, inst.A, inst.b, w)
+            obj = NormalizedObjective(name, inst.A, inst.b, w)
             xs = [np.zeros(obj.d)]
             res = minimize(obj, method=method, tol=1e-10, callback=lambda r: xs.append(r.x), **opts)
             err = [max(float(np.linalg.norm(x - xstar)), 1e-17) for x in xs]

@@ -10,9 +10,50 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 
+from ...api import minimize
 from ...errors import ValidationError
-from ...problems.mixture_score import GaussianMixture, ScoreModel, score_error, train_score
-from ...problems.two_layer import compare_widths
+from ...problems.mixture_score import GaussianMixture, ScoreModel, score_error, score_matching
+from ...problems.two_layer import TwoLayerNetwork, TwoLayerRegression, regression_task, steps_to
+
+
+def compare_widths(widths=(64, 256, 1024), activations_=("softmax", "relu", "exp"), n: int = 32, d: int = 8,
+                   steps: int = 400, eps: float = 1e-3, seed: int = 0, kappa_rules: dict | None = None) -> list[dict]:
+    """Train every (activation, width) on :func:`regression_task`; one dict of numbers per run.
+
+    Each run is ``softsym.minimize(TwoLayerRegression(net, X, y), method="gd", maxiter=steps,
+    record=True, loss_tol=eps)``.  ``kappa_rules`` maps extra row labels to
+    ``(activation, kappa(m))``, e.g. ``{"softmax, kappa=sqrt(m)": ("softmax", np.sqrt)}``, to
+    separate the effect of the output scale from that of the activation.  Keys: activation
+    (the label), kappa, m, steps_to_eps (None if not reached in ``steps``), final_rel_loss,
+    rel_drift (max_t ||H_t - H_0||_2 / ||H_0||_2), cond0 = lam_max0/lam_min0, lam_min_ratio =
+    min_t lam_min / lam_min0, and ``result`` (the ``OptimizeResult``).
+    """
+    X, y = regression_task(n, d, seed)
+    runs = [(act, act, None) for act in activations_]
+    runs += [(label, act, rule) for label, (act, rule) in (kappa_rules or {}).items()]
+    rows = []
+    for label, act, rule in runs:
+        for m in widths:
+            net = TwoLayerNetwork(d, m, activation=act, seed=seed, kappa=None if rule is None else float(rule(m)))
+            res = minimize(TwoLayerRegression(net, X, y), method="gd", maxiter=steps, record=True, loss_tol=eps)
+            loss = np.asarray(res.history["fun"])
+            lam0 = res.lam_min[0]
+            rows.append({"activation": label, "kappa": net.kappa, "m": m, "steps_to_eps": steps_to(loss, eps),
+                         "final_rel_loss": float(loss[-1] / loss[0]),
+                         "rel_drift": float(res.ntk_drift.max() / res.lam_max0),
+                         "cond0": float(res.lam_max0 / lam0) if lam0 > 0 else float("inf"),
+                         "lam_min_ratio": float(res.lam_min.min() / lam0) if lam0 > 0 else float("nan"),
+                         "result": res})
+    return rows
+
+
+def train_score(gm: GaussianMixture, t: float, m: int = 128, activation: str = "softmax", n: int = 2000,
+                steps: int = 300, lr: float | None = None, seed: int = 0) -> ScoreModel:
+    """Denoising score matching at noise level ``t`` (:func:`softsym.problems.mixture_score.score_matching`)
+    trained by ``steps`` full-batch GD steps (``lr`` default ``1/lambda_max`` of the NTK at initialization)."""
+    prob = score_matching(gm, t, m=m, activation=activation, n=n, seed=seed)
+    res = minimize(prob, method="gd", maxiter=steps, lr=lr)
+    return ScoreModel.from_result(prob, res, t)
 
 
 def section(out_dir: Path) -> str:
@@ -61,11 +102,12 @@ def _plot_training(path: Path, rows: list[dict]) -> None:
     for r in rows:
         if r["m"] not in widths:
             continue
-        res, style = r["fit"], "--" if r["m"] == widths[0] else "-"
-        t = np.arange(res.steps + 1)
+        res, style = r["result"], "--" if r["m"] == widths[0] else "-"
+        loss = np.asarray(res.history["fun"])
+        t = np.arange(res.nit + 1)
         kw = {"color": colors.get(r["activation"], "k"), "label": f"{r['activation']}, m={r['m']}"}
-        axes[0].semilogy(t, res.loss / res.loss[0], style, **kw)
-        axes[1].semilogy(t[1:], res.drift[1:] / res.lam_max0, style, **kw)
+        axes[0].semilogy(t, loss / loss[0], style, **kw)
+        axes[1].semilogy(t[1:], res.ntk_drift[1:] / res.lam_max0, style, **kw)
         axes[2].plot(t, res.lam_min / res.lam_min[0], style, **kw)
     axes[0].set(xlabel="GD step", ylabel="loss / initial loss", title="training loss")
     axes[1].set(xlabel="GD step", ylabel="||H_t - H_0|| / ||H_0||", title="NTK drift")

@@ -2,7 +2,8 @@
 
 ``softsym.objective(name, A, b, w)`` returns a :class:`DaskObjective` when ``A`` is a
 ``dask.array.Array`` (chunked by rows; ``b`` and ``w`` may be NumPy or Dask arrays).  It has
-the interface of :class:`softsym.problems.normalized.Objective`, so every solver runs on it unchanged::
+the interface of :class:`softsym.problems.normalized.NormalizedObjective` (the objective protocol of
+:mod:`softsym.problems.base`), so every solver runs on it unchanged::
 
     from distributed import Client
     import softsym
@@ -43,8 +44,8 @@ import scipy.sparse
 from dask import delayed
 
 from ..._validate import as_array
-from ...errors import OverflowDetected, ValidationError
-from ...numerics.serial import new_lock, serialized
+from ...errors import ValidationError
+from ...problems.base import MemoObjective
 from ...problems.normalized import Pieces
 from ...registry import kernels, member
 
@@ -136,10 +137,10 @@ def _dask_vector(name: str, value, n: int, row_chunks: tuple[int, ...]) -> da.Ar
     return da.from_array(as_array(name, value, 1, (n,)), chunks=(row_chunks,))
 
 
-class DaskObjective:
+class DaskObjective(MemoObjective):
     """A normalized-family objective ``L(x)`` on Dask arrays ``A`` (n, d), ``b``, ``w`` (n,).
 
-    Same interface as :class:`softsym.problems.normalized.Objective`: ``fun, jac, hess, hessp,
+    Same interface as :class:`softsym.problems.normalized.NormalizedObjective`: ``fun, jac, hess, hessp,
     fun_and_jac, pieces``, attributes ``A, b, w, n, d, name`` and counters ``nfev, njev,
     nhev``; results are memoized at the last ``x``.  ``A`` is rechunked to one chunk of
     columns and never loaded whole; ``b`` and ``w`` are persisted on the cluster.  The
@@ -155,7 +156,6 @@ class DaskObjective:
 
     def __init__(self, name: str, A, b, w=None, *, check_finite: bool = True, fuse_hess: bool | None = None):
         self.info = member(name, family="normalized")
-        self.lock = new_lock()  # see softsym.numerics.serial: one thread at a time through the memo
         self.name = self.info.name
         if not isinstance(A, da.Array):
             raise ValidationError(f"A must be a dask.array.Array for DaskObjective, got {type(A).__name__}")
@@ -185,29 +185,29 @@ class DaskObjective:
         self.nchunks = len(rows)
         self._k = kernels(self.name)
         self._fuse = fuse_hess
-        self.nfev = self.njev = self.nhev = 0
-        self._x: np.ndarray | None = None
-        self._cache: dict[str, Any] = {}
+        self._grad_unit: float | None = None
 
     def __repr__(self) -> str:
         return f"DaskObjective({self.name!r}, n={self.n}, d={self.d}, chunks={self.nchunks})"
 
-    # -- evaluation at x ------------------------------------------------------------------
-    def _point(self, x) -> dict[str, Any]:
-        x = as_array("x", x, 1, (self.d,))
-        if self._x is None or not np.array_equal(x, self._x):
-            self._x = x.copy()
-            u = self.A.map_blocks(_b_u, self._x, drop_axis=1, dtype=np.float64, meta=np.empty((0,)))
-            self._cache = {"u": u.persist()}
-        return self._cache
+    @property
+    def grad_unit(self) -> float:
+        """``max_i ||A_i||`` as in :attr:`NormalizedObjective.grad_unit` (one pass over ``A`` on
+        first use, then kept)."""
+        if self._grad_unit is None:
+            self._grad_unit = float(da.sqrt(da.max(da.sum(self.A * self.A, axis=1))).compute())
+        return self._grad_unit
 
-    def _check(self, what: str, *values) -> None:
-        for v in values:
-            if not np.all(np.isfinite(v)):
-                hint = "" if self.info.shift_invariant else (
-                    "; this member is not shift invariant, so exp/cosh/sinh overflow once |Ax| exceeds ~709:"
-                    " rescale A or start closer to 0")
-                raise OverflowDetected(f"{self.name}: non-finite {what} at this x (chunked evaluation){hint}")
+    # -- evaluation at x ------------------------------------------------------------------
+    def _new_point(self, x: np.ndarray) -> dict[str, Any]:
+        u = self.A.map_blocks(_b_u, x, drop_axis=1, dtype=np.float64, meta=np.empty((0,)))
+        return {"u": u.persist()}
+
+    def _overflow_hint(self, what: str) -> str:
+        hint = "" if self.info.shift_invariant else (
+            "; this member is not shift invariant, so exp/cosh/sinh overflow once |Ax| exceeds ~709:"
+            " rescale A or start closer to 0")
+        return f"{self.name}: non-finite {what} at this x (chunked evaluation){hint}"
 
     def _lazy_globals(self, c: dict[str, Any]) -> tuple[Any, Any]:
         """Delayed (m, alpha) from max-shifted chunk sums, and (L, S, T) from chunk sums."""
@@ -245,19 +245,21 @@ class DaskObjective:
             c.update(H0=np.ascontiguousarray(parts[:, :d]), jac=parts[:, d].copy(),
                      ap=parts[:, d + 1].copy(), aq=parts[:, d + 2].copy())
 
-    @serialized
+    def u(self, x) -> np.ndarray:
+        """u = A x as a NumPy array (gathers ``n`` floats from the workers)."""
+        return np.asarray(self._at(x)["u"], dtype=np.float64)
+
     def fun(self, x) -> float:
         """L(x)."""
-        c = self._point(x)
+        c = self._at(x)
         if "loss" not in c:
             self._compute(c)
             self.nfev += 1
         return c["loss"]
 
-    @serialized
     def jac(self, x) -> np.ndarray:
         """grad L(x) = sum_c A_c^T g_c (a new array)."""
-        c = self._point(x)
+        c = self._at(x)
         if "jac" not in c:
             if self._fuse:
                 self._hess_parts(c)
@@ -268,21 +270,14 @@ class DaskObjective:
             self.njev += 1
         return c["jac"].copy()
 
-    @serialized
-    def fun_and_jac(self, x) -> tuple[float, np.ndarray]:
-        """(L(x), grad L(x))."""
-        g = self.jac(x)
-        return self.fun(x), g
-
     def _count_hess(self, c: dict[str, Any]) -> None:
         if not c.get("hess_counted"):
             c["hess_counted"] = True
             self.nhev += 1
 
-    @serialized
     def hess(self, x) -> np.ndarray:
         """hess L(x), a new symmetric (d, d) array: chunk Gram sums plus the local rank-2 part."""
-        c = self._point(x)
+        c = self._at(x)
         if "hess" not in c:
             self._hess_parts(c)
             c["hess"] = self._k.hess_combine(c["H0"], c["ap"], c["aq"], c["T"])
@@ -291,10 +286,9 @@ class DaskObjective:
                 self._fuse = True
         return c["hess"].copy()
 
-    @serialized
     def hessp(self, x, p) -> np.ndarray:
         """hess L(x) @ p: one pass over A (locally from the Hessian parts when they are known)."""
-        c = self._point(x)
+        c = self._at(x)
         v = as_array("p", p, 1, (self.d,))
         if "H0" in c:
             hv = c["H0"] @ v
@@ -308,11 +302,10 @@ class DaskObjective:
         self._count_hess(c)
         return self._k.hessp_combine(hv, c["ap"], c["aq"], c["T"], v)
 
-    @serialized
     def pieces(self, x) -> Pieces:
         """The structured derivatives in u-space; ``u, g, beta, p, q`` are Dask vectors persisted on the
         workers (``np.asarray`` gathers one)."""
-        c = self._point(x)
+        c = self._at(x)
         if "loss" not in c:
             self._compute(c)
         if "pieces" not in c:
@@ -326,8 +319,6 @@ class DaskObjective:
     def row_access(self) -> DaskRows:
         """Row access to ``A`` for sketching solvers (approximate Newton): see :class:`DaskRows`."""
         return DaskRows(self.A)
-
-    __call__ = fun
 
 
 class DaskRows:
