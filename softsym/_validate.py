@@ -46,7 +46,9 @@ def _fmt(shape: tuple[int | None, ...]) -> str:
 
 
 def positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    """A finite positive float (or non-negative with ``allow_zero``)."""
+    """A finite positive float (or non-negative with ``allow_zero``); strings are refused, not parsed."""
+    if isinstance(value, (str, bytes, bool)):
+        raise ValidationError(f"{name} must be a number, got {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
