@@ -44,7 +44,8 @@ def _build_normalized(spec) -> MemberFiles:
                f"{spec.name}_bounds.py": bounds.emit_module(mb, h)},
         manifest={"family": spec.family, "doc": spec.doc, "paper": spec.paper, "spec_hash": h,
                   "shift_invariant": spec.shift_invariant, "normalized": f.normalized,
-                  "rank2": f.rank2, "proof": claims, "bounds": bounds.manifest_entry(mb)},
+                  "rank2": f.rank2, "proof": claims, "bounds": bounds.manifest_entry(mb),
+                  "formulas": [list(e) for e in normalized.formulas(f)]},
     )
 
 
@@ -57,7 +58,8 @@ def _build_two_layer(spec) -> MemberFiles:
         files={f"{spec.name}.py": two_layer.emit_module(f, h), f"{spec.name}.md": two_layer.emit_page(f, claims, h)},
         manifest={"family": spec.family, "doc": spec.doc, "paper": spec.paper, "spec_hash": h,
                   "activation": spec.activation, "shift_invariant": spec.shift_invariant,
-                  "normalized": f.normalized, "proof": claims},
+                  "normalized": f.normalized, "proof": claims,
+                  "formulas": [list(e) for e in two_layer.formulas(f)]},
     )
 
 
@@ -68,7 +70,7 @@ def _build_mixture_score(spec) -> MemberFiles:
     return MemberFiles(name=spec.name, files={f"{spec.name}.py": mixture_score.emit_module(f, h),
                                               f"{spec.name}.md": mixture_score.emit_page(f, claims, h)},
                        manifest={"family": spec.family, "doc": spec.doc, "paper": spec.paper, "spec_hash": h,
-                                 "proof": claims})
+                                 "proof": claims, "formulas": [list(e) for e in mixture_score.formulas(f)]})
 
 
 # One builder per family: a new family registers here.

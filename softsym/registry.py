@@ -33,6 +33,12 @@ class MemberInfo:
     proof: tuple[str, ...]
     shift_invariant: bool
     package: str = "softsym.kernels"
+    #: the derived equations, ``(lhs, rhs)`` LaTeX pairs meaning ``lhs = rhs``, in page order
+    formulas: tuple[tuple[str, str], ...] = ()
+    #: whether derived bounds exist (``softsym bounds``; the normalized family)
+    has_bounds: bool = False
+    #: the derived bounds, ``(region, quantity, rhs)`` meaning ``quantity <= rhs`` in ``region``
+    bound_formulas: tuple[tuple[str, str, str], ...] = ()
 
 
 # Kernel packages: the built-in one plus directories loaded with load_kernels().
@@ -78,13 +84,23 @@ def _manifest(package: str) -> dict:
     return {"members": read_manifest(directory / "manifest.json")}
 
 
+def _bound_formulas(entry: dict) -> tuple[tuple[str, str, str], ...]:
+    """``(region, quantity, rhs)`` from a manifest bounds entry, in its region and quantity order."""
+    eqs = entry.get("formulas", {})
+    return tuple((region, q, eqs[region][q]) for region in entry.get("regions", ()) if region in eqs
+                 for q in entry.get("quantities", ()) if q in eqs[region])
+
+
 def _members() -> dict[str, MemberInfo]:
     out: dict[str, MemberInfo] = {}
     for package in ("softsym.kernels", *_PACKAGES):
         for name, m in _manifest(package)["members"].items():
             out[name] = MemberInfo(name=name, family=m["family"], doc=m["doc"], paper=m["paper"],
                                    spec_hash=m["spec_hash"], proof=tuple(str(c) for c in m["proof"]),
-                                   shift_invariant=bool(m.get("shift_invariant", False)), package=package)
+                                   shift_invariant=bool(m.get("shift_invariant", False)), package=package,
+                                   formulas=tuple((lhs, rhs) for lhs, rhs in m.get("formulas", ())),
+                                   has_bounds="bounds" in m,
+                                   bound_formulas=_bound_formulas(m.get("bounds", {})))
     return out
 
 
@@ -145,6 +161,16 @@ def load_kernels(directory: str | Path) -> list[MemberInfo]:
             raise ValidationError(f"{directory / '__init__.py'} failed to import: {type(exc).__name__}: {exc}") from None
         _PACKAGES[package] = directory
     return [m for m in catalogue() if m.package == package]
+
+
+def kernel_dir(info: MemberInfo) -> Path:
+    """The directory holding the generated files of ``info`` (``generated/`` or a loaded one)."""
+    return _builtin_dir() if info.package == "softsym.kernels" else _PACKAGES[info.package]
+
+
+def page(info: MemberInfo) -> str:
+    """The generated Markdown page of ``info``: its derived formulas, proof and bounds, for reading."""
+    return (kernel_dir(info) / f"{info.name}.md").read_text("utf-8")
 
 
 def generated_module(info: MemberInfo, suffix: str = "") -> ModuleType:

@@ -1184,9 +1184,26 @@ def emit_module(mb: MemberBounds, spec_hash: str) -> str:
     return "\n".join(lines)
 
 
+def formulas(mb: MemberBounds) -> dict[str, dict[str, str]]:
+    """The derived bounds as LaTeX, ``{region: {quantity: rhs}}``: ``quantity <= rhs`` in that region.
+
+    ``rhs`` is ``\\infty ...`` where the rules give no finite bound.  The formulas page and the
+    manifest entry are both built from this mapping.
+    """
+    names = {b_norm: r"\bar b", w_max: r"w_{\max}"}
+    return {region: {q: codegen.latex(mb.exprs[region][q], names) if _finite(mb.exprs[region][q])
+                     else "\\infty \\text{ (no finite bound from the rules)}" for q in QUANTITIES}
+            for region in REGIONS}
+
+
+def quantity_latex(q: str) -> str:
+    """LaTeX name of a bound quantity (``G_A`` -> ``G_{A}``)."""
+    return q.replace("_", "_{") + ("}" if "_" in q else "")
+
+
 def emit_section(mb: MemberBounds) -> str:
     """Markdown/LaTeX section appended to the member's formulas page."""
-    names = {b_norm: r"\bar b", w_max: r"w_{\max}"}
+    eqs = formulas(mb)
     lines = ["", "## Derived bounds (interval and norm propagation, `softsym.derive.bounds.normalized`)", "",
              "Here $\\bar b$ is the bound on $\\lVert b\\rVert_2$ of the ball region. Constants: $C$ with $B(x) \\succeq -C I$ (so $w_{\\min}^2 \\ge C + l/\\sigma_{\\min}(A)^2$ "
              "gives $\\nabla^2 L \\succeq l I$), smoothness $\\sup\\|\\nabla^2 L\\|$, Hessian-Lipschitz $M$, and "
@@ -1195,9 +1212,7 @@ def emit_section(mb: MemberBounds) -> str:
         lines += [f"### Region `{region}`: {ASSUMPTIONS[region]}", "",
                   "Rules used: " + "; ".join(mb.rules[region]) + ".", ""]
         for q in QUANTITIES:
-            e = mb.exprs[region][q]
-            body = codegen.latex(e, names) if _finite(e) else "\\infty \\text{ (no finite bound from the rules)}"
-            lines += [f"$${q.replace('_', '_{') + ('}' if '_' in q else '')} \\le {body}$$", ""]
+            lines += [f"$${quantity_latex(q)} \\le {eqs[region][q]}$$", ""]
     lines += list(mb.notes)
     return "\n".join(lines)
 
@@ -1206,4 +1221,5 @@ def manifest_entry(mb: MemberBounds) -> dict:
     """Bounds info for the manifest."""
     return {"module": f"{mb.name}_bounds", "regions": list(REGIONS), "quantities": list(QUANTITIES),
             "assumptions": dict(ASSUMPTIONS),
-            "finite": {r: {q: mb.finite(r, q) for q in QUANTITIES} for r in REGIONS}}
+            "finite": {r: {q: mb.finite(r, q) for q in QUANTITIES} for r in REGIONS},
+            "formulas": formulas(mb)}

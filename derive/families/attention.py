@@ -352,10 +352,23 @@ def emit_module(f: AttentionFormulas, spec_hash: str) -> str:
     )
 
 
+#: how the formulas page labels each derived quantity (keys: the LaTeX left-hand sides)
+_PAGE_LABELS = {"\\varphi(u)": "softmax numerator $\\varphi(u)$", "\\ell_{ss}": "$\\ell_{ss}$ (constant)",
+                "r(z)": "regularizer entry", "r'(z)": "its derivative", "r''(z)": "its curvature"}
+
+
+def formulas(f: AttentionFormulas) -> list[tuple[str, str]]:
+    """The derived scalar pieces as ``(lhs, rhs)`` LaTeX pairs, in page order (``r(z)``: one entry of
+    the regularizer); the formulas page and the manifest entry are both built from this list."""
+    tex = codegen.latex
+    return [("\\varphi(u)", tex(f.phi)), ("\\ell(s, b)", tex(f.ell)), ("\\ell_s", tex(f.ell_s)),
+            ("\\ell_{ss}", tex(f.ell_ss)), ("r(z)", tex(f.reg)), ("r'(z)", tex(f.reg_z)),
+            ("r''(z)", tex(f.reg_zz))]
+
+
 def emit_page(f: AttentionFormulas, claims: list[str], spec_hash: str) -> str:
     """Markdown/LaTeX page of the derived formulas of one member (states the vec convention)."""
     spec = f.spec
-    tex = codegen.latex
     lines = [
         f"<!-- {codegen.HEADER} -->", f"# `{spec.name}`", "", spec.doc + ".", "",
         f"Paper: {spec.paper}. Family: row-softmax attention. Spec hash: `{spec_hash[:16]}`.", "",
@@ -370,13 +383,7 @@ def emit_page(f: AttentionFormulas, claims: list[str], spec_hash: str) -> str:
         "\\quad L = \\sum_{jk} \\ell(S_{jk}, B_{jk}) + \\text{reg}$$", "",
         "The same convention holds for $y = \\mathrm{vec}(Y)$. Kernels never form the $n^2 \\times d^2$ matrix.", "",
         "## Scalar pieces (derived by SymPy)", "", "| quantity | expression |", "|---|---|",
-        f"| softmax numerator $\\varphi(u)$ | ${tex(f.phi)}$ |",
-        f"| $\\ell(s, b)$ | ${tex(f.ell)}$ |",
-        f"| $\\ell_s$ | ${tex(f.ell_s)}$ |",
-        f"| $\\ell_{{ss}}$ (constant) | ${tex(f.ell_ss)}$ |",
-        f"| regularizer entry | ${tex(f.reg)}$ |",
-        f"| its derivative | ${tex(f.reg_z)}$ |",
-        f"| its curvature | ${tex(f.reg_zz)}$ |", "",
+        *(f"| {_PAGE_LABELS.get(k, f'${k}$')} | ${rhs}$ |" for k, rhs in formulas(f)), "",
         "## Structured derivatives (tensor trick)", "",
         "Per row $j$ ($f = F_{j*}$, $c = C_{j*}$, $\\gamma_j = \\langle f, c\\rangle$, "
         "$J = \\mathrm{diag}(f) - f f^\\top$):", "",
@@ -420,4 +427,4 @@ def member_files(spec: AttentionSpec) -> tuple[dict[str, str], dict]:
     h = spec.fingerprint()
     files = {f"{spec.name}.py": emit_module(f, h), f"{spec.name}.md": emit_page(f, claims, h)}
     return files, {"family": spec.family, "doc": spec.doc, "paper": spec.paper, "spec_hash": h,
-                   "vec": "row-major", "proof": claims}
+                   "vec": "row-major", "proof": claims, "formulas": [list(e) for e in formulas(f)]}

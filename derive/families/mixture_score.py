@@ -96,17 +96,22 @@ def emit_module(f: MixtureScoreFormulas, spec_hash: str) -> str:
                           qx_code=codegen.code_block([("qx", f.q_x)], _NAMES, indent=0))
 
 
-def emit_page(f: MixtureScoreFormulas, claims: list[str], spec_hash: str) -> str:
-    spec = f.spec
+def formulas(f: MixtureScoreFormulas) -> list[tuple[str, str]]:
+    """The derived equations as ``(lhs, rhs)`` LaTeX pairs; the page and the manifest use this list."""
     names = {mu: "\\mu", v: "v"}
+    return [("q(x, \\mu, v)", codegen.latex(f.q, names)), ("q_x", codegen.latex(f.q_x, names))]
+
+
+def emit_page(f: MixtureScoreFormulas, claims: list[str], spec_hash: str) -> str:
+    """Markdown/LaTeX page of the derived formulas of one member."""
+    spec = f.spec
     lines = [f"<!-- {codegen.HEADER} -->", f"# `{spec.name}`", "", spec.doc + ".", "",
              f"Paper: {spec.paper}. Family: mixture score. Spec hash: `{spec_hash[:16]}`.", "",
              "$$\\log p(x) = \\log \\sum_k w_k e^{\\ell_k(x)},\\quad \\ell_k(x) = \\sum_j q(x_j, \\mu_{kj}, v_k),"
              "\\quad \\partial_{x_j} \\log p = \\sum_k r_k\\, q_x(x_j, \\mu_{kj}, v_k),\\quad "
              "r = \\operatorname{softmax}_k(\\log w_k + \\ell_k)$$", "",
              "| quantity | expression |", "|---|---|",
-             f"| $q(x, \\mu, v)$ | ${codegen.latex(f.q, names)}$ |",
-             f"| $q_x$ | ${codegen.latex(f.q_x, names)}$ |", "",
+             *(f"| ${k}$ | ${rhs}$ |" for k, rhs in formulas(f)), "",
              "## Proven exactly (SymPy)", ""]
     lines += [f"- {c}" for c in claims]
     return "\n".join(lines) + "\n"

@@ -253,14 +253,17 @@ def _rescale_code(f: NormalizedFormulas) -> str:
     return codegen.code_block([("r", r)], {_M_FROM: "m_from", _M_TO: "m_to"}, indent=0)
 
 
-def emit_page(f: NormalizedFormulas, claims: list[str], spec_hash: str, extra: str = "") -> str:
-    """Markdown/LaTeX page of the derived formulas of one member (``extra``: sections appended)."""
-    spec = f.spec
+#: left-hand sides of the per-element quantities of the structured gradient and Hessian
+STRUCTURED = ("g_i", "\\beta_i", "p_i", "q_i", "b^*(u)")
+
+
+def formulas(f: NormalizedFormulas) -> list[tuple[str, str]]:
+    """The derived equations of one member as ``(lhs, rhs)`` LaTeX pairs, in page order.
+
+    The scalar partials come first, then the per-element quantities named in
+    :data:`STRUCTURED`; the formulas page and the manifest entry are both built from this list.
+    """
     names = {alpha: r"\alpha", S: "S", T: "T"}
-
-    def tex(e):
-        return codegen.latex(e, names)
-
     rows = [
         ("\\varphi(u)", f.phi if f.normalized else None),
         ("\\ell(u, \\alpha; b)", f.ell),
@@ -272,22 +275,31 @@ def emit_page(f: NormalizedFormulas, claims: list[str], spec_hash: str, extra: s
         ("\\ell_{\\alpha\\alpha}", f.partials["ell_alphaalpha"]),
         ("\\varphi'", f.partials["phi_u"]),
         ("\\varphi''", f.partials["phi_uu"]),
+        ("g_i", f.g), ("\\beta_i", f.beta), ("p_i", f.p), ("q_i", f.q), ("b^*(u)", f.target),
     ]
+    return [(k, codegen.latex(v, names)) for k, v in rows if v is not None]
+
+
+def emit_page(f: NormalizedFormulas, claims: list[str], spec_hash: str, extra: str = "") -> str:
+    """Markdown/LaTeX page of the derived formulas of one member (``extra``: sections appended)."""
+    spec = f.spec
+    eqs = formulas(f)
+    g, beta, p, q, target = (dict(eqs)[k] for k in STRUCTURED)
     lines = [f"<!-- {codegen.HEADER} -->", f"# `{spec.name}`", "", spec.doc + ".", "",
              f"Paper: {spec.paper}. Family: normalized elementwise. Spec hash: `{spec_hash[:16]}`.", "",
              "$$u = Ax,\\quad \\alpha = \\sum_i \\varphi(u_i),\\quad "
              "L(x) = \\sum_i \\ell(u_i, \\alpha; b_i) + \\tfrac12 w_i^2 u_i^2$$" if f.normalized else
              "$$u = Ax,\\quad L(x) = \\sum_i \\ell(u_i; b_i) + \\tfrac12 w_i^2 u_i^2$$", "",
              "## Scalar partials (derived by SymPy)", "", "| quantity | expression |", "|---|---|"]
-    lines += [f"| ${k}$ | ${tex(v)}$ |" for k, v in rows if v is not None]
+    lines += [f"| ${k}$ | ${v}$ |" for k, v in eqs if k not in STRUCTURED]
     lines += ["", "## Structured gradient and Hessian", "",
               "$$\\nabla L = A^\\top g,\\qquad \\nabla^2 L = A^\\top\\big(\\operatorname{diag}(\\beta)"
               " + p q^\\top + q p^\\top + T q q^\\top\\big) A$$", "",
               "with $S = \\sum_j \\ell_\\alpha(u_j)$, $T = \\sum_j \\ell_{\\alpha\\alpha}(u_j)$ and, per element,", "",
-              f"$$g_i = {tex(f.g)}$$", "", f"$$\\beta_i = {tex(f.beta)}$$", "",
-              f"$$p_i = {tex(f.p)},\\qquad q_i = {tex(f.q)}$$", "",
+              f"$$g_i = {g}$$", "", f"$$\\beta_i = {beta}$$", "",
+              f"$$p_i = {p},\\qquad q_i = {q}$$", "",
               "Planted target (synthetic instances with minimizer $x^*$ use $b_i = "
-              f"b^*(u_i)$, $u = Ax^*$): $$b^*(u) = {tex(f.target)}$$", ""]
+              f"b^*(u_i)$, $u = Ax^*$): $$b^*(u) = {target}$$", ""]
     if spec.shift_invariant:
         lines += ["Kernels evaluate the loss part at $u - \\max_i u_i$ (proven shift invariant below), "
                   "so exponentials never overflow.", ""]

@@ -236,27 +236,30 @@ def emit_module(f: TwoLayerFormulas, spec_hash: str) -> str:
     )
 
 
+def formulas(f: TwoLayerFormulas) -> list[tuple[str, str]]:
+    """The derived equations of one member as ``(lhs, rhs)`` LaTeX pairs, in page order (the last
+    is the per-neuron gradient ``g_{c,r}``); the formulas page and the manifest entry use this list."""
+    names = {alpha: r"\alpha", kappa: r"\kappa", S: "S"}
+    rows = [("\\sigma(u)", f.sigma), ("\\varphi(u)", f.phi if f.normalized else None),
+            ("\\kappa \\text{ (default, width } m)", sp.sympify(f.spec.kappa)),
+            ("h(u, a, \\alpha)", f.h), ("h_u", f.h_u), ("h_\\alpha", f.h_alpha),
+            ("\\varphi'", f.phi_u if f.normalized else None), ("g_{c,r}", f.g)]
+    return [(k, codegen.latex(v, names)) for k, v in rows if v is not None]
+
+
 def emit_page(f: TwoLayerFormulas, claims: list[str], spec_hash: str) -> str:
     """Markdown/LaTeX page of the derived formulas of one member."""
     spec = f.spec
-    names = {alpha: r"\alpha", kappa: r"\kappa", S: "S"}
-
-    def tex(e):
-        return codegen.latex(e, names)
-
-    rows = [("\\sigma(u)", f.sigma), ("\\varphi(u)", f.phi if f.normalized else None),
-            ("\\kappa \\text{ (default, width } m)", sp.sympify(spec.kappa)),
-            ("h(u, a, \\alpha)", f.h), ("h_u", f.h_u), ("h_\\alpha", f.h_alpha),
-            ("\\varphi'", f.phi_u if f.normalized else None)]
+    *rows, (_, g) = formulas(f)
     lines = [f"<!-- {codegen.HEADER} -->", f"# `{spec.name}`", "", spec.doc + ".", "",
              f"Paper: {spec.paper}. Family: two-layer network (activation `{spec.activation}`). "
              f"Spec hash: `{spec_hash[:16]}`.", "",
              "$$u = W^\\top x,\\quad " + ("\\alpha = \\sum_s \\varphi(u_s),\\quad " if f.normalized else "")
              + "F_c(W, x) = \\sum_r h(u_r, a_{rc}, \\alpha)$$", "",
              "## Per-neuron partials (derived by SymPy)", "", "| quantity | expression |", "|---|---|"]
-    lines += [f"| ${k}$ | ${tex(v)}$ |" for k, v in rows if v is not None]
+    lines += [f"| ${k}$ | ${v}$ |" for k, v in rows]
     lines += ["", "## Gradient and NTK Gram", "",
-              "$$\\frac{\\partial F_c}{\\partial W} = x\\, g_c^\\top,\\qquad g_{c,r} = " + tex(f.g)
+              "$$\\frac{\\partial F_c}{\\partial W} = x\\, g_c^\\top,\\qquad g_{c,r} = " + g
               + ",\\qquad S = \\sum_s h_\\alpha(u_s, a_{sc}, \\alpha)$$", "",
               "$$H\\big[(i,c),(j,c')\\big] = \\langle x_i, x_j\\rangle\\,\\langle g_{ic}, g_{jc'}\\rangle,\\qquad "
               "H = (X X^\\top \\otimes \\mathbf 1 \\mathbf 1^\\top) \\circ (G G^\\top)$$", "",

@@ -1,17 +1,21 @@
-"""The ``softsym`` command line.
+"""The ``softsym`` command line (reference: docs/cli.md).
 
-Exit codes: 0 success; 1 a verification, proof or solve failed (including a start or data
-whose values overflow); 2 bad input (unknown member, unreadable or malformed data, bad
-arguments) -- in that case nothing is written.  Errors are one line on stderr, never a
-traceback.  Output files (``--json``, ``--plot``) are checked before any work and written
-atomically (a temporary file in the same folder, then ``os.replace``): either every requested
-file is written completely or none is.  JSON is strict: non-finite numbers are written as
-``null``.
+Exit codes: 0 success; 1 a verification, proof, certification or solve failed; 2 bad input
+(unknown member, a member of the wrong family, unreadable or malformed data, a bad kernel
+directory, bad arguments) -- in that case nothing is written.  Errors are one line on
+stderr, never a traceback (a start or data whose values overflow is exit 1).  Output files
+(``--json``, ``--plot``) are checked before any work and written atomically (a temporary
+file in the same folder, then ``os.replace``): either every requested file is written
+completely or none is.  JSON is strict: non-finite numbers are written as ``null``.
+
+``--kernels DIR`` (repeatable; before or after the subcommand) loads the members generated into
+``DIR`` by ``softsym generate SPEC.py --out DIR`` so every subcommand sees them.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import json
 import math
@@ -62,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or a usage error (2, already reported on one line)
         return exc.code if isinstance(exc.code, int) else 2
     try:
+        _load_kernel_dirs([*args.kernels, *args.sub_kernels])
         return args.func(args)
     except (InputError, ValidationError) as exc:
         _say(f"softsym {args.command}: error: {exc}")
@@ -88,23 +93,53 @@ def _seed(text: str) -> int:
     return value
 
 
+def _load_kernel_dirs(dirs: list[Path]) -> None:
+    """``registry.load_kernels`` for each ``--kernels DIR``; a bad directory is bad input (exit 2)."""
+    from ..registry import load_kernels
+
+    for directory in dict.fromkeys(dirs):       # each once, in order
+        if not directory.is_dir():
+            raise InputError(f"--kernels {directory}: no such directory")
+        load_kernels(directory)
+
+
+_KERNELS_HELP = ("load the members generated into DIR by `softsym generate SPEC.py --out DIR` "
+                 "(repeatable)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="softsym", description="derived, proven and fast softmax objectives")
+    parser = _Parser(prog="softsym", description="derived, proven and fast softmax objectives",
+                                     epilog="exit codes: 0 success, 1 a check/proof/solve failed, 2 bad input")
+    parser.add_argument("--kernels", type=Path, action="append", default=[], metavar="DIR", help=_KERNELS_HELP)
+    # the same option after the subcommand; its own dest so the subparser cannot reset the top-level list
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--kernels", dest="sub_kernels", type=Path, action="append", default=[], metavar="DIR",
+                        help=_KERNELS_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="reproduce each paper's claim: verify, solve, tables, plots, report")
+    def add(name: str, **kw) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kw)
+
+    p = add("demo", help="reproduce each paper's claim: verify, solve, tables, plots, report")
     p.add_argument("--out", type=Path, default=Path("softsym-report"), help="report folder (default ./softsym-report)")
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("catalogue", help="list the catalogue members")
+    p = add("catalogue", help="list the catalogue members")
     p.set_defaults(func=_catalogue)
 
-    p = sub.add_parser("verify", help="run the verification ladder (exact proof, finite differences)")
-    p.add_argument("members", nargs="*", metavar="MEMBER", help="members to verify (default: all)")
-    p.add_argument("--seed", type=_seed, default=0)
+    p = add("verify", help="run the verification ladder (exact proof, finite differences, bounds)",
+                       description="For every family: exact (re-derive, re-prove, emission byte-identical; "
+                                   "built-in members), numeric (finite differences) and bounds (small adversarial "
+                                   "search; members with derived bounds). The exact rung re-runs SymPy: seconds "
+                                   "for most members, minutes for attention; all members take several minutes.")
+    p.add_argument("members", nargs="*", metavar="MEMBER",
+                   help="members to verify, of any family (default: all, including --kernels members)")
+    p.add_argument("--rungs", type=_rungs, default=RUNGS_DEFAULT, metavar="R1,R2",
+                   help="comma-separated rungs to run, of exact, numeric, bounds (default: all three)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random instances and points (default 0)")
     p.set_defaults(func=_verify)
 
-    p = sub.add_parser("solve", help="solve a member on your data (.npz with A, b[, w, x0]) or a synthetic instance")
+    p = add("solve", help="solve a member on your data (.npz with A, b[, w, x0]) or a synthetic instance")
     p.add_argument("member", metavar="MEMBER", help="a normalized member, or attention")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", type=Path, metavar="FILE.npz",
@@ -122,30 +157,52 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="OUT.json", help="write the result as JSON")
     p.set_defaults(func=_solve)
 
-    p = sub.add_parser("bounds", help="derived convexity/smoothness/Lipschitz/perturbation bounds of a member")
-    p.add_argument("member", metavar="MEMBER")
+    p = add("bounds", help="derived convexity/smoothness/Lipschitz/perturbation bounds of a member",
+                       description="Evaluate the derived bounds of a member that has them (the normalized "
+                                   "family) on a grid of R and n. --certify adds an adversarial search: "
+                                   "5 quantities x len(R) x len(n) cells, each restarts x (16 draws + up to "
+                                   "maxfev Powell evaluations); about 0.1-1 s per cell at n <= 5 with the "
+                                   "defaults, growing with n (keep n small: n = 1000 takes tens of minutes).")
+    p.add_argument("member", metavar="MEMBER", help="a member with derived bounds (normalized family)")
     p.add_argument("--R", type=float, nargs="+", default=[1.0, 2.0, 4.0], help="radius: ||A|| <= R, ||x|| <= R")
     p.add_argument("--n", type=int, nargs="+", default=[1000], help="number of rows")
     p.add_argument("--b-norm", type=float, default=1.0, help="||b||_2 bound (region ball)")
     p.add_argument("--w-max", type=float, default=0.0, help="largest regularizer weight")
     p.add_argument("--region", choices=("ball", "simplex"), default="ball", help="b in the ball or on the simplex")
     p.add_argument("--certify", action="store_true",
-                   help="also search adversarially for violations (n from --n, small sizes recommended)")
-    p.add_argument("--seed", type=_seed, default=0)
-    p.add_argument("--restarts", type=int, default=4)
+                   help="also search adversarially for violations (n from --n; cost grows with n and restarts: "
+                        "use n <= 10); shows progress on stderr; exit 1 on a violation")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the --certify search (default 0)")
+    p.add_argument("--restarts", type=int, default=4, help="--certify restarts per cell (default 4)")
+    p.add_argument("--maxfev", type=int, default=300, help="--certify Powell evaluations per restart (default 300)")
     p.set_defaults(func=_bounds)
 
-    p = sub.add_parser("formulas", help="print a member's derived formulas")
+    p = add("formulas", help="print a member's derived formulas")
     p.add_argument("member", metavar="MEMBER")
-    p.add_argument("--latex", action="store_true", help="only the LaTeX equations")
+    p.add_argument("--latex", action="store_true",
+                   help="only the derived equations, one `lhs = rhs` per line, then the derived bounds "
+                        "`quantity <= rhs  (region)` where the member has them")
     p.set_defaults(func=_formulas)
 
-    p = sub.add_parser("generate", help="derive, prove and emit kernels for your own spec file")
+    p = add("generate", help="derive, prove and emit kernels for your own spec file")
     p.add_argument("spec", type=Path, metavar="SPEC.py")
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if DIR is stale")
     p.set_defaults(func=_generate)
     return parser
+
+
+RUNGS_DEFAULT = ("exact", "numeric", "bounds")
+
+
+def _rungs(text: str) -> tuple[str, ...]:
+    """``exact,numeric`` -> ("exact", "numeric"); unknown names are a usage error."""
+    rungs = tuple(r.strip() for r in text.split(",") if r.strip())
+    bad = [r for r in rungs if r not in RUNGS_DEFAULT]
+    if bad or not rungs:
+        raise argparse.ArgumentTypeError(f"rungs are a comma-separated subset of {','.join(RUNGS_DEFAULT)}, "
+                                         f"got {text!r}")
+    return rungs
 
 
 def _option(text: str) -> tuple[str, object]:
@@ -182,15 +239,20 @@ def _catalogue(args) -> int:
 def _verify(args) -> int:
     from .verify import run_verify
 
-    return run_verify(args.members, seed=args.seed)
+    return run_verify(args.members, seed=args.seed, rungs=args.rungs)
 
 
 def _bounds(args) -> int:
-    from ..registry import member
+    from ..registry import catalogue, member
     from ..theory.bounds import QUANTITIES, bounds
     from ..theory.certify import certify
+    from .progress import progress
 
-    info = member(args.member, family="normalized")
+    info = member(args.member)
+    if not info.has_bounds:
+        with_bounds = sorted({m.family for m in catalogue() if m.has_bounds})
+        raise InputError(f"{info.name} ({info.family} family) has no derived bounds; members of the "
+                         f"{', '.join(with_bounds)} family have them")
     rows = []
     for R in args.R:
         for n in args.n:
@@ -204,14 +266,12 @@ def _bounds(args) -> int:
     if max(args.n) > CERTIFY_WARN_N:
         _say(f"softsym bounds: warning: --certify searches over n x n matrices and n*d-dimensional data; at "
              f"n = {max(args.n)} one cell takes minutes to hours (the search is meant for small n, e.g. --n 2 3 5)")
-    cells = len(args.R) * len(args.n) * len(QUANTITIES)
-
-    def progress(done: int, quantity: str, R: float, n: int) -> None:
-        print(f"  certify {info.name}: cell {done + 1}/{cells} ({quantity}, R={R:g}, n={n})", file=sys.stderr,
-              flush=True)
-
-    cert = certify(info.name, R=tuple(args.R), n=tuple(args.n), b_norm=args.b_norm, region=args.region,
-                   seed=args.seed, restarts=args.restarts, progress=progress)
+    # one quantity at a time (the search seeds each cell by its quantity, R and n indices, so this is
+    # the same certificate as one call) to report progress
+    parts = [certify(info.name, R=tuple(args.R), n=tuple(args.n), b_norm=args.b_norm, region=args.region,
+                     quantities=(q,), seed=args.seed, restarts=args.restarts, maxfev=args.maxfev)
+             for q in progress(QUANTITIES, f"certify {info.name}")]
+    cert = dataclasses.replace(parts[0], rows=tuple(r for p in parts for r in p.rows))
     print()
     print(cert.table())
     if cert.violations:
@@ -229,26 +289,16 @@ def _generate(args) -> int:
 
 
 def _formulas(args) -> int:
-    from ..registry import member
+    from ..registry import member, page
 
     info = member(args.member)
-    if info.package != "softsym.kernels":
-        raise InputError(f"{args.member} is a user member; its page is in its kernel directory")
-    from importlib import resources
-
-    page = resources.files("softsym.kernels").joinpath(f"{info.name}.md").read_text("utf-8")
     if not args.latex:
-        print(page, end="")
+        print(page(info), end="")
         return 0
-    import re
-
-    for line in page.splitlines():
-        if line.startswith("$$"):
-            print(line.strip("$").strip())
-        elif line.startswith("| $"):
-            cells = re.findall(r"\$([^$]+)\$", line)
-            if len(cells) == 2:
-                print(f"{cells[0]} = {cells[1]}")
+    for lhs, rhs in info.formulas:
+        print(f"{lhs} = {rhs}")
+    for region, quantity, rhs in info.bound_formulas:
+        print(f"{quantity} \\le {rhs}  ({region})")
     return 0
 
 

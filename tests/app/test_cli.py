@@ -25,15 +25,75 @@ def test_catalogue_and_formulas():
     page = softsym("formulas", "softmax")
     assert page.returncode == 0 and "Proven exactly" in page.stdout
     tex = softsym("formulas", "softmax", "--latex")
-    assert tex.returncode == 0 and "\\nabla L = A^\\top g" in tex.stdout and "|" not in tex.stdout
+    assert tex.returncode == 0 and "|" not in tex.stdout
+    lines = tex.stdout.splitlines()
+    assert lines[0] == "\\varphi(u) = e^{u}" and "q_i = e^{u}" in lines
+    assert any(line.startswith("\\beta_i = ") for line in lines)
+    bounds = [line for line in lines if " \\le " in line]
+    assert len(bounds) == 10 and bounds[0].startswith("C \\le ") and bounds[0].endswith("(ball)")
+    att = softsym("formulas", "attention", "--latex")
+    assert att.returncode == 0 and "\\ell_{ss} = 2" in att.stdout.splitlines() and " \\le " not in att.stdout
+
+
+def test_formulas_come_from_the_manifest_not_the_page():
+    from softsym.registry import catalogue, page
+
+    for info in catalogue():
+        assert info.formulas, info.name
+        text = page(info)
+        for lhs, rhs in info.formulas:
+            assert rhs in text, (info.name, lhs)   # the page is rendered from the same list
+        assert info.has_bounds == (info.family == "normalized") == bool(info.bound_formulas)
 
 
 def test_verify_passes_and_names_unknown_members():
     ok = softsym("verify", "softmax", "rescaled_exp")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "all checks passed" in ok.stdout and ok.stdout.count("pass") >= 4
+    assert "all checks passed" in ok.stdout and ok.stdout.count("pass") >= 6
     bad = softsym("verify", "softmax", "nope")
     assert bad.returncode == 2 and "unknown objective 'nope'" in bad.stderr
+    bad = softsym("verify", "softmax", "--rungs", "exact,proof")
+    assert bad.returncode == 2 and "exact,numeric,bounds" in bad.stderr
+
+
+def _row(stdout: str, name: str) -> list[str]:
+    line = next(line for line in stdout.splitlines() if line.startswith(f"| {name} "))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_verify_every_family():
+    out = softsym("verify", "gaussian_mixture_score", "two_layer_relu", "two_layer_softmax")
+    assert out.returncode == 0, out.stdout + out.stderr
+    for name, family in (("gaussian_mixture_score", "mixture_score"), ("two_layer_relu", "two_layer")):
+        row = _row(out.stdout, name)
+        assert row[1] == family and row[2] == "pass" and "emission identical" in row[3]
+        assert row[4] == "pass" and "max scaled error" in row[5]
+        assert row[6] == "n/a" and "no derived bounds" in row[7]
+    # attention's exact rung re-proves 13 claims (minutes); its numeric rung is the new part
+    out = softsym("verify", "attention", "softmax_xent", "--rungs", "numeric,bounds")
+    assert out.returncode == 0, out.stdout + out.stderr
+    att = _row(out.stdout, "attention")
+    assert att[1] == "attention" and att[2] == "n/a" and att[4] == "pass" and "hessp_x" in att[5]
+    xent = _row(out.stdout, "softmax_xent")
+    assert xent[4] == "pass" and xent[6] == "pass" and "no violation" in xent[7]
+
+
+def test_numeric_rung_catches_a_wrong_kernel(monkeypatch):
+    from softsym.app import verify
+    from softsym.registry import kernels, member
+
+    real = kernels("gaussian_mixture_score")
+
+    class Wrong:
+        log_density = staticmethod(real.log_density)
+
+        @staticmethod
+        def score(X, means, var, logw):
+            return real.score(X, means, var, logw) * 1.001
+
+    monkeypatch.setattr(verify, "kernels", lambda name: Wrong)
+    ok, detail = verify.numeric_step(member("gaussian_mixture_score"), seed=0)
+    assert ok is False and "max scaled error" in detail
 
 
 def test_solve_synthetic_with_outputs(tmp_path):
@@ -213,7 +273,57 @@ def test_bounds_command():
     out = softsym("bounds", "softmax", "--R", "2", "--n", "3", "--certify", "--restarts", "1")
     assert out.returncode == 0, out.stderr
     assert "no violation found" in out.stdout and "| C | 2 | 3 |" in out.stdout
+    assert "certify softmax 5/5: G_b" in out.stderr        # progress, one step per quantity
     bad = softsym("bounds", "softmax", "--R", "-1")
     assert bad.returncode == 2 and "R must be > 0" in bad.stderr
     bad = softsym("bounds", "nope")
     assert bad.returncode == 2 and "unknown objective 'nope'" in bad.stderr
+    for name in ("attention", "two_layer_softmax", "gaussian_mixture_score"):
+        bad = softsym("bounds", name)
+        assert bad.returncode == 2 and "has no derived bounds" in bad.stderr and "normalized family" in bad.stderr
+
+
+USER_SPEC = """
+from sympy import exp
+from softsym.derive.spec import NormalizedSpec, alpha, b, u
+
+SPECS = [NormalizedSpec(name="softmax_l4", doc="softmax with a quartic loss", paper="-",
+                        phi=exp(u), ell=(exp(u) / alpha - b) ** 4 / 4, shift_invariant=True)]
+"""
+
+
+@pytest.fixture(scope="module")
+def user_kernels(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("user")
+    (tmp / "spec.py").write_text(USER_SPEC)
+    gen = softsym("generate", tmp / "spec.py", "--out", tmp / "kernels")
+    assert gen.returncode == 0, gen.stderr
+    return tmp / "kernels"
+
+
+def test_kernels_option_before_or_after_the_subcommand(user_kernels, tmp_path):
+    assert "softmax_l4" not in softsym("catalogue").stdout
+    for args in (["--kernels", user_kernels, "catalogue"], ["catalogue", "--kernels", user_kernels],
+                 ["--kernels", user_kernels, "catalogue", "--kernels", user_kernels]):
+        out = softsym(*args)
+        assert out.returncode == 0 and _row(out.stdout, "softmax_l4")[1] == "normalized", (args, out.stderr)
+    tex = softsym("formulas", "softmax_l4", "--kernels", user_kernels, "--latex")
+    assert tex.returncode == 0 and "\\ell(u, \\alpha; b) = " in tex.stdout
+    assert "Proven exactly" in softsym("formulas", "softmax_l4", "--kernels", user_kernels).stdout
+    solve = softsym("--kernels", user_kernels, "solve", "softmax_l4", "--synthetic", "300,4",
+                    "--json", tmp_path / "r.json")
+    assert solve.returncode == 0, solve.stdout + solve.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["member"] == "softmax_l4"
+    ver = softsym("verify", "softmax_l4", "--kernels", user_kernels, "--rungs", "exact,numeric")
+    assert ver.returncode == 0, ver.stdout + ver.stderr
+    row = _row(ver.stdout, "softmax_l4")
+    assert row[2] == "n/a" and "softsym generate" in row[3] and row[4] == "pass"
+    bounds = softsym("bounds", "softmax_l4", "--kernels", user_kernels, "--R", "1", "--n", "3")
+    assert bounds.returncode == 0 and "| 1 | 3 |" in bounds.stdout
+
+
+def test_kernels_option_bad_directory(tmp_path):
+    out = softsym("--kernels", tmp_path / "missing", "catalogue")
+    assert out.returncode == 2 and "no such directory" in out.stderr
+    out = softsym("catalogue", "--kernels", tmp_path)
+    assert out.returncode == 2 and "no manifest.json" in out.stderr

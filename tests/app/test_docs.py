@@ -124,7 +124,7 @@ def run_file(path: Path, cwd: Path) -> list[str]:
         elif block.lang == "python":
             try:
                 exec(compile(block.body, where, "exec"), namespace)
-            except BaseException as exc:  # noqa: BLE001 - every failure is reported with its block
+            except BaseException:  # noqa: BLE001 - every failure is reported with its block
                 import traceback
                 failures.append(f"{where}: python block raised\n{traceback.format_exc()}")
                 break  # later blocks depend on this one

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from softsym.errors import ValidationError
 import softsym
+from softsym.errors import ValidationError
 from softsym.problems.mixture_score import GaussianMixture, ScoreModel, features, score_error, score_matching
 
 

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import softsym
 from softsym.derive.catalogue import TWO_LAYER
 from softsym.derive.families import two_layer as dntk
 from softsym.derive.proof import ProofError
 from softsym.errors import OverflowDetected, ValidationError
-import softsym
 from softsym.problems.two_layer import TwoLayerNetwork, TwoLayerRegression, activations, regression_task, steps_to
 
 ACTS = ("softmax", "relu", "exp")

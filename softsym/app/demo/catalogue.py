@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +29,19 @@ def verify_and_solve(name: str, n: int = 2000, d: int = 8, seed: int = 0) -> dic
             "history": res.history}
 
 
-def _structured_formulas(name: str) -> str:
-    page = resources.files("softsym.kernels").joinpath(f"{name}.md").read_text("utf-8")
-    block = page[page.index("## Structured gradient and Hessian"):page.index("## Proven exactly")]
-    return block.replace("## Structured gradient and Hessian", f"**Derived formulas (`{name}`)**").strip()
+def formulas_table(name: str) -> str:
+    """The derived equations of ``name`` (from its manifest entry) as a Markdown table."""
+    info = member(name)
+    rows = [(f"${lhs}$", f"${rhs}$") for lhs, rhs in info.formulas]
+    return f"**Derived formulas (`{name}`)**\n\n" + table(rows, ("quantity", "derived expression"))
 
 
 def catalogue_section(out_dir: Path, papers: tuple[str, ...], title_member: str, n: int = 2000,
-                      d: int = 8) -> tuple[str, bool]:
-    """Verify + Newton table for the normalized members of ``papers``, plus a convergence plot."""
+                      d: int = 8) -> tuple[str, bool, list[dict]]:
+    """Verify + Newton table for the normalized members of ``papers``, plus a convergence plot.
+
+    Returns (Markdown, whether every member verified and converged, the per-member results).
+    """
 
     names = [m.name for m in catalogue("normalized") if m.paper in papers]
     results = [verify_and_solve(name, n, d) for name in names]
@@ -51,7 +54,7 @@ def catalogue_section(out_dir: Path, papers: tuple[str, ...], title_member: str,
     md = "\n\n".join([
         table(rows, ("member", "n", "d", "iterations", "final rel. grad", "time", "proof / fd check", "verified",
                      "solve")),
-        _structured_formulas(title_member),
+        formulas_table(title_member),
         f"![Newton convergence]({png})",
     ])
-    return md, all(r["verified"] and r["success"] for r in results)
+    return md, all(r["verified"] and r["success"] for r in results), results

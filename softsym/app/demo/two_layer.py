@@ -14,6 +14,15 @@ from ...api import minimize
 from ...errors import ValidationError
 from ...problems.mixture_score import GaussianMixture, ScoreModel, score_error, score_matching
 from ...problems.two_layer import TwoLayerNetwork, TwoLayerRegression, regression_task, steps_to
+from ..report import SectionResult, Verdict
+
+PAPER = "004"
+TITLE = ("Exploring the Frontiers of Softmax: Provable Optimization, Applications in Diffusion Model, and Beyond "
+         "(Gu, Li, Liang, Shi, Song; arXiv 2405.03251)")
+CLAIM = ("The normalization in a two-layer softmax network keeps its neural tangent kernel (NTK) close to its value "
+         "at initialization during gradient descent, so an over-parametrized softmax network trains to small loss "
+         "(as ReLU and exp networks do); applied to diffusion models, gradient descent on such a network learns "
+         "the score function of the data.")
 
 
 def compare_widths(widths=(64, 256, 1024), activations_=("softmax", "relu", "exp"), n: int = 32, d: int = 8,
@@ -56,9 +65,37 @@ def train_score(gm: GaussianMixture, t: float, m: int = 128, activation: str = "
     return ScoreModel.from_result(prob, res, t)
 
 
-def section(out_dir: Path) -> str:
-    """Markdown section for ``softsym demo``: NTK training table and plot, diffusion score errors."""
 
+def _verdict(rows: list[dict], score_rows: list[dict], steps: int, eps: float) -> Verdict:
+    """Reproduced when the softmax network (kappa = m) reaches eps at every width, its NTK drift falls
+    with the width, and its score error falls with the width; partly when some of these hold."""
+    soft = sorted((r for r in rows if r["activation"] == "softmax"), key=lambda r: r["m"])
+    trains = all(r["steps_to_eps"] is not None for r in soft)
+    lazier = soft[-1]["rel_drift"] < soft[0]["rel_drift"]
+    score = sorted((r for r in score_rows if r["activation"] == "softmax"), key=lambda r: r["m"])
+    learns = score[-1]["error"] < score[0]["error"]
+    top = max(r["m"] for r in rows)
+    others = ", ".join(f"{r['activation']} {r['rel_drift']:.1e}" for r in rows
+                       if r["m"] == top and r["activation"] != "softmax")
+    evidence = (f"softmax (kappa = m) reached loss <= {eps:g} x initial within {steps} steps at "
+                f"{sum(r['steps_to_eps'] is not None for r in soft)}/{len(soft)} widths "
+                f"(steps: {', '.join(str(r['steps_to_eps']) for r in soft)} at m = "
+                f"{', '.join(str(r['m']) for r in soft)}); its relative NTK drift went from {soft[0]['rel_drift']:.1e} "
+                f"(m = {soft[0]['m']}) to {soft[-1]['rel_drift']:.1e} (m = {soft[-1]['m']}; at that width {others}); "
+                f"its relative score error went from {score[0]['error']:.3f} (m = {score[0]['m']}) to "
+                f"{score[-1]['error']:.3f} (m = {score[-1]['m']}).")
+    held = [trains, lazier, learns]
+    if all(held):
+        return Verdict("reproduced", evidence)
+    if any(held):
+        missing = [name for name, ok in zip(("training to eps", "NTK drift falling with width",
+                                             "score error falling with width"), held) if not ok]
+        return Verdict("partly reproduced", f"Not reproduced: {', '.join(missing)}. " + evidence)
+    return Verdict("not reproduced here", evidence)
+
+
+def section(out_dir: Path) -> SectionResult:
+    """NTK training table and plot, diffusion score errors, and the verdict."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     eps, steps = 1e-3, 400
@@ -68,6 +105,7 @@ def section(out_dir: Path) -> str:
     score_rows = demo_rows()
     best = next(r for r in score_rows if r["activation"] == "softmax" and r["m"] == max(x["m"] for x in score_rows))
     plot_score_field(out_dir / "ntk_score_field.png", best["model"])
+    verdict = _verdict(rows, score_rows, steps, eps)
     lines = ["### NTK and gradient descent", "",
              "Full-batch GD on 1/2 sum (F(W, x_i) - y_i)^2, n = 32 points on the unit sphere in R^8, "
              f"lr = 1/lambda_max(H(W_0)), at most {steps} steps: steps until loss <= {eps:g} x initial loss, "
@@ -89,7 +127,7 @@ def section(out_dir: Path) -> str:
               "| activation | m | t | relative score error |", "|---|---|---|---|"]
     lines += [f"| {r['activation']} | {r['m']} | {r['t']:g} | {r['error']:.3f} |" for r in score_rows]
     lines += ["", "![true vs learned score field](ntk_score_field.png)", ""]
-    return "\n".join(lines)
+    return SectionResult("\n".join(lines), verdict)
 
 
 def _plot_training(path: Path, rows: list[dict]) -> None:
