@@ -335,3 +335,19 @@ def test_zo_on_dask_is_refused_at_the_boundary():
         softsym.minimize(obj, method="zo", maxiter=3)
     with pytest.raises(ValidationError, match="Dask"):
         softsym.estimators.zeroth_order.estimate(obj, np.zeros(3))
+
+
+@FUZZ
+@given(st.sampled_from(MANIFESTS + ['{"generator": "softsym.derive", "members": {}}']),
+       st.sampled_from(["catalogue", "solve"]), st.booleans())
+def test_cli_kernels_folders(capsys, tmp_path_factory, manifest, command, before):
+    drawn("cli: --kernels folders")
+    folder = tmp_path_factory.mktemp("kfold")
+    kdir = folder / "k"
+    kdir.mkdir()
+    (kdir / "manifest.json").write_text(manifest)
+    (kdir / "__init__.py").write_text("import sys\nsys.exit(0)\n")  # importing must not end the process
+    args = [command] + (["softmax", "--synthetic", "20,2", "--maxiter", "5"] if command == "solve" else [])
+    argv = ["--kernels", str(kdir), *args] if before else [*args, "--kernels", str(kdir)]
+    code, _, _ = run_cli(capsys, argv, folder)
+    assert code == 2
