@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from .catalogue import CATALOGUE
-from .pipeline import DEFAULT_OUT, build, stale_files, write
+from .pipeline import DEFAULT_OUT, build, check_out_dir, is_builtin_out, stale_files, write
 from .proof import ProofError
 from .spec import SpecError
 from .userspec import load_spec_file
@@ -27,8 +27,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="generate the specs of this Python file instead of the catalogue (repeatable)")
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
-    if args.spec and args.out == DEFAULT_OUT:
-        parser.error("--spec needs --out DIR (generated/ holds the built-in catalogue only)")
+    if args.spec and is_builtin_out(args.out):
+        print(f"error: --spec needs --out DIR outside the built-in {DEFAULT_OUT} (it holds the built-in "
+              "catalogue only)", file=sys.stderr)
+        return 2
+    args.out = args.out.resolve()
+    if not args.check:
+        try:
+            check_out_dir(args.out)  # before the (slow) derivation
+        except SpecError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
 
     def progress(name: str) -> None:
         if not args.quiet:

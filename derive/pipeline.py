@@ -122,7 +122,7 @@ def build(specs: Iterable, progress: Callable[[str], None] | None = None) -> dic
     for m in members:
         files.update(m.files)
     manifest = {
-        "generator": "softsym.derive",
+        "generator": GENERATOR,
         "sympy": sp.__version__,
         "members": {m.name: {**m.manifest, "module": m.name, "page": f"{m.name}.md"}
                     for m in sorted(members, key=lambda m: m.name)},
@@ -151,12 +151,43 @@ def _orphans(files: dict[str, str], out: Path) -> list[Path]:
                   and codegen.HEADER in p.read_text(encoding="utf-8", errors="replace")[:200])
 
 
+GENERATOR = "softsym.derive"
+
+
+def is_builtin_out(out: Path) -> bool:
+    """Whether ``out`` is (or lies inside) the built-in ``generated/`` folder, however spelled
+    (relative, with ``..``, through symlinks)."""
+    out, builtin = Path(out).resolve(), DEFAULT_OUT.resolve()
+    return out == builtin or builtin in out.parents
+
+
+def check_out_dir(out: Path) -> Path:
+    """``out`` resolved, if ``write`` may write there: a folder that does not exist yet, an empty
+    folder, or one this generator wrote before (its ``manifest.json`` says
+    ``"generator": "softsym.derive"``).  ``SpecError`` otherwise, so a mistyped ``--out`` never
+    overwrites or deletes someone else's files."""
+    out = Path(out).resolve()
+    if out.exists() and not out.is_dir():
+        raise SpecError(f"--out {out} exists and is not a folder")
+    if not out.exists() or not any(out.iterdir()):
+        return out
+    manifest = out / "manifest.json"
+    try:
+        generator = json.loads(manifest.read_text(encoding="utf-8")).get("generator")
+    except (OSError, ValueError, AttributeError):
+        generator = None
+    if generator != GENERATOR:
+        raise SpecError(f"--out {out} is a non-empty folder that softsym did not generate (no manifest.json with "
+                        f'"generator": "{GENERATOR}"); choose a new or empty folder')
+    return out
+
+
 def write(files: dict[str, str], out: Path) -> list[str]:
-    """Write ``files`` into ``out``; returns the names that changed.
+    """Write ``files`` into ``out`` (see :func:`check_out_dir`); returns the names that changed.
 
     Numba's on-disk cache of a changed module is deleted so it can never outlive its source.
     """
-    out = Path(out)
+    out = check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     changed = []
     for name, text in files.items():

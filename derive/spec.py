@@ -25,7 +25,7 @@ import sympy as sp
 # normalizer sum_i phi(u_i), ``b`` and ``w`` the entry's target and regularizer weight.
 u, alpha, b, w = sp.symbols("u alpha b w", real=True)
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")  # used with fullmatch: no trailing newline slips through
 
 
 def fingerprint_of(*parts) -> str:
@@ -76,7 +76,7 @@ class NormalizedSpec:
     family = "normalized"
 
     def __post_init__(self) -> None:
-        if not NAME_PATTERN.match(self.name):
+        if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
             raise SpecError(f"spec name {self.name!r} must match {NAME_PATTERN.pattern}")
         allowed_ell = {u, alpha, b} if self.phi is not None else {u, b}
         extra = set(sp.sympify(self.ell).free_symbols) - allowed_ell

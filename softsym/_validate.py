@@ -46,7 +46,9 @@ def _fmt(shape: tuple[int | None, ...]) -> str:
 
 
 def positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    """A finite positive float (or non-negative with ``allow_zero``)."""
+    """A finite positive float (or non-negative with ``allow_zero``); strings are refused, not parsed."""
+    if isinstance(value, (str, bytes, bool)):
+        raise ValidationError(f"{name} must be a number, got {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -61,3 +63,46 @@ def count(name: str, value: Any, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValidationError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+#: seeds are integers in [0, SEED_LIMIT): what numpy's SeedSequence and PCG64 streams take without wrapping
+SEED_LIMIT = 2**63
+
+
+def seed(name: str, value: Any, *, allow_none: bool = False, allow_generator: bool = True):
+    """A random seed: an integer in ``[0, 2**63)``, a ``numpy.random.Generator`` (with
+    ``allow_generator``) or None (with ``allow_none``); ``ValidationError`` naming ``name`` otherwise.
+
+    Returns the int (as a Python ``int``), the Generator or None unchanged.  The one seed check
+    of every public entry point, so negative, fractional, boolean and string seeds never reach
+    numpy's own (bare) errors.
+    """
+    if value is None and allow_none:
+        return None
+    if allow_generator and isinstance(value, np.random.Generator):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < SEED_LIMIT:
+        kinds = ["an integer in [0, 2**63)"] + (["a numpy.random.Generator"] if allow_generator else []) + (
+            ["None"] if allow_none else [])
+        kinds = ", ".join(kinds[:-1]) + " or " + kinds[-1] if len(kinds) > 1 else kinds[0]
+        raise ValidationError(f"{name} must be {kinds}, got {value!r}")
+    return int(value)
+
+
+def flag(name: str, value: Any) -> bool:
+    """A boolean option: ``True``/``False`` (or numpy bools) only; strings such as "false" are rejected."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValidationError(f"{name} must be True or False, got {value!r}")
+
+
+def callback(name: str, value: Any):
+    """None or a callable; ``ValidationError`` before any work otherwise."""
+    if value is not None and not callable(value):
+        raise ValidationError(f"{name} must be callable or None, got {type(value).__name__} {value!r}")
+    return value
+
+
+def optional_count(name: str, value: Any, minimum: int = 0) -> int | None:
+    """None or an integer >= ``minimum``."""
+    return None if value is None else count(name, value, minimum)

@@ -8,6 +8,8 @@ from typing import Any, Callable
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from ._validate import callback as check_callback
+from ._validate import flag
 from .errors import ValidationError
 from .problems.normalized import NormalizedObjective
 from .solvers import DEFAULT_MAXITER, DEFAULT_METHOD, make_solver, run
@@ -68,6 +70,8 @@ def minimize(problem, x0=None, method: str | None = None, tol: float | None = No
         raise ValidationError(f"minimize needs a problem of one of the families {sorted(DEFAULT_METHOD)}, "
                               f"got {type(problem).__name__}")
     method = DEFAULT_METHOD[family] if method is None else method
+    callback = check_callback("callback", callback)
+    certify_start = flag("certify_start", certify_start)
     solver = make_solver(family, method, options)
     if family == "normalized":
         obj = problem

@@ -10,6 +10,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import re
 import sys
 from dataclasses import dataclass
 from functools import cache
@@ -48,10 +49,39 @@ def _builtin_dir() -> Path:
     return Path(str(resources.files("softsym.kernels")))
 
 
+#: member names (as the generator's specs require; checked with fullmatch, so no trailing newline)
+MEMBER_NAME = re.compile(r"[a-z][a-z0-9_]*")
+#: manifest fields every member entry must carry, with their types
+_FIELDS = {"family": str, "doc": str, "paper": str, "spec_hash": str, "proof": list}
+
+
+def read_manifest(path: Path) -> dict[str, dict]:
+    """The ``members`` of the generated manifest ``path``, every entry checked; ``ValidationError``
+    naming the file for anything unreadable or malformed."""
+    try:
+        data = json.loads(Path(path).read_text("utf-8"))
+    except FileNotFoundError:
+        raise ValidationError(f"{path} does not exist: not a softsym kernel directory") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValidationError(f"{path} is not a readable JSON manifest ({type(exc).__name__}: {exc})") from None
+    members = data.get("members") if isinstance(data, dict) else None
+    if not isinstance(members, dict):
+        raise ValidationError(f'{path} is malformed: expected an object with a "members" object')
+    for name, m in members.items():
+        if not MEMBER_NAME.fullmatch(name):
+            raise ValidationError(f"{path}: member name {name!r} must match {MEMBER_NAME.pattern}")
+        if not isinstance(m, dict):
+            raise ValidationError(f"{path}: entry of member {name!r} must be an object")
+        for key, typ in _FIELDS.items():
+            if not isinstance(m.get(key), typ):
+                raise ValidationError(f"{path}: member {name!r} lacks a {typ.__name__} field {key!r}")
+    return members
+
+
 @cache
 def _manifest(package: str) -> dict:
     directory = _builtin_dir() if package == "softsym.kernels" else _PACKAGES[package]
-    return json.loads((directory / "manifest.json").read_text("utf-8"))
+    return {"members": read_manifest(directory / "manifest.json")}
 
 
 def _bound_formulas(entry: dict) -> tuple[tuple[str, str, str], ...]:
@@ -66,7 +96,7 @@ def _members() -> dict[str, MemberInfo]:
     for package in ("softsym.kernels", *_PACKAGES):
         for name, m in _manifest(package)["members"].items():
             out[name] = MemberInfo(name=name, family=m["family"], doc=m["doc"], paper=m["paper"],
-                                   spec_hash=m["spec_hash"], proof=tuple(m["proof"]),
+                                   spec_hash=m["spec_hash"], proof=tuple(str(c) for c in m["proof"]),
                                    shift_invariant=bool(m.get("shift_invariant", False)), package=package,
                                    formulas=tuple((lhs, rhs) for lhs, rhs in m.get("formulas", ())),
                                    has_bounds="bounds" in m,
@@ -98,16 +128,25 @@ def load_kernels(directory: str | Path) -> list[MemberInfo]:
     """Make the members generated into ``directory`` (``softsym generate SPEC.py --out DIR``) usable.
 
     Afterwards ``softsym.objective(name, ...)`` and ``softsym.catalogue()`` know them.  A name
-    that clashes with an already known member is an error.
+    that clashes with an already known member is an error, as is a malformed manifest.
+
+    The folder's ``__init__.py`` and member modules are imported, i.e. executed as Python with
+    the rights of this process: load only kernel folders you trust.
     """
+    if not isinstance(directory, (str, Path)):
+        raise ValidationError(f"directory must be a path, got {type(directory).__name__}")
     directory = Path(directory).resolve()
     manifest_path = directory / "manifest.json"
     if not manifest_path.is_file():
         raise ValidationError(f"{directory} has no manifest.json: not a softsym kernel directory "
                               "(create one with `softsym generate SPEC.py --out DIR`)")
+    if directory == _builtin_dir().resolve():
+        raise ValidationError(f"{directory} is the built-in kernel folder (softsym.kernels); it is always loaded")
     package = "softsym_user_kernels_" + hashlib.sha256(str(directory).encode()).hexdigest()[:12]
     if package not in _PACKAGES:
-        names = json.loads(manifest_path.read_text("utf-8"))["members"]
+        names = read_manifest(manifest_path)
+        if not (directory / "__init__.py").is_file():
+            raise ValidationError(f"{directory} has no __init__.py: not a softsym kernel directory")
         clash = sorted(set(names) & set(_members()))
         if clash:
             raise ValidationError(f"{directory}: member names {clash} are already in the catalogue")
@@ -115,7 +154,11 @@ def load_kernels(directory: str | Path) -> list[MemberInfo]:
                                                       submodule_search_locations=[str(directory)])
         module = importlib.util.module_from_spec(spec)
         sys.modules[package] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - user code: report, do not half-register
+            sys.modules.pop(package, None)
+            raise ValidationError(f"{directory / '__init__.py'} failed to import: {type(exc).__name__}: {exc}") from None
         _PACKAGES[package] = directory
     return [m for m in catalogue() if m.package == package]
 

@@ -75,7 +75,7 @@ class AttentionSpec:
     family = "attention"
 
     def __post_init__(self) -> None:
-        if not NAME_PATTERN.match(self.name):
+        if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
             raise SpecError(f"spec name {self.name!r} must match {NAME_PATTERN.pattern}")
         ell = sp.sympify(self.ell)
         extra = set(ell.free_symbols) - {s, b}

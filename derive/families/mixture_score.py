@@ -41,7 +41,7 @@ class MixtureScoreSpec:
     family = "mixture_score"
 
     def __post_init__(self) -> None:
-        if not NAME_PATTERN.match(self.name):
+        if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
             raise SpecError(f"spec name {self.name!r} must match {NAME_PATTERN.pattern}")
         extra = set(sp.sympify(self.q).free_symbols) - {x, mu, v}
         if extra:

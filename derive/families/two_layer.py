@@ -69,7 +69,7 @@ class TwoLayerSpec:
     family = "two_layer"
 
     def __post_init__(self) -> None:
-        if not NAME_PATTERN.match(self.name) or not NAME_PATTERN.match(self.activation):
+        if not all(isinstance(s, str) and NAME_PATTERN.fullmatch(s) for s in (self.name, self.activation)):
             raise SpecError(f"spec name {self.name!r} / activation {self.activation!r} must match {NAME_PATTERN.pattern}")
         for what, expr, allowed in (("sigma", self.sigma, {u}), ("phi", self.phi, {u}), ("kappa", self.kappa, {m})):
             if expr is None:

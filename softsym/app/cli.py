@@ -2,7 +2,11 @@
 
 Exit codes: 0 success; 1 a verification, proof, certification or solve failed; 2 bad input
 (unknown member, a member of the wrong family, unreadable or malformed data, a bad kernel
-directory, bad arguments) — in that case nothing is written.
+directory, bad arguments) -- in that case nothing is written.  Errors are one line on
+stderr, never a traceback (a start or data whose values overflow is exit 1).  Output files
+(``--json``, ``--plot``) are checked before any work and written atomically (a temporary
+file in the same folder, then ``os.replace``): either every requested file is written
+completely or none is.  JSON is strict: non-finite numbers are written as ``null``.
 
 ``--kernels DIR`` (repeatable; before or after the subcommand) loads the members generated into
 ``DIR`` by ``softsym generate SPEC.py --out DIR`` so every subcommand sees them.
@@ -14,14 +18,18 @@ import argparse
 import dataclasses
 import inspect
 import json
+import math
 import os
 import sys
+import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ValidationError
+from .._validate import SEED_LIMIT, count, positive
+from ..errors import OverflowDetected, ValidationError
 from .report import table
 
 
@@ -29,18 +37,60 @@ class InputError(Exception):
     """Bad command-line input: reported on stderr with exit code 2."""
 
 
+#: ``-o KEY=VALUE`` keys that are named arguments of ``softsym.minimize`` (set them with their own flags)
+RESERVED_OPTIONS = {"maxiter": "--maxiter", "tol": "--tol", "method": "--method", "callback": None,
+                    "x0": "--data FILE.npz with x0", "problem": None, "certify_start": None}
+#: ``--synthetic`` instances may use at most this fraction of the machine's physical memory
+SYNTHETIC_MEMORY_FRACTION = 0.5
+#: ``bounds --certify`` warns about its cost above this many rows
+CERTIFY_WARN_N = 8
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``softsym COMMAND: error: ...``), exit code 2."""
+
+    def error(self, message: str):
+        _say(f"{self.prog}: error: {message} (see {self.prog} --help)")
+        raise SystemExit(2)
+
+
+def _say(message: str) -> None:
+    """One line on stderr."""
+    print(" ".join(str(message).split()), file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, already reported on one line)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         _load_kernel_dirs([*args.kernels, *args.sub_kernels])
         return args.func(args)
     except (InputError, ValidationError) as exc:
-        print(f"softsym {args.command}: error: {exc}", file=sys.stderr)
+        _say(f"softsym {args.command}: error: {exc}")
         return 2
+    except OverflowDetected as exc:
+        _say(f"softsym {args.command}: failed: {exc}")
+        return 1
+    except MemoryError:
+        _say(f"softsym {args.command}: failed: out of memory")
+        return 1
     except BrokenPipeError:   # `softsym ... | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _seed(text: str) -> int:
+    """A ``--seed`` value: an integer in [0, 2**63)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be an integer in [0, 2**63), got {text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"seed must be an integer in [0, 2**63), got {text!r}")
+    return value
 
 
 def _load_kernel_dirs(dirs: list[Path]) -> None:
@@ -58,7 +108,7 @@ _KERNELS_HELP = ("load the members generated into DIR by `softsym generate SPEC.
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="softsym", description="derived, proven and fast softmax objectives",
+    parser = _Parser(prog="softsym", description="derived, proven and fast softmax objectives",
                                      epilog="exit codes: 0 success, 1 a check/proof/solve failed, 2 bad input")
     parser.add_argument("--kernels", type=Path, action="append", default=[], metavar="DIR", help=_KERNELS_HELP)
     # the same option after the subcommand; its own dest so the subparser cannot reset the top-level list
@@ -86,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="members to verify, of any family (default: all, including --kernels members)")
     p.add_argument("--rungs", type=_rungs, default=RUNGS_DEFAULT, metavar="R1,R2",
                    help="comma-separated rungs to run, of exact, numeric, bounds (default: all three)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random instances and points (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random instances and points (default 0)")
     p.set_defaults(func=_verify)
 
     p = add("solve", help="solve a member on your data (.npz with A, b[, w, x0]) or a synthetic instance")
@@ -100,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE", type=_option,
                    help="a solver option, e.g. -o eps0=0.1 -o mode=paper (approx-newton); for attention also "
                         "reg_x, reg_y (problem) and reduced; VALUE is read as JSON when it parses, else as text")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic instance and of randomized methods")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the synthetic instance and of randomized methods")
     p.add_argument("--tol", type=float, default=None, help="relative gradient tolerance (default 1e-10; attention 1e-8)")
     p.add_argument("--maxiter", type=int, default=None)
     p.add_argument("--plot", type=Path, metavar="OUT.png", help="write a convergence plot")
@@ -122,7 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--certify", action="store_true",
                    help="also search adversarially for violations (n from --n; cost grows with n and restarts: "
                         "use n <= 10); shows progress on stderr; exit 1 on a violation")
-    p.add_argument("--seed", type=int, default=0, help="seed of the --certify search (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the --certify search (default 0)")
     p.add_argument("--restarts", type=int, default=4, help="--certify restarts per cell (default 4)")
     p.add_argument("--maxfev", type=int, default=300, help="--certify Powell evaluations per restart (default 300)")
     p.add_argument("--reg-y", type=float, default=1.0, help="attention: reg_y for the reduced-function bound C_phi")
@@ -167,6 +217,10 @@ def _option(text: str) -> tuple[str, object]:
     key, sep, raw = text.partition("=")
     if not sep or not key.isidentifier():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY a Python name, got {text!r}")
+    if key in RESERVED_OPTIONS:
+        flag = RESERVED_OPTIONS[key]
+        raise argparse.ArgumentTypeError(f"{key} is not a solver option" + (f"; use {flag}" if flag else
+                                         " (not settable from the command line)"))
     try:
         return key, json.loads(raw)
     except ValueError:
@@ -220,6 +274,9 @@ def _bounds(args) -> int:
     print(table(rows, ("R", "n", *QUANTITIES)))
     if not args.certify:
         return 0
+    if max(args.n) > CERTIFY_WARN_N:
+        _say(f"softsym bounds: warning: --certify searches over n x n matrices and n*d-dimensional data; at "
+             f"n = {max(args.n)} one cell takes minutes to hours (the search is meant for small n, e.g. --n 2 3 5)")
     # one quantity at a time (the search seeds each cell by its quantity, R and n indices, so this is
     # the same certificate as one call) to report progress
     parts = [certify(info.name, R=tuple(args.R), n=tuple(args.n), b_norm=args.b_norm, region=args.region,
@@ -308,13 +365,70 @@ def _formulas(args) -> int:
 
 
 def _output_path(path: Path | None, suffix: str) -> Path | None:
+    """``path`` checked before any work: the right suffix, not a directory or special file, in
+    an existing folder where a file can be created (probed with a temporary file)."""
     if path is None:
         return None
     if path.suffix.lower() != suffix:
         raise InputError(f"{path} must end in {suffix}")
-    if not path.parent.resolve().is_dir():
-        raise InputError(f"folder {path.parent} does not exist")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not a file")
+    if path.exists() and not path.is_file():
+        raise InputError(f"{path} exists and is not a regular file")
+    folder = path.parent
+    if not folder.is_dir():
+        raise InputError(f"folder {folder} does not exist" if not folder.exists() else f"{folder} is not a folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"{path} is not writable")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"cannot write into folder {folder} ({exc.strerror or exc})") from None
     return path
+
+
+def _write_atomically(outputs: list[tuple[Path, Callable[[Path], object]]]) -> None:
+    """Write every ``(path, writer)``: each writer fills a temporary file in its target's
+    folder; only when all succeeded are they moved into place (``os.replace``).  On any
+    failure the temporary files are removed and no target is touched."""
+    umask = os.umask(0)
+    os.umask(umask)
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for path, writer in outputs:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+            os.close(fd)
+            temps.append((Path(tmp), path))
+            writer(Path(tmp))
+            os.chmod(tmp, 0o666 & ~umask)
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def jsonable(value):
+    """``value`` as strict JSON data: arrays as lists, numpy scalars as Python numbers, and
+    non-finite floats (inf, NaN) as ``None`` (JSON ``null``); other objects as their ``str``."""
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
 
 
 def _load_npz(path: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -335,12 +449,40 @@ def _load_npz(path: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _synthetic_size(text: str) -> tuple[int, int]:
+def _synthetic_size(text: str, family: str) -> tuple[int, int]:
+    """``N,D`` of ``--synthetic``, both >= 1, refused before allocating when the instance and
+    its solve would need more than ``SYNTHETIC_MEMORY_FRACTION`` of physical memory."""
     try:
         n, d = (int(v) for v in text.split(","))
     except ValueError:
         raise InputError(f"--synthetic takes N,D (two integers), got {text!r}") from None
+    if n < 1 or d < 1:
+        raise InputError(f"--synthetic N,D needs N >= 1 and D >= 1, got {text!r}")
+    need = synthetic_bytes(family, n, d)
+    limit = memory_limit()
+    if need > limit:
+        raise InputError(f"--synthetic {n},{d} needs about {need / 2**30:.3g} GiB for the {family} instance and its "
+                         f"solve; the limit is {limit / 2**30:.3g} GiB ({SYNTHETIC_MEMORY_FRACTION:.0%} of this "
+                         "machine's memory)")
     return n, d
+
+
+def synthetic_bytes(family: str, n: int, d: int) -> int:
+    """An estimate of the peak memory of a ``--synthetic N,D`` solve: float64 arrays of the
+    instance (normalized: A, and about two more n x d temporaries in the Hessian assembly;
+    attention: A1, A2, A3, B, the n x n softmax matrix, n x d^2 Jacobian blocks and the d^2 x d^2 Hessian)."""
+    if family == "attention":
+        return 8 * (5 * n * d + 3 * n * n + 2 * n * d * d + 4 * d**4)
+    return 8 * (3 * n * d + 8 * n + 3 * d * d)
+
+
+def memory_limit() -> int:
+    """``SYNTHETIC_MEMORY_FRACTION`` of physical memory (8 GiB when it cannot be read)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 16 * 2**30
+    return int(SYNTHETIC_MEMORY_FRACTION * total)
 
 
 def _normalized_problem(info, args, options: dict):
@@ -351,7 +493,7 @@ def _normalized_problem(info, args, options: dict):
         arrays = _load_npz(args.data, ("A", "b"))
         obj = NormalizedObjective(info.name, arrays["A"], arrays["b"], arrays.get("w"))
         return obj, arrays.get("x0"), str(args.data), f"{obj.n} x {obj.d}", lambda res: []
-    n, d = _synthetic_size(args.synthetic)
+    n, d = _synthetic_size(args.synthetic, "normalized")
     inst = synthetic(info.name, n, d, seed=args.seed)
     obj = inst.objective()
     return (obj, None, f"synthetic {n}x{d}, seed {args.seed}", f"{obj.n} x {obj.d}",
@@ -368,7 +510,7 @@ def _attention_problem(info, args, options: dict):
         prob = AttentionRegression(arrays["A1"], arrays["A2"], arrays["A3"], arrays["B"], **regs)
         return (prob, (arrays.get("X0"), arrays.get("Y0")), str(args.data), f"{prob.n} x {prob.d}",
                 lambda res: [("CG steps", res.cg_iters)])
-    n, d = _synthetic_size(args.synthetic)
+    n, d = _synthetic_size(args.synthetic, "attention")
     inst = planted(n, d, seed=args.seed)
     prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B, **regs)
     source = f"planted {n}x{d}, seed {args.seed}; start X* + 50% noise (solve is local)"
@@ -393,7 +535,20 @@ def _solve(args) -> int:
                          f"{', '.join(sorted(_PROBLEMS))}")
     method = args.method or DEFAULT_METHOD[info.family]
     solver = solver_class(info.family, method)   # unknown method: ValidationError (exit 2)
+    if args.tol is not None:
+        positive("--tol", args.tol, allow_zero=True)
+    if args.maxiter is not None:
+        count("--maxiter", args.maxiter)
     plot, out_json = _output_path(args.plot, ".png"), _output_path(args.json, ".json")
+    if plot is not None:
+        try:
+            import matplotlib  # noqa: F401  (checked before the solve: a late failure would waste it)
+        except ImportError:
+            raise InputError("--plot needs matplotlib: pip install 'softsym[plot]'") from None
+    keys = [k for k, _ in args.option]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise InputError(f"option(s) {', '.join(repeated)} given more than once with -o")
     options = dict(args.option)
     problem, x0, source, size, planted_rows = _PROBLEMS[info.family](info, args, options)
     if "seed" in inspect.signature(solver).parameters:
@@ -403,20 +558,28 @@ def _solve(args) -> int:
 
 
 def _report(res, name: str, source: str, size: str, method: str, extra: list, plot, out_json) -> int:
-    """Print the result table, write the JSON and the plot if asked; exit code 0 iff converged."""
+    """Print the result table, write the JSON and the plot if asked (atomically, both or
+    neither); exit code 0 iff converged."""
+    times = res.history.get("time") or []
     rows = [("member", name), ("data", source), ("n x d", size), ("method", method),
             ("success", res.success), ("message", res.message), ("iterations", res.nit),
             ("loss", f"{res.fun:.6e}"), ("relative gradient norm", f"{res.rel_grad_norm:.2e}"),
-            ("time", f"{res.history['time'][-1]:.3f} s"), *extra]
+            ("time", f"{times[-1]:.3f} s" if times else "-"), *extra]
     print(table(rows, ("field", "value")))
+    outputs: list[tuple[Path, Callable[[Path], object]]] = []
     if out_json is not None:
-        payload = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.items()}
-        payload.update(member=name, data=source)
-        out_json.write_text(json.dumps(payload, indent=2, default=float) + "\n")
-    if plot is not None:
+        payload = jsonable({**res, "member": name, "data": source})
+        text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
+        outputs.append((out_json, lambda tmp: tmp.write_text(text, encoding="utf-8")))
+    if plot is not None and res.history.get("grad_norm"):
         from .plots import convergence_plot
 
-        convergence_plot({method: res.history}, plot, title=f"{name}: {source}")
+        outputs.append((plot, lambda tmp: convergence_plot({method: res.history}, tmp, title=f"{name}: {source}")))
+    elif plot is not None:
+        _say(f"softsym solve: no plot written to {plot}: the run has no iterations to plot")
+    _write_atomically(outputs)
+    if not res.success:
+        _say(f"softsym solve: not converged (status {res.status}): {res.message}")
     return 0 if res.success else 1
 
 

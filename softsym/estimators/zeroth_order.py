@@ -52,6 +52,7 @@ import numpy as np
 from numba import njit
 
 from .._validate import as_array, count, positive
+from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
 from ..registry import kernels
 
@@ -67,13 +68,12 @@ def check_kind(kind: str) -> str:
 
 def stream_seed(seed: int | np.random.Generator | None) -> int:
     """A stream seed (int in [0, 2**63)) from an int, a Generator (one draw) or None (fresh entropy)."""
+    seed = check_seed("seed", seed, allow_none=True)
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(0, 2**63))
     if seed is None:
         return int(np.random.default_rng().integers(0, 2**63))
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValidationError(f"seed must be a non-negative integer, a numpy Generator or None, got {seed!r}")
-    return int(seed)
+    return seed
 
 
 def _uniforms_per_direction(d: int) -> int:
@@ -203,6 +203,11 @@ def estimate(objective, x, K: int = 16, mu: float = 1e-5, kind: str = "gaussian"
     """
     K, kind, seed = count("K", K, 1), check_kind(kind), stream_seed(seed)
     mu = positive("mu", mu)
+    dense_A = getattr(objective, "A", None)
+    if not isinstance(dense_A, np.ndarray) or not hasattr(objective, "u"):
+        raise ValidationError(f"objective must be an in-memory softsym Objective (numpy A) for zeroth-order "
+                              f"estimation, got {type(objective).__name__}; a Dask objective is not supported "
+                              "(use method='gd', 'newton' or 'approx-newton' on it)")
     x = as_array("x", x, 1, (objective.d,))
     if not isinstance(getattr(objective, "A", None), np.ndarray):
         raise ValidationError(f"the zeroth-order estimator needs an objective with A in memory (a NumPy array); "
@@ -221,13 +226,20 @@ def estimate(objective, x, K: int = 16, mu: float = 1e-5, kind: str = "gaussian"
     if not np.all(np.isfinite(losses)):
         hint = "" if objective.info.shift_invariant else " (this member is not shift invariant: reduce mu or rescale A)"
         raise OverflowDetected(f"{objective.name}: non-finite loss at x +- mu z_k{hint}")
-    coef = (losses[:, 0] - losses[:, 1]) / (2.0 * mu * K)
+    with np.errstate(over="ignore", invalid="ignore"):
+        coef = (losses[:, 0] - losses[:, 1]) / (2.0 * mu * K)
+    if not np.all(np.isfinite(coef)):  # finite losses near the float limit whose difference overflows
+        raise OverflowDetected(f"{objective.name}: the finite differences overflow at this x (losses up to "
+                               f"{float(np.max(np.abs(losses))):.3g}, mu = {mu:g})")
     est = Estimate(seed=seed, kind=kind, d=objective.d, mu=mu, losses=losses, coef=coef)
     if block is None or block >= K:  # the single block's directions are still at hand
         g = np.zeros(objective.d)
         _accumulate(g, coef, Z, 0)
     else:  # memory-lean: regenerate block by block
         g = est.grad(block)
+    if not np.all(np.isfinite(g)):
+        raise OverflowDetected(f"{objective.name}: the gradient estimate overflows at this x "
+                               f"(largest |delta_k| = {float(np.max(np.abs(coef))) * K:.3g})")
     return g, est
 
 

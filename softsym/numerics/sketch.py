@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit
 
 from .._validate import as_array, count, positive
+from .._validate import seed as check_seed
 from ..errors import ValidationError
 from .rows import gram_matvec, rmatmat
 
@@ -118,11 +119,8 @@ def row_access(data) -> RowAccess:
 
 def as_generator(seed) -> np.random.Generator:
     """A ``numpy.random.Generator``: ``seed`` itself, or one seeded with the int ``seed``."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None or isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValidationError(f"seed must be an int or a numpy.random.Generator, got {seed!r}")
-    return np.random.default_rng(int(seed))
+    seed = check_seed("seed", seed)
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
 def _weights(rows: RowAccess, weights) -> np.ndarray:

@@ -25,7 +25,9 @@ import numpy as np
 import scipy.linalg
 
 from .._validate import as_array, count, positive
+from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
+from ..numerics.serial import new_lock, serialized
 from ..registry import kernels
 from .base import MemoObjective, is_finite
 
@@ -40,8 +42,9 @@ class AttentionRegression:
     products in X (the softmax matrix F and dL/dF) is memoized at the last (X, Y).  Counters
     ``nfev, njev, nhev`` count loss, gradient and Hessian-state kernel calls.  ``loss``,
     ``value_and_grad`` and ``hess_y_block`` reuse two (rows, n) workspaces owned by the
-    instance (allocated on first use), so one instance must not be used from several threads
-    at once.
+    instance (allocated on first use); every public evaluation method therefore holds the
+    instance's lock (:mod:`softsym.numerics.serial`), so threads sharing one instance are served
+    one call at a time.
     Raises ``ValidationError`` for bad input and ``OverflowDetected`` instead of returning
     non-finite values.
     """
@@ -58,6 +61,7 @@ class AttentionRegression:
         self._k = kernels(MEMBER)
         self._work: tuple[np.ndarray, np.ndarray] | None = None
         self.nfev = self.njev = self.nhev = 0
+        self.lock = new_lock()  # see softsym.numerics.serial: one thread at a time through the state
         self._state_key: tuple[np.ndarray, np.ndarray] | None = None
         self._state: tuple | None = None
         self._y_pinv: np.ndarray | None = None  # pseudo-inverse of the Y-Hessian block at the state's X
@@ -105,6 +109,7 @@ class AttentionRegression:
         return self._work
 
     # -- evaluation --------------------------------------------------------------------------
+    @serialized
     def loss(self, X, Y) -> float:
         """L(X, Y)."""
         X, Y = self._var("X", X), self._var("Y", Y)
@@ -113,6 +118,7 @@ class AttentionRegression:
         self._check("loss", val)
         return val
 
+    @serialized
     def value_and_grad(self, X, Y) -> tuple[float, np.ndarray, np.ndarray]:
         """(L, dL/dX, dL/dY) in one row-blocked sweep (four n^2 d matrix products, no n x n array)."""
         X, Y = self._var("X", X), self._var("Y", Y)
@@ -121,11 +127,13 @@ class AttentionRegression:
         self._check("gradient", val, gX, gY)
         return float(val), gX, gY
 
+    @serialized
     def grad(self, X, Y) -> tuple[np.ndarray, np.ndarray]:
         """(dL/dX, dL/dY), each (d, d)."""
         _, gX, gY = self.value_and_grad(X, Y)
         return gX, gY
 
+    @serialized
     def hess_state(self, X: np.ndarray, Y: np.ndarray) -> tuple:
         key = self._state_key
         if key is None or not (np.array_equal(key[0], X) and np.array_equal(key[1], Y)):
@@ -149,6 +157,7 @@ class AttentionRegression:
             self._y_pinv = scipy.linalg.pinvh(G, check_finite=False)
         return self._y_pinv
 
+    @serialized
     def hessp_x(self, X, Y, V) -> np.ndarray:
         """Hessian in x = vec(X) applied to vec(V), returned as a (d, d) matrix; O(n^2 d), row-blocked."""
         X, Y, V = self._var("X", X), self._var("Y", Y), self._var("V", V)
@@ -164,14 +173,17 @@ class AttentionRegression:
         self._check("cross Hessian-vector product", out)
         return out
 
+    @serialized
     def hessp_xy(self, X, Y, E) -> np.ndarray:
         """Cross Hessian d2L/dx dy applied to vec(E) (a direction in Y), as a (d, d) matrix; O(n^2 d)."""
         return self._cross(self._k.hessp_xy, X, Y, "E", E)
 
+    @serialized
     def hessp_yx(self, X, Y, D) -> np.ndarray:
         """Cross Hessian d2L/dy dx applied to vec(D) (a direction in X), as a (d, d) matrix; O(n^2 d)."""
         return self._cross(self._k.hessp_yx, X, Y, "D", D)
 
+    @serialized
     def hess_x(self, X, Y) -> np.ndarray:
         """Full (d^2, d^2) Hessian in x = vec(X) (row-major); O(n^2 d^2 + n d^4) time, O(n d^2) memory."""
         X, Y = self._var("X", X), self._var("Y", Y)
@@ -180,6 +192,7 @@ class AttentionRegression:
         self._check("Hessian", H)
         return H
 
+    @serialized
     def hess_xy(self, X, Y) -> np.ndarray:
         """Full (d^2, d^2) cross Hessian d2L/dx dy (rows vec X, columns vec Y; row-major vecs).
 
@@ -190,6 +203,7 @@ class AttentionRegression:
         cols = [self.hessp_xy(X, Y, e.reshape(k, k)).ravel() for e in np.eye(k * k)]
         return np.column_stack(cols)
 
+    @serialized
     def reduced_hessp_x(self, X, Y, V) -> np.ndarray:
         """Hessian of phi(X) = min_Y L(X, Y) applied to vec(V), as a (d, d) matrix; O(n^2 d).
 
@@ -205,6 +219,7 @@ class AttentionRegression:
         self._check("reduced Hessian-vector product", out)
         return out
 
+    @serialized
     def reduced_hess_x(self, X, Y) -> np.ndarray:
         """Full (d^2, d^2) Hessian of phi(X) = min_Y L(X, Y) at Y = Y*(X) (see ``reduced_hessp_x``):
         ``hess_x - hess_xy kron(G^+, I_d) hess_xy^T`` with hess_y = kron(G, I_d); O(n^2 d^3)."""
@@ -213,6 +228,7 @@ class AttentionRegression:
         S = self.hess_x(X, Y) - Hxy @ np.kron(self._y_block_pinv(X, Y), np.eye(self.d)) @ Hxy.T
         return 0.5 * (S + S.T)
 
+    @serialized
     def hess_y_block(self, X) -> np.ndarray:
         """(d, d) matrix G with hess_y(X) = kron(G, I_d); L is a convex quadratic in Y."""
         X = self._var("X", X)
@@ -220,11 +236,13 @@ class AttentionRegression:
         self._check("Hessian in Y", G)
         return G
 
+    @serialized
     def hess_y(self, X) -> np.ndarray:
         """Full (d^2, d^2) Hessian in y = vec(Y) (row-major); it does not depend on Y."""
         return np.kron(self.hess_y_block(X), np.eye(self.d))
 
     # -- solving -----------------------------------------------------------------------------
+    @serialized
     def minimize_y(self, X, Y) -> np.ndarray:
         """argmin_Y L(X, Y): L is quadratic in Y, so one exact Newton step (a least-squares solve).
 
@@ -233,6 +251,7 @@ class AttentionRegression:
         X, Y = self._var("X", X), self._var("Y", Y)
         return self.y_star_and_value(X, Y)[0]
 
+    @serialized
     def y_star_and_value(self, X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, float]:
         """(Y*(X), L(X, Y*(X))) from one forward sweep: given K = F A3 of X (two n^2 d GEMMs), the
         loss, dL/dY and the Y-Hessian at any Y cost O(n d^2) (``y_parts``), so one exact Newton
@@ -336,7 +355,7 @@ class PlantedInstance:
         """X* + rel ||X*||_F E with E i.i.d. N(0, 1/d^2) (so ||E||_F ~ 1): the start of the demo,
         the CLI and the benchmark (``solve`` is local; from X0 = 0 it stalls elsewhere)."""
         d = self.X_star.shape[0]
-        noise = np.random.default_rng(seed).standard_normal((d, d)) / d
+        noise = np.random.default_rng(check_seed("seed", seed)).standard_normal((d, d)) / d
         return self.X_star + rel * np.linalg.norm(self.X_star) * noise
 
 
@@ -348,7 +367,7 @@ def planted(n: int, d: int, seed: int | np.random.Generator = 0, x_scale: float 
     """
     n, d = count("n", n, 1), count("d", d, 1)
     x_scale = positive("x_scale", x_scale)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed("seed", seed))
     A1, A2, A3 = (rng.standard_normal((n, d)) for _ in range(3))
     X_star = rng.standard_normal((d, d))
     X_star *= x_scale / np.linalg.norm(X_star)

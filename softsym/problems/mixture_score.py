@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import as_array, count, positive
-from ..errors import ValidationError
+from .._validate import seed as check_seed
+from ..errors import OverflowDetected, ValidationError
 from ..registry import kernels
 from .two_layer import TwoLayerNetwork, TwoLayerRegression
 
@@ -68,19 +69,41 @@ class GaussianMixture:
         return self.means.shape[1]
 
     def at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """(means, variances) of ``p_t``'s components under the OU process."""
+        """(means, variances) of ``p_t``'s components under the OU process.
+
+        ``OverflowDetected`` when a variance is not a normal positive float (a standard deviation
+        below ~1e-154 or above ~1e154 at a small ``t``): the densities are then not representable.
+        """
         t = positive("t", t, allow_zero=True)
         e = np.exp(-t)
-        return e * self.means, e**2 * self.stds**2 + (1.0 - e**2)
+        with np.errstate(over="ignore", under="ignore"):
+            var = e**2 * self.stds**2 + (1.0 - e**2)
+        if not np.all(np.isfinite(var)) or np.any(var < np.finfo(float).tiny):
+            raise OverflowDetected(f"the component variances at t={t:g} (from stds {self.stds.min():.3g} .. "
+                                   f"{self.stds.max():.3g}) leave the float64 range; rescale the data")
+        return e * self.means, var
 
     def _args(self, x, t: float) -> tuple:
         x = as_array("x", x, 2, (None, self.d))
         mu, var = self.at(t)
         return x, np.ascontiguousarray(mu), var, np.log(self.weights)
 
+    @staticmethod
+    def _finite(what: str, out: np.ndarray) -> np.ndarray:
+        if not np.all(np.isfinite(out)):
+            bad = int(out.size - np.count_nonzero(np.isfinite(out)))
+            raise OverflowDetected(f"{what}: {bad} non-finite entries ((x - mean)^2 / variance leaves the float64 "
+                                   "range: x too far from every component for its variance); rescale x or the mixture")
+        return out
+
     def log_density(self, x, t: float) -> np.ndarray:
-        """``log p_t(x)`` (n,), from the generated ``gaussian_mixture_score`` kernels."""
-        return kernels(_SCORE_MEMBER).log_density(*self._args(x, t))
+        """``log p_t(x)`` (n,), from the generated ``gaussian_mixture_score`` kernels.
+
+        ``OverflowDetected`` instead of inf/NaN when a point is too far from every component.
+        """
+        with np.errstate(all="ignore"):
+            out = kernels(_SCORE_MEMBER).log_density(*self._args(x, t))
+        return self._finite("log_density", out)
 
     def score(self, x, t: float) -> np.ndarray:
         """Exact ``grad log p_t(x)`` (n, d): ``sum_k r_k(x) q_x``, ``r = softmax_k(log w_k + ell_k(x))``.
@@ -89,7 +112,9 @@ class GaussianMixture:
         The score of a Gaussian mixture is itself a softmax-weighted sum -- the reason a softmax
         network is a natural score model.
         """
-        return kernels(_SCORE_MEMBER).score(*self._args(x, t))
+        with np.errstate(all="ignore"):
+            out = kernels(_SCORE_MEMBER).score(*self._args(x, t))
+        return self._finite("score", out)
 
     def sample(self, n: int, t: float = 0.0, seed: int | np.random.Generator = 0) -> np.ndarray:
         """``n`` samples of ``p_t``."""
@@ -100,7 +125,7 @@ class GaussianMixture:
         """``(x_0, x_t, z)`` with ``x_0 ~ p_0``, ``z ~ N(0, I)``, ``x_t = e^{-t} x_0 + sigma_t z``."""
         n = count("n", n, 1)
         t = positive("t", t, allow_zero=True)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed("seed", seed))
         comp = rng.choice(len(self.weights), size=n, p=self.weights)
         x0 = self.means[comp] + self.stds[comp, None] * rng.standard_normal((n, self.d))
         z = rng.standard_normal((n, self.d))

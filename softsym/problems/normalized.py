@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import as_array, count, positive
+from .._validate import seed as check_seed
 from ..numerics import rows
 from ..registry import kernels, member
 from .base import MemoObjective, read_only
@@ -189,7 +190,7 @@ def synthetic(name: str, n: int, d: int, seed: int | np.random.Generator = 0, ra
     n, d = count("n", n, 1), count("d", d, 1)
     radius = positive("radius", radius)
     w = positive("w", w, allow_zero=True)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed("seed", seed))
     A = rng.standard_normal((n, d))
     x_star = rng.standard_normal(d)
     x_star *= radius / np.linalg.norm(x_star)

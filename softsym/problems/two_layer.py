@@ -23,6 +23,7 @@ from types import ModuleType
 import numpy as np
 
 from .._validate import as_array, count, positive
+from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
 from ..registry import catalogue, kernels
 from .base import MemoObjective
@@ -76,7 +77,7 @@ class TwoLayerNetwork:
         self.d_out = 1 if d_out is None else count("d_out", d_out, 1)
         self.kappa = self._k.default_kappa(self.m) if kappa is None else positive("kappa", kappa)
         init_scale = positive("init_scale", init_scale)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed("seed", seed))
         half = self.m // 2 if symmetric else self.m
         W = rng.standard_normal((self.d, half)) * init_scale
         a = rng.choice(np.array([-1.0, 1.0]), size=(half, self.d_out))
@@ -261,7 +262,7 @@ def regression_task(n: int = 32, d: int = 8, seed: int | np.random.Generator = 0
     ``y`` is centred and scaled to unit RMS.
     """
     n, d = count("n", n, 1), count("d", d, 1)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed("seed", seed))
     X = rng.standard_normal((n, d))
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     v, v2 = rng.standard_normal(d), rng.standard_normal(d)

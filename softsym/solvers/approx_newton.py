@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from .._validate import count, positive
+from .._validate import count, optional_count, positive
 from ..errors import ValidationError
 from ..numerics import sketch
 from ..numerics.cholesky import shifted_cholesky
@@ -179,8 +179,10 @@ class ApproxNewton(Solver):
         self.refresh = positive("refresh", refresh)
         if self.refresh < 1:
             raise ValidationError(f"refresh must be >= 1, got {refresh!r}")
-        self.sketch_size, self.jl_dim = sketch_size, jl_dim
-        self.refine = refine if refine == "auto" else count("refine", refine)
+        # checked here as leverage_scores would check them mid-run (sketch_size >= d needs the data)
+        self.sketch_size = optional_count("sketch_size", sketch_size, 1)
+        self.jl_dim = optional_count("jl_dim", jl_dim, 1)
+        self.refine = refine if isinstance(refine, str) and refine == "auto" else count("refine", refine)
         if mode == "paper":  # the papers' step: no refinement, no exact Hessian
             if self.refine not in (0, "auto"):
                 raise ValidationError("refine > 0 is not the papers' method; use it with mode='safeguarded'")
@@ -205,6 +207,8 @@ class ApproxNewton(Solver):
         rows = sketch.row_access(objective)
         rng = sketch.as_generator(self.seed)  # a fresh Generator per run for an int seed: same seed, same iterates
         d = objective.d
+        if self.sketch_size is not None and self.sketch_size < d:
+            raise ValidationError(f"sketch_size must be >= d = {d} (the number of columns of A), got {self.sketch_size}")
         # the cost rule (safeguarded mode): exact Hessians when even exact scores (d_eff = d)
         # would ask for >= exact_above * n rows
         rule_exact = sketch.sample_size(float(d), d, self.eps0, self.delta) >= self.exact_above * objective.n

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validate import count, positive
+from .._validate import count, flag, positive
 from ..errors import ValidationError
 from ..estimators import zeroth_order as zo
 from .base import Solver, State, register
@@ -71,9 +71,7 @@ class ZerothOrderGD(Solver):
         if not isinstance(seed, np.random.Generator):
             zo.stream_seed(seed)  # validate now (a Generator is drawn from once per run)
         self.seed = seed
-        if not isinstance(true_grad, (bool, np.bool_)):
-            raise ValidationError(f"true_grad must be True or False, got {true_grad!r}")
-        self.true_grad = bool(true_grad)
+        self.true_grad = flag("true_grad", true_grad)
         self.block = None if block is None else count("block", block, 1)
 
     def _estimate(self, objective, x: np.ndarray, rng: np.random.Generator):
@@ -86,6 +84,9 @@ class ZerothOrderGD(Solver):
         return ZOState(x=x, f=f, g=g_hat, rng=rng, est=(g_hat, est), step=step, record=record)
 
     def init(self, objective, x0: np.ndarray) -> ZOState:
+        if not isinstance(getattr(objective, "A", None), np.ndarray):
+            raise ValidationError(f"method 'zo' needs an in-memory objective (numpy A), got {type(objective).__name__}; "
+                                  "a Dask objective is not supported (use 'gd', 'newton' or 'approx-newton')")
         rng = np.random.default_rng(zo.stream_seed(self.seed))
         return self._state(objective, x0, objective.fun(x0), rng, None, [])
 

@@ -8,12 +8,14 @@ is typed here.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize as _scipy_minimize
 
 from .._validate import count, positive
+from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
 from ..registry import kernels, member
 from .bounds import QUANTITIES, bounds, bounds_module
@@ -202,7 +204,7 @@ _DRAWS = 16
 
 def certify(name: str, R=(1.0, 2.0, 4.0), n=(2, 3, 5), b_norm: float = 1.0, region: str = "ball",
             quantities=QUANTITIES, seed: int = 0, restarts: int = 6, maxfev: int = 300,
-            rtol: float = 1e-9) -> Certificate:
+            rtol: float = 1e-9, progress: Callable[[int, str, float, int], None] | None = None) -> Certificate:
     """Try to break the derived bounds of ``name`` by adversarial search.
 
     For each quantity, each ``R`` and each ``n``: ``restarts`` random starts (seeded; each the
@@ -211,13 +213,14 @@ def certify(name: str, R=(1.0, 2.0, 4.0), n=(2, 3, 5), b_norm: float = 1.0, regi
     ``C``, ``smooth`` and ``M`` the search runs over ``u = Ax`` in the ball of radius
     ``R^2``, realized by ``A = R I``).  Regularizer ``w = 0`` (bounds at ``w_max = 0``).
     A cell is *violated* when the worst value found exceeds the bound by more than the
-    relative rounding allowance ``rtol``.  Same seed, same result.
+    relative rounding allowance ``rtol``.  Same seed, same result.  ``progress(i, quantity, R, n)``
+    is called before cell ``i`` (0-based) is searched.
     """
     Rs = tuple(positive("R", r) for r in np.atleast_1d(R))
     ns = tuple(count("n", int(m), 1) for m in np.atleast_1d(n))
     b_norm = positive("b_norm", b_norm)
     restarts, maxfev = count("restarts", restarts, 1), count("maxfev", maxfev, 1)
-    seed = count("seed", seed)
+    seed = check_seed("seed", seed, allow_generator=False)
     bad = [q for q in quantities if q not in QUANTITIES]
     if bad:
         raise ValidationError(f"unknown quantities {bad}; choose from {QUANTITIES}")
@@ -225,6 +228,8 @@ def certify(name: str, R=(1.0, 2.0, 4.0), n=(2, 3, 5), b_norm: float = 1.0, regi
     for q in quantities:
         for ri, r in enumerate(Rs):
             for ni, m in enumerate(ns):
+                if progress is not None:
+                    progress(len(rows), q, r, m)
                 bound = getattr(bounds(name, R=r, n=m, b_norm=b_norm, region=region), q)
                 prob = SearchProblem(name, q, region, r, m, b_norm)
                 rng = np.random.default_rng([seed, QUANTITIES.index(q), ri, ni])

@@ -13,6 +13,7 @@ import numpy as np
 from dask import delayed
 
 from ..._validate import count, positive
+from ..._validate import seed as check_seed
 from ...errors import ValidationError
 from ...registry import kernels, member
 from .objective import DaskObjective
@@ -25,8 +26,51 @@ def _t_save(block, path: str) -> int:
     return int(block.shape[0])
 
 
-def _load_block(directory: str, block_id=None) -> np.ndarray:
-    return np.load(_chunk_path(Path(directory), block_id[0]), mmap_mode="r", allow_pickle=False)
+def _load_block(directory: str, rows: tuple[int, ...], d: int, block_id=None) -> np.ndarray:
+    """Chunk ``block_id[0]``, checked again at read time against the shape chunks.json promises
+    (a file replaced after :func:`open_npy_chunks` must not be read out of bounds or short)."""
+    i = block_id[0]
+    path = _chunk_path(Path(directory), i)
+    block = np.load(path, mmap_mode="r", allow_pickle=False)
+    if block.shape != (rows[i], d) or block.dtype != np.float64:
+        raise ValidationError(f"chunk file {path} holds {block.dtype} {block.shape}; {_META} promises "
+                              f"float64 {(rows[i], d)}")
+    return block
+
+
+def _read_meta(directory: Path) -> tuple[tuple[int, ...], int]:
+    """(rows per chunk, d) from ``directory/chunks.json``, every field checked."""
+    path = directory / _META
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValidationError(f"{directory} holds no {_META}; write it with save_npy_chunks") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValidationError(f"{path} is not readable JSON ({type(exc).__name__}: {exc})") from None
+    rows, d = (meta.get("rows"), meta.get("d")) if isinstance(meta, dict) else (None, None)
+
+    def is_count(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+    if not (isinstance(rows, list) and rows and all(is_count(r) for r in rows) and is_count(d)):
+        raise ValidationError(f"{path} is malformed: expected {{\"rows\": [positive ints], \"d\": positive int, ...}}")
+    if meta.get("dtype", "float64") != "float64":
+        raise ValidationError(f"{path}: dtype {meta.get('dtype')!r} is not supported (float64 chunks only)")
+    return tuple(rows), d
+
+
+def _check_chunk_file(path: Path, shape: tuple[int, int]) -> None:
+    """The .npy file ``path`` holds a float64 array of ``shape`` (only its header is read)."""
+    try:
+        block = np.load(path, mmap_mode="r", allow_pickle=False)  # maps the file: reads the header only
+    except FileNotFoundError:
+        raise ValidationError(f"chunk file {path} is missing") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValidationError(f"chunk file {path} is not a readable .npy file ({exc})") from None
+    if not isinstance(block, np.ndarray) or block.shape != shape or block.dtype != np.float64:
+        what = f"{block.dtype} {block.shape}" if isinstance(block, np.ndarray) else type(block).__name__
+        raise ValidationError(f"chunk file {path} holds {what}; {_META} promises float64 {shape}")
+    del block
 
 
 def _chunk_path(directory: Path, i: int) -> Path:
@@ -62,12 +106,11 @@ def open_npy_chunks(directory) -> da.Array:
     array may be far larger than any worker's memory.
     """
     directory = Path(directory)
-    try:
-        meta = json.loads((directory / _META).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValidationError(f"{directory} holds no {_META}; write it with save_npy_chunks") from None
-    rows = tuple(int(r) for r in meta["rows"])
-    return da.map_blocks(_load_block, str(directory), chunks=(rows, (int(meta["d"]),)), dtype=np.float64,
+    rows, d = _read_meta(directory)
+    for i, r in enumerate(rows):  # headers only: a wrong chunk is refused here, not read out of bounds later
+        _check_chunk_file(_chunk_path(directory, i), (r, d))
+    meta = {"rows": rows, "d": d}
+    return da.map_blocks(_load_block, str(directory), rows, d, chunks=(rows, (d,)), dtype=np.float64,
                          meta=np.empty((0, 0)), name=f"npy-chunks-{dask.base.tokenize(str(directory.resolve()), meta)}")
 
 
@@ -101,6 +144,7 @@ def synthetic_on_disk(directory, name: str, n: int, d: int, chunk_rows: int, see
     planted target at ``u = A x_star`` (one pass over the files).  Same arguments, same bits.
     """
     n, d, chunk_rows = count("n", n, 1), count("d", d, 1), count("chunk_rows", chunk_rows, 1)
+    seed = check_seed("seed", seed, allow_generator=False)
     radius = positive("radius", radius)
     w = positive("w", w, allow_zero=True)
     directory = Path(directory)
