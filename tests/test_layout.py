@@ -4,6 +4,7 @@ no matplotlib below the application layer, and no private name imported across m
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,3 +140,32 @@ def test_no_private_name_imported_across_modules():
            for target, names, line in _imports(name, path, mods) for n in names
            if n.startswith("_") and not n.startswith("__") and target.split(".")[0] in ("softsym",)]
     assert bad == []
+
+
+#: what looks like a path to a Markdown file of the repository in code, tests or docs
+MARKDOWN_NAME = re.compile(r"(?<![\w/.-])((?:\.\./)*(?:docs|generated|papers)/[\w./-]*\.md"
+                           r"|(?:\.\./)*[A-Z][A-Z_]*\.md)\b")
+#: where the names are looked for
+NAMED_IN = ("softsym", "derive", "generated", "tests", "benchmarks", "docs")
+TOP_LEVEL = ("README.md", "CHANGELOG.md", "Makefile", "pyproject.toml", "CITATION.cff")
+
+
+def markdown_names() -> dict[str, list[str]]:
+    """Markdown path -> the files naming it, for every such name in code, tests and docs."""
+    files = [ROOT / name for name in TOP_LEVEL if (ROOT / name).is_file()]
+    for top in NAMED_IN:
+        files += [p for p in (ROOT / top).rglob("*") if p.suffix in (".py", ".md", ".json", ".toml", ".cff")
+                  and "__pycache__" not in p.parts]
+    found: dict[str, list[str]] = {}
+    for path in files:
+        for m in MARKDOWN_NAME.finditer(path.read_text("utf-8")):
+            name = m.group(1)
+            if not any((base / name).exists() for base in (ROOT, path.parent, ROOT / "docs")):
+                found.setdefault(name, []).append(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_markdown_file_named_in_the_repository_exists():
+    """Code, tests and docs cite only Markdown files that are in the repository (docs/math.md, ...)."""
+    missing = markdown_names()
+    assert missing == {}, missing

@@ -1157,55 +1157,6 @@ class _SafePrinter(codegen._KernelPrinter):
         return f"_pow({self._print(e.base)}, {self._print(e.exp)})"
 
 
-_HELPERS = '''
-
-def _guard(f, x):
-    try:
-        return f(x)
-    except OverflowError:
-        return math.copysign(math.inf, x) if f is not math.cosh else math.inf
-
-
-def _exp(x):
-    return _guard(math.exp, x)
-
-
-def _sinh(x):
-    return _guard(math.sinh, x)
-
-
-def _cosh(x):
-    return _guard(math.cosh, x)
-
-
-def _pow(x, y):
-    try:
-        return x ** y
-    except OverflowError:
-        return math.inf if x > 0 or float(y).is_integer() and int(y) % 2 == 0 else -math.inf
-    except ZeroDivisionError:
-        return math.inf
-
-
-def _hmin(*a):
-    return math.nan if any(v != v for v in a) else min(a)
-
-
-def _hmax(*a):
-    return math.nan if any(v != v for v in a) else max(a)
-
-
-def _least(*a):
-    a = [v for v in a if v == v]
-    return min(a) if a else math.nan
-
-
-def _greatest(*a):
-    a = [v for v in a if v == v]
-    return max(a) if a else math.nan
-'''
-
-
 def emit_module(mb: MemberBounds, spec_hash: str) -> str:
     """Source of ``generated/<name>_bounds.py``: plain-Python evaluators of every bound."""
     lines = [f"# {codegen.HEADER}",
@@ -1215,7 +1166,7 @@ def emit_module(mb: MemberBounds, spec_hash: str) -> str:
              "NaN when it cannot be evaluated in floating point, which callers treat as unknown).",
              '"""', "", "import math", "", f'NAME = "{mb.name}"', f'SPEC_HASH = "{spec_hash}"',
              f"QUANTITIES = {QUANTITIES!r}", f"REGIONS = {REGIONS!r}", "",
-             _HELPERS.strip("\n"), "", "", "ASSUMPTIONS = {"]
+             codegen.render("bounds_helpers").strip("\n"), "", "", "ASSUMPTIONS = {"]
     lines += [f"    {r!r}: {ASSUMPTIONS[r]!r}," for r in REGIONS] + ["}", "FINITE = {"]
     lines += [f"    ({r!r}, {q!r}): {mb.finite(r, q)}," for r in REGIONS for q in QUANTITIES] + ["}"]
     for region in REGIONS:

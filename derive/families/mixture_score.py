@@ -89,78 +89,11 @@ _NAMES = {x: "xj", mu: "mj", v: "vk"}
 
 
 def emit_module(f: MixtureScoreFormulas, spec_hash: str) -> str:
+    """Source of the Numba kernel module for one member (template ``mixture_score``)."""
     spec = f.spec
-    return _MODULE.format(header=codegen.HEADER, name=spec.name, doc=spec.doc, paper=spec.paper, spec_hash=spec_hash,
-                          q_code=codegen.code_block([("q", f.q)], _NAMES, indent=16),
-                          qx_code=codegen.code_block([("qx", f.q_x)], _NAMES, indent=16))
-
-
-_MODULE = '''\
-# {header}
-"""Kernels for `{name}` ({doc}; paper {paper}).
-
-Mixture sum_k w_k prod_j exp(q(x_j, mu_kj, v_k)); arrays float64 C-contiguous:
-X (n, d), means (k, d), var (k,), logw (k,) = log w.
-"""
-
-import math
-
-import numpy as np
-from numba import njit
-
-NAME = "{name}"
-SPEC_HASH = "{spec_hash}"
-
-
-@njit(cache=True)
-def log_terms(X, means, var, logw):
-    """L (n, k): L_ik = log w_k + sum_j q(x_ij, mu_kj, v_k); log p(x_i) = logsumexp_k L_ik."""
-    n, d = X.shape
-    K = means.shape[0]
-    L = np.empty((n, K))
-    for i in range(n):
-        for k in range(K):
-            vk = var[k]
-            acc = logw[k]
-            for j in range(d):
-                xj = X[i, j]
-                mj = means[k, j]
-{q_code}
-                acc += q
-            L[i, k] = acc
-    return L
-
-
-@njit(cache=True)
-def log_density(X, means, var, logw):
-    """log p(x_i) (n,)."""
-    L = log_terms(X, means, var, logw)
-    out = np.empty(L.shape[0])
-    for i in range(L.shape[0]):
-        mx = np.max(L[i])
-        out[i] = mx + math.log(np.sum(np.exp(L[i] - mx)))
-    return out
-
-
-@njit(cache=True)
-def score(X, means, var, logw):
-    """grad log p(x_i) (n, d) = sum_k r_ik q_x(x_ij, mu_kj, v_k), r_i = softmax(L_i)."""
-    n, d = X.shape
-    K = means.shape[0]
-    L = log_terms(X, means, var, logw)
-    S = np.zeros((n, d))
-    for i in range(n):
-        r = np.exp(L[i] - np.max(L[i]))
-        r /= np.sum(r)
-        for k in range(K):
-            vk = var[k]
-            for j in range(d):
-                xj = X[i, j]
-                mj = means[k, j]
-{qx_code}
-                S[i, j] += r[k] * qx
-    return S
-'''
+    return codegen.render("mixture_score", HEADER=codegen.HEADER, NAME=spec.name, DOC=spec.doc, PAPER=spec.paper,
+                          SPEC_HASH=spec_hash, q_code=codegen.code_block([("q", f.q)], _NAMES, indent=0),
+                          qx_code=codegen.code_block([("qx", f.q_x)], _NAMES, indent=0))
 
 
 def emit_page(f: MixtureScoreFormulas, claims: list[str], spec_hash: str) -> str:

@@ -183,227 +183,57 @@ def _reg(expr: sp.Expr) -> sp.Expr:
 
 
 def emit_module(f: NormalizedFormulas, spec_hash: str) -> str:
-    """Source of the Numba kernel module for one member."""
-    spec = f.spec
-    pass_loss = codegen.code_block(
-        [("l_i", _vec_exp(_main(f.ell) + _reg(f.reg))), ("s_i", _vec_exp(_main(f.partials["ell_alpha"]))),
-         ("t_i", _vec_exp(_main(f.partials["ell_alphaalpha"])))], _NAMES, indent=12)
-    pass_loss_only = codegen.code_block([("l_i", _vec_exp(_main(f.ell) + _reg(f.reg)))], _NAMES, indent=12)
-    pass_pieces = codegen.code_block(
-        [("g[i]", _vec_exp(_main(f.g_main) + _reg(f.partials["reg_u"]))),
-         ("beta[i]", _vec_exp(_main(f.beta_main) + _reg(f.partials["reg_uu"]))),
-         ("p[i]", _vec_exp(_main(f.p))), ("q[i]", _vec_exp(_main(f.q)))], _NAMES, indent=8)
-    pass_grad = codegen.code_block(
-        [("g[i]", _vec_exp(_main(f.g_main) + _reg(f.partials["reg_u"])))], _NAMES, indent=8)
-    target_code = codegen.code_block([("b[i]", _vec_exp(_main(f.target)))], _NAMES, indent=8)
-    phi_code = (codegen.code_block([("alpha_i", _vec_exp(_main(f.phi)))], _NAMES, indent=12)
-                if f.normalized else "")
-    shift = "np.max(u)" if spec.shift_invariant else "0.0"
-    return _MODULE.format(
-        batched=_emit_batched(f), helpers=_helpers(),
-        header=codegen.HEADER, name=spec.name, doc=spec.doc, paper=spec.paper, spec_hash=spec_hash,
-        shift_invariant=spec.shift_invariant, normalized=f.normalized, rank2=f.rank2,
-        shift=shift, phi_code=phi_code or "            alpha_i = 0.0",
-        pass_loss=pass_loss, pass_loss_only=pass_loss_only, pass_pieces=pass_pieces,
-        pass_grad=pass_grad, target_code=target_code, rescale_code=_rescale_code(f),
-    )
+    """Source of the Numba kernel module for one member (template ``normalized``).
 
-
-# -- batched K-direction loss kernel (zeroth-order methods, docs/math.md §2) ------------
-
-_PHI = sp.Symbol("phi_value", real=True)
-
-
-class _VecExp(sp.Function):
-    """``exp`` printed as the generated module's branch-free ``_exp`` (loops calling it vectorize)."""
-
-    def _pythoncode(self, printer):
-        return f"_exp({printer._print(self.args[0])})"
-
-
-class _VecCosh(sp.Function):
-    """``cosh`` printed as the generated module's ``_cosh`` (built on ``_exp``)."""
-
-    def _pythoncode(self, printer):
-        return f"_cosh({printer._print(self.args[0])})"
-
-
-class _VecSinh(sp.Function):
-    """``sinh`` printed as the generated module's ``_sinh`` (built on ``_exp``)."""
-
-    def _pythoncode(self, printer):
-        return f"_sinh({printer._print(self.args[0])})"
-
-
-def _vec_exp(expr: sp.Expr) -> sp.Expr:
-    return expr.replace(sp.exp, _VecExp).replace(sp.cosh, _VecCosh).replace(sp.sinh, _VecSinh)
-
-
-def _emit_batched(f: NormalizedFormulas) -> str:
-    """Source of ``loss_dirs_u`` / ``loss_dirs``: the 2K losses at ``u +- mu A z_k`` in one sweep.
-
-    The loss is the member's derived ``ell + reg`` (the same expression as ``loss_u``), with
-    every occurrence of ``phi(u)`` replaced by the value stored while summing ``alpha``, so a
-    transcendental ``phi`` is evaluated once per element and direction, not twice (the
-    substitution is checked to be exactly invertible).  ``exp`` is printed as ``_exp``, an
-    arithmetic-only exponential (<= 1 ulp from libm on [-707, 709.78]) that lets LLVM vectorize
-    the element loops; sums go through ``_vsum``.
+    Besides the per-element passes it holds ``loss_dirs_u`` / ``loss_dirs``, the 2K losses at
+    ``u +- mu A z_k`` in one sweep (zeroth-order methods, docs/math.md §2).  Their loss is the
+    member's derived ``ell + reg`` (the same expression as ``loss_u``), with every occurrence of
+    ``phi(u)`` replaced by the value stored while summing ``alpha``, so a transcendental ``phi`` is
+    evaluated once per element and direction, not twice (the substitution is checked to be exactly
+    invertible).  ``exp`` is printed as ``_exp``, an arithmetic-only exponential (<= 1 ulp from libm
+    on [-707, 709.78]) that lets LLVM vectorize the element loops; sums go through ``_vsum``.
     """
+    spec = f.spec
+
+    def block(assignments, names=_NAMES):
+        return codegen.code_block([(k, codegen.vectorized(e)) for k, e in assignments], names, indent=0)
+
     loss = _main(f.ell) + _reg(f.reg)
+    batched_names, reads_phi, phik_code = _NAMES, False, ""
     if f.normalized:
         phi = _main(f.phi)
-        loss_phi = loss.xreplace({phi: _PHI})
-        if loss_phi.xreplace({_PHI: phi}) != loss:  # pragma: no cover - structural identity
-            raise AssertionError(f"{f.spec.name}: phi substitution is not invertible")
-        names = {**_NAMES, _PHI: "phii"}
-        phi_code = codegen.code_block([("phik[i]", _vec_exp(phi))], names, indent=16)
-        alpha_pass = _BATCHED_ALPHA.format(phi_code=phi_code)
-        load_phi = "                phii = phik[i]\n" if _PHI in loss_phi.free_symbols else ""
-    else:
-        loss_phi, names, alpha_pass, load_phi = loss, _NAMES, "", ""
-    loss_code = codegen.code_block([("lk[i]", _vec_exp(loss_phi))], names, indent=16)
-    return _BATCHED.format(alpha_pass=alpha_pass, load_phi=load_phi, loss_code=loss_code)
-
-
-def _helpers() -> str:
-    """Source of the vectorizing ``_exp``, ``_cosh``, ``_sinh`` and ``_vsum`` every kernel uses."""
+        loss = loss.xreplace({phi: _PHI})
+        if loss.xreplace({_PHI: phi}) != _main(f.ell) + _reg(f.reg):  # pragma: no cover - structural identity
+            raise AssertionError(f"{spec.name}: phi substitution is not invertible")
+        batched_names = {**_NAMES, _PHI: "phii"}
+        reads_phi = _PHI in loss.free_symbols
+        phik_code = block([("phik[i]", phi)], batched_names)
     taylor_sinh = repr(1.0 / math.factorial(2 * _SINH_TERMS - 1))
     for k in range(_SINH_TERMS - 2, -1, -1):
         taylor_sinh = f"{1.0 / math.factorial(2 * k + 1)!r} + x2 * ({taylor_sinh})"
-    return _HELPERS.format(vec_exp=vec_exp_source().rstrip("\n"), taylor_sinh=taylor_sinh,
-                           sinh_degree=2 * _SINH_TERMS - 1).rstrip("\n")
+    values = dict(
+        HEADER=codegen.HEADER, NAME=spec.name, DOC=spec.doc, PAPER=spec.paper, SPEC_HASH=spec_hash,
+        SHIFT_INVARIANT=str(spec.shift_invariant), NORMALIZED=str(f.normalized), RANK2=str(f.rank2),
+        SHIFT="np.max(u)" if spec.shift_invariant else "0.0", SINH_DEGREE=str(2 * _SINH_TERMS - 1),
+        fast_exp=codegen.fast_exp_source(), sinh_small=f"small = x * ({taylor_sinh})",
+        phi_code=block([("alpha_i", _main(f.phi))]) if f.normalized else "alpha_i = 0.0",
+        pass_loss=block([("l_i", _main(f.ell) + _reg(f.reg)), ("s_i", _main(f.partials["ell_alpha"])),
+                         ("t_i", _main(f.partials["ell_alphaalpha"]))]),
+        pass_loss_only=block([("l_i", _main(f.ell) + _reg(f.reg))]),
+        pass_grad=block([("g[i]", _main(f.g_main) + _reg(f.partials["reg_u"]))]),
+        pass_pieces=block([("g[i]", _main(f.g_main) + _reg(f.partials["reg_u"])),
+                           ("beta[i]", _main(f.beta_main) + _reg(f.partials["reg_uu"])),
+                           ("p[i]", _main(f.p)), ("q[i]", _main(f.q))]),
+        rescale_code=_rescale_code(f), target_code=block([("b[i]", _main(f.target))]),
+        normalized=f.normalized, reads_phi=reads_phi, loss_code=block([("lk[i]", loss)], batched_names),
+    )
+    if f.normalized:
+        values["phik_code"] = phik_code
+    return codegen.render("normalized", **values)
 
 
-_EXP_DEGREE = 13  # Taylor remainder (ln2/2)^14 / 14! < 5e-18 relative on |r| <= ln2/2
+_PHI = sp.Symbol("phi_value", real=True)
 _SINH_TERMS = 8  # x .. x^15/15! on |x| < 1/2: first omitted term / x = 0.5^16 / 17! < 5e-20
-
-_BATCHED_ALPHA = """\
-            phik = work[1]
-            for i in range(n):
-                ui = uk[i] - m
-{phi_code}
-            alpha = _vsum(phik)
-"""
-
-VEC_EXP = """\
-@intrinsic
-def _as_float(typingctx, i):
-    \"\"\"The float64 whose bits are the int64 ``i``.\"\"\"
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-    return types.float64(types.int64), codegen
-
-
-@intrinsic
-def _as_int(typingctx, x):
-    \"\"\"The int64 whose bits are the float64 ``x``.\"\"\"
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-    return types.int64(types.float64), codegen
-
-
-@njit(cache=True, inline="always")
-def _exp(x):
-    \"\"\"exp(x) from arithmetic only (vectorizes): 2^k e^r, k = round(x / ln 2), Cody-Waite r, Taylor degree {degree}.
-
-    Within 1 ulp of libm for -707 <= x <= 709.78; 0 below -707 (where exp < 1e-307), inf above.
-    \"\"\"
-    xc = min(max(x, -707.0), 709.782712893384)
-    t = xc * 1.4426950408889634 + 6755399441055744.0  # 1.5 * 2^52: k lands in the low bits
-    kf = t - 6755399441055744.0
-    r = (xc - kf * 0.6931471803691238) - kf * 1.9082149292705877e-10
-    p = {taylor}
-    y = p * _as_float((_as_int(t) + 1022) << 52) * 2.0
-    y = 0.0 if x < -707.0 else y
-    y = math.inf if x > 709.782712893384 else y
-    return x if x != x else y
-
-
-"""
-
-
-def vec_exp_source() -> str:
-    """Source of ``_exp`` (arithmetic-only, vectorizable, <= 1 ulp) and its bit-cast helpers.
-
-    The one definition every generated module that wants a vectorizing ``exp`` embeds; the module
-    must import ``math``, ``llvmlite.ir``, ``numba.njit``/``types`` and ``numba.extending.intrinsic``.
-    """
-    taylor = repr(1.0 / math.factorial(_EXP_DEGREE))
-    for k in range(_EXP_DEGREE - 1, -1, -1):
-        taylor = f"{1.0 / math.factorial(k)!r} + r * ({taylor})"
-    return VEC_EXP.format(taylor=taylor, degree=_EXP_DEGREE)
-
-
-_HELPERS = """\
-{vec_exp}
-
-
-@njit(cache=True, inline="always")
-def _cosh(x):
-    \"\"\"cosh(x) = (e^|x| + e^-|x|) / 2 from _exp (vectorizes): within 2 ulp of libm; inf once e^|x| overflows.\"\"\"
-    a = abs(x)
-    return 0.5 * (_exp(a) + _exp(-a))  # no division: Numba's ZeroDivisionError check would block vectorizing
-
-
-@njit(cache=True, inline="always")
-def _sinh(x):
-    \"\"\"sinh(x) from _exp (vectorizes): Taylor (degree {sinh_degree}) for |x| < 1/2, else (e^|x| - e^-|x|) / 2 with x's sign.\"\"\"
-    a = abs(x)
-    x2 = x * x
-    small = x * ({taylor_sinh})
-    return small if a < 0.5 else math.copysign(0.5 * (_exp(a) - _exp(-a)), x)
-
-
-@njit(cache=True, fastmath={{"reassoc"}})
-def _vsum(v):
-    \"\"\"sum(v), vectorized (reassociation is its only fast-math flag).\"\"\"
-    acc = 0.0
-    for i in range(v.shape[0]):
-        acc += v[i]
-    return acc
-"""
-
-_BATCHED = """
-
-@njit(cache=True, fastmath={{"contract"}})
-def loss_dirs_u(u, V, mu, b, w):
-    \"\"\"Losses at u + mu V[k] and u - mu V[k] for every row k of V (K, n): array (K, 2).
-
-    With V = Z A^T (row k = A z_k) these are L(x + mu z_k) and L(x - mu z_k): the 2K losses
-    cost one GEMM (done by the caller) and this sweep, which reads each row of V once and,
-    per direction and sign, forms the perturbed u, its shift (max for shift-invariant
-    members), the phi values and alpha, and the loss from the stored phi values, in cache.
-    \"\"\"
-    K, n = V.shape
-    out = np.empty((K, 2))
-    work = np.empty((3, n))
-    uk = work[0]
-    lk = work[2]
-    for k in range(K):
-        for j in range(2):
-            s = mu if j == 0 else -mu
-            for i in range(n):
-                uk[i] = u[i] + s * V[k, i]
-            m = _shift(uk)
-{alpha_pass}\
-            for i in range(n):
-                ui = uk[i] - m
-                ur = uk[i]
-                bi = b[i]
-                wi = w[i]
-{load_phi}\
-{loss_code}
-            out[k, j] = _vsum(lk)
-    return out
-
-
-@njit(cache=True)
-def loss_dirs(A, b, w, x, Z, mu):
-    \"\"\"(K, 2) losses L(x + mu z_k), L(x - mu z_k) for the rows z_k of Z (K, d).\"\"\"
-    return loss_dirs_u(A @ x, Z @ A.T, mu, b, w)
-"""
-
-
 _M_FROM, _M_TO = sp.symbols("m_from m_to", real=True)
 
 
@@ -420,337 +250,7 @@ def _rescale_code(f: NormalizedFormulas) -> str:
         if u in r.free_symbols:
             raise SpecError(f"spec {f.spec.name!r}: phi(u - m') / phi(u - m) = {r} depends on u, so chunk "
                             "sums at different shifts cannot be combined")
-    return codegen.code_block([("r", r)], {_M_FROM: "m_from", _M_TO: "m_to"}, indent=4)
-
-
-_MODULE = '''\
-# {header}
-"""Kernels for `{name}` ({doc}; paper {paper}).
-
-All functions take float64 C-contiguous arrays: A (n, d), b (n,), w (n,), x (d,), u = A x (n,).
-The runtime (softsym.problems.normalized) validates inputs and checks outputs for overflow.
-"""
-
-import math
-
-import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
-
-NAME = "{name}"
-SPEC_HASH = "{spec_hash}"
-SHIFT_INVARIANT = {shift_invariant}
-NORMALIZED = {normalized}
-RANK2 = {rank2}
-GRAM_ROWS = 4096
-SUM_BLOCK = 512
-
-
-{helpers}
-
-
-@njit(cache=True)
-def _shift(u):
-    """Common shift of u (max u for shift-invariant members, else 0)."""
-    return {shift}
-
-
-# The element loops below vectorize: exp/cosh/sinh are the arithmetic-only _exp/_cosh/_sinh,
-# error_model="numpy" drops the ZeroDivisionError branch (a zero divisor gives inf, which the
-# runtime reports as overflow), and sums go through blocks of SUM_BLOCK values added by _vsum.
-# "contract" (fused multiply-add, one rounding instead of two) is the only fast-math flag:
-# it halves the cost of _exp's polynomial and keeps its range reduction exact.
-
-
-@njit(cache=True, error_model="numpy", fastmath={{"contract"}})
-def _alpha(u, m):
-    """alpha = sum_i phi(u_i - m)."""
-    n = u.shape[0]
-    buf = np.empty(SUM_BLOCK)
-    alpha = 0.0
-    for s in range(0, n, SUM_BLOCK):
-        k = min(SUM_BLOCK, n - s)
-        us = u[s:s + k]
-        for j in range(k):
-            ui = us[j] - m
-{phi_code}
-            buf[j] = alpha_i
-        alpha += _vsum(buf[:k])
-    return alpha
-
-
-@njit(cache=True, error_model="numpy", fastmath={{"contract"}})
-def loss_u(u, b, w):
-    """L as a function of u = A x."""
-    m = _shift(u)
-    alpha = _alpha(u, m)
-    n = u.shape[0]
-    buf = np.empty(SUM_BLOCK)
-    total = 0.0
-    for s in range(0, n, SUM_BLOCK):
-        k = min(SUM_BLOCK, n - s)
-        us, bs, ws = u[s:s + k], b[s:s + k], w[s:s + k]
-        for j in range(k):
-            ui = us[j] - m
-            ur = us[j]
-            bi = bs[j]
-            wi = ws[j]
-{pass_loss_only}
-            buf[j] = l_i
-        total += _vsum(buf[:k])
-    return total
-
-
-@njit(cache=True, error_model="numpy", fastmath={{"contract"}})
-def _sums(u, b, w, m, alpha):
-    """(L, S, T): loss and the global sums S = sum ell_alpha, T = sum ell_alphaalpha."""
-    n = u.shape[0]
-    buf = np.empty((3, SUM_BLOCK))
-    total = 0.0
-    S = 0.0
-    T = 0.0
-    for s in range(0, n, SUM_BLOCK):
-        k = min(SUM_BLOCK, n - s)
-        us, bs, ws = u[s:s + k], b[s:s + k], w[s:s + k]
-        for j in range(k):
-            ui = us[j] - m
-            ur = us[j]
-            bi = bs[j]
-            wi = ws[j]
-{pass_loss}
-            buf[0, j] = l_i
-            buf[1, j] = s_i
-            buf[2, j] = t_i
-        total += _vsum(buf[0, :k])
-        S += _vsum(buf[1, :k])
-        T += _vsum(buf[2, :k])
-    return total, S, T
-
-
-@njit(cache=True)
-def grad_u(u, b, w):
-    """(L, g) with g = dL/du."""
-    m = _shift(u)
-    alpha = _alpha(u, m)
-    loss, S, T = _sums(u, b, w, m, alpha)
-    return loss, g_at(u, b, w, m, alpha, S)
-
-
-@njit(cache=True)
-def pieces_u(u, b, w):
-    """(L, g, beta, p, q, T): dL/du = g and d2L/du2 = diag(beta) + p q^T + q p^T + T q q^T."""
-    m = _shift(u)
-    alpha = _alpha(u, m)
-    loss, S, T = _sums(u, b, w, m, alpha)
-    g, beta, p, q = pieces_at(u, b, w, m, alpha, S)
-    return loss, g, beta, p, q, T
-
-
-# -- Row-chunk partial kernels (used by softsym.backends.dask) ------------------------------------
-# Each *_at / *_partial function works on any row slice of u, b, w (and A) given the global
-# shift m, normalizer alpha and sum S.  Chunk results combine by plain sums, except the
-# per-chunk (m_c, alpha_c), which combine by alpha_combine (max-shifted sums).
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={{"contract"}})
-def g_at(u, b, w, m, alpha, S):
-    """g = dL/du on a slice of u, given the global m, alpha and S."""
-    g = np.empty(u.shape[0])
-    for i in range(u.shape[0]):
-        ui = u[i] - m
-        ur = u[i]
-        bi = b[i]
-        wi = w[i]
-{pass_grad}
-    return g
-
-
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={{"contract"}})
-def pieces_at(u, b, w, m, alpha, S):
-    """(g, beta, p, q) on a slice of u, given the global m, alpha and S."""
-    n = u.shape[0]
-    g = np.empty(n)
-    beta = np.empty(n)
-    p = np.empty(n)
-    q = np.empty(n)
-    for i in range(n):
-        ui = u[i] - m
-        ur = u[i]
-        bi = b[i]
-        wi = w[i]
-{pass_pieces}
-    return g, beta, p, q
-
-
-@njit(cache=True)
-def rescale(m_from, m_to):
-    """r with phi(u - m_to) = r phi(u - m_from) for every u (derived; shifts are 0 unless SHIFT_INVARIANT)."""
-{rescale_code}
-    return r
-
-
-@njit(cache=True, nogil=True)
-def alpha_partial(u):
-    """(m_c, alpha_c) of a chunk of u: its own shift and sum_i phi(u_i - m_c)."""
-    m = _shift(u)
-    return m, _alpha(u, m)
-
-
-@njit(cache=True)
-def alpha_combine(ms, alphas):
-    """Global (m, alpha) from chunk partials: m = max_c m_c, alpha = sum_c alpha_c rescale(m_c, m)."""
-    m = np.max(ms)
-    alpha = 0.0
-    for c in range(ms.shape[0]):
-        alpha += alphas[c] * rescale(ms[c], m)
-    return m, alpha
-
-
-@njit(cache=True, nogil=True)
-def sums_partial(u, b, w, m, alpha):
-    """(L_c, S_c, T_c) of a chunk given the global m and alpha; L, S, T are their sums."""
-    return _sums(u, b, w, m, alpha)
-
-
-@njit(cache=True, nogil=True)
-def grad_partial(A, u, b, w, m, alpha, S):
-    """A_c^T g_c of a row chunk; grad L is the sum over chunks."""
-    return A.T @ g_at(u, b, w, m, alpha, S)
-
-
-@njit(cache=True, nogil=True)
-def _gram_rank2(A, beta, p, q):
-    """(A^T diag(beta) A, A^T p, A^T q) in one pass: one GEMM per block of GRAM_ROWS rows
-    (temporary memory GRAM_ROWS x d), A^T p and A^T q accumulated while the block is scaled."""
-    n, d = A.shape
-    H = np.zeros((d, d))
-    ap = np.zeros(d)
-    aq = np.zeros(d)
-    Ab = np.empty((min(GRAM_ROWS, n), d))
-    for s in range(0, n, GRAM_ROWS):
-        e = min(s + GRAM_ROWS, n)
-        for i in range(s, e):
-            bi = beta[i]
-            pi = p[i]
-            qi = q[i]
-            for k in range(d):
-                a = A[i, k]
-                Ab[i - s, k] = a * bi
-                if RANK2:
-                    ap[k] += pi * a
-                    aq[k] += qi * a
-        H += A[s:e].T @ Ab[: e - s]
-    return H, ap, aq
-
-
-@njit(cache=True, nogil=True)
-def hess_partial(A, u, b, w, m, alpha, S):
-    """(A_c^T g_c, A_c^T diag(beta_c) A_c, A_c^T p_c, A_c^T q_c) of a row chunk (sum them; then hess_combine)."""
-    g, beta, p, q = pieces_at(u, b, w, m, alpha, S)
-    H, ap, aq = _gram_rank2(A, beta, p, q)
-    return A.T @ g, H, ap, aq
-
-
-@njit(cache=True, nogil=True)
-def rank2_partial(A, u, b, w, m, alpha, S):
-    """(A_c^T p_c, A_c^T q_c) of a row chunk (sum them; then hessp_combine)."""
-    _, _, p, q = pieces_at(u, b, w, m, alpha, S)
-    return A.T @ p, A.T @ q
-
-
-@njit(cache=True, nogil=True)
-def hessp_partial(A, u, b, w, m, alpha, S, v):
-    """A_c^T diag(beta_c) A_c v of a row chunk (sum them; then hessp_combine)."""
-    _, beta, _, _ = pieces_at(u, b, w, m, alpha, S)
-    return A.T @ (beta * (A @ v))
-
-
-@njit(cache=True)
-def hess_combine(H, ap, aq, T):
-    """Symmetric H + ap aq^T + aq ap^T + T aq aq^T, with H = A^T diag(beta) A, ap = A^T p, aq = A^T q."""
-    d = H.shape[0]
-    H = H.copy()
-    if RANK2:
-        for j in range(d):
-            for k in range(d):
-                H[j, k] += ap[j] * aq[k] + aq[j] * ap[k] + T * aq[j] * aq[k]
-    for j in range(d):
-        for k in range(j + 1, d):
-            s = 0.5 * (H[j, k] + H[k, j])
-            H[j, k] = s
-            H[k, j] = s
-    return H
-
-
-@njit(cache=True)
-def hessp_combine(hv, ap, aq, T, v):
-    """hv + ap (aq.v) + aq (ap.v) + T aq (aq.v), with hv = A^T diag(beta) A v: the Hessian times v."""
-    out = hv.copy()
-    if RANK2:
-        pv = ap @ v
-        qv = aq @ v
-        out += ap * qv + aq * (pv + T * qv)
-    return out
-
-
-@njit(cache=True, error_model="numpy", fastmath={{"contract"}})
-def target_u(u):
-    """b with b_i = target(u_i): makes u a stationary point of L without regularizer."""
-    m = _shift(u)
-    alpha = _alpha(u, m)
-    b = np.empty(u.shape[0])
-    for i in range(u.shape[0]):
-        ui = u[i] - m
-{target_code}
-    return b
-
-
-@njit(cache=True)
-def hess_assemble(A, beta, p, q, T):
-    """A^T (diag(beta) + p q^T + q p^T + T q q^T) A: one pass of blocked GEMMs plus a rank-2 update."""
-    H, ap, aq = _gram_rank2(A, beta, p, q)
-    return hess_combine(H, ap, aq, T)
-
-
-@njit(cache=True)
-def hessp_assemble(A, beta, p, q, T, v):
-    """A^T (diag(beta) + p q^T + q p^T + T q q^T) A v: two matrix-vector products."""
-    av = A @ v
-    hv = beta * av
-    if RANK2:
-        pv = p @ av
-        qv = q @ av
-        hv += p * qv + q * (pv + T * qv)
-    return A.T @ hv
-
-
-@njit(cache=True)
-def loss(A, b, w, x):
-    """L(x)."""
-    return loss_u(A @ x, b, w)
-
-
-@njit(cache=True)
-def grad(A, b, w, x):
-    """grad L(x) = A^T g."""
-    _, g = grad_u(A @ x, b, w)
-    return A.T @ g
-
-
-@njit(cache=True)
-def hess(A, b, w, x):
-    """hess L(x) (d, d)."""
-    _, _, beta, p, q, T = pieces_u(A @ x, b, w)
-    return hess_assemble(A, beta, p, q, T)
-
-
-@njit(cache=True)
-def hessp(A, b, w, x, v):
-    """hess L(x) v."""
-    _, _, beta, p, q, T = pieces_u(A @ x, b, w)
-    return hessp_assemble(A, beta, p, q, T, v)
-{batched}'''
+    return codegen.code_block([("r", r)], {_M_FROM: "m_from", _M_TO: "m_to"}, indent=0)
 
 
 def emit_page(f: NormalizedFormulas, claims: list[str], spec_hash: str, extra: str = "") -> str:

@@ -159,7 +159,7 @@ def test_solve_unknown_member_and_bad_output_path(tmp_path):
 def _readme_spec() -> str:
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("### Your own objective"):]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    return re.search(r"```python[^\n]*\n(.*?)```", section, re.S).group(1)
 
 
 def test_user_defined_objective_from_the_readme(tmp_path):
