@@ -73,7 +73,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bounds", help="derived convexity/smoothness/Lipschitz/perturbation bounds of a member")
     p.add_argument("member", metavar="MEMBER")
-    p.add_argument("--R", type=float, nargs="+", default=[1.0, 2.0, 4.0], help="radius: ||A|| <= R, ||x|| <= R")
+    p.add_argument("--R", type=float, nargs="+", default=[1.0, 2.0, 4.0],
+                   help="shorthand for --R-A with --R-x equal to it: ||A|| <= R, ||x|| <= R")
+    p.add_argument("--R-A", dest="R_A", type=float, nargs="+", metavar="R_A",
+                   help="radii for A: ||A||_2 <= R_A (one row each; replaces --R)")
+    p.add_argument("--R-x", dest="R_x", type=float, metavar="R_x",
+                   help="radius for x: ||x||_2 <= R_x (default: equal to R_A in each row)")
     p.add_argument("--n", type=int, nargs="+", default=[1000], help="number of rows")
     p.add_argument("--b-norm", type=float, default=1.0, help="||b||_2 bound (region ball)")
     p.add_argument("--w-max", type=float, default=0.0, help="largest regularizer weight")
@@ -137,17 +142,19 @@ def _bounds(args) -> int:
 
     info = member(args.member, family="normalized")
     rows = []
-    for R in args.R:
+    R_As = args.R_A or args.R
+    for R_A in R_As:
+        R_x = R_A if args.R_x is None else args.R_x
         for n in args.n:
-            bd = bounds(info.name, R=R, n=n, b_norm=args.b_norm, w_max=args.w_max, region=args.region)
-            rows.append((f"{R:g}", n, *(f"{getattr(bd, q):.4g}" if bd.finite[q] else "no finite bound"
-                                        for q in QUANTITIES)))
+            bd = bounds(info.name, n=n, b_norm=args.b_norm, w_max=args.w_max, region=args.region, R_A=R_A, R_x=R_x)
+            rows.append((f"{R_A:g}", f"{R_x:g}", n, *(f"{getattr(bd, q):.4g}" if bd.finite[q] else "no finite bound"
+                                                     for q in QUANTITIES)))
     print(f"{info.name}: {bd.assumptions}")
-    print(table(rows, ("R", "n", *QUANTITIES)))
+    print(table(rows, ("R_A", "R_x", "n", *QUANTITIES)))
     if not args.certify:
         return 0
-    cert = certify(info.name, R=tuple(args.R), n=tuple(args.n), b_norm=args.b_norm, region=args.region,
-                   seed=args.seed, restarts=args.restarts)
+    cert = certify(info.name, R=tuple(R_As), n=tuple(args.n), b_norm=args.b_norm, region=args.region,
+                   seed=args.seed, restarts=args.restarts, R_x=args.R_x)
     print()
     print(cert.table())
     if cert.violations:
