@@ -7,12 +7,22 @@ plus the line-search trials.  Step rule:
   expected decrease ``K / (2 (d + K) l_smooth) ||grad L||^2`` per iteration, i.e. about
   ``(d + K) / K`` times more iterations than gradient descent with step ``1/l_smooth``.
   No safeguard: a too large ``lr`` may increase the loss or overflow (status 3).
+* ``lr="certified"``: the fixed step ``K / ((d + K) smooth)`` with ``smooth`` the member's
+  derived (certified) gradient-Lipschitz bound (``generated/<member>_bounds.py``) at
+  ``R_A = ||A||_2`` (from ``A^T A`` once, at the start), the data's ``||b||`` (or the simplex),
+  ``w_max`` and ``||x|| <= R_x`` (option ``R_x``, default ``max(1, 2 ||x0||)``).  With
+  Gaussian directions and ``mu -> 0`` this step gives
+  ``E L(x+) <= L(x) - (d + K - 1) / (2 (d + K)) lr ||grad L||^2`` while the iterates stay in
+  the region, so on an ``l``-strongly convex loss the expected gap contracts by
+  ``1 - K (d + K - 1) l / ((d + K)^2 smooth)`` per iteration (``softsym.theory.experiments``
+  measures it).  Members without derived bounds raise ``ValidationError``; the step and
+  ``smooth`` are reported in ``zo_options``.
 * default (``lr=None``): Armijo backtracking along ``-g_hat`` using loss values only.  The
   slope of ``L`` along ``-g_hat`` is ``-g_hat^T grad L = -(1/K) sum_k delta_k^2 + O(mu^2)``,
   known from the same ``2K`` losses, so the sufficient-decrease test is the usual one and the
   loss never increases.  Each search starts from twice the previous accepted step.
-  (``softsym.bounds`` smoothness constants were not on main when this was written; a
-  bound-based default ``lr`` can replace the search once they are.)
+  (The certified step is opt-in: its ``smooth`` is an upper bound, 3-10x above the
+  true curvature, and the search adapts to the local one.)
 
 What ``State.g`` holds (the shared driver stops on ``||State.g|| <= tol ||State.g at x0||``):
 
@@ -27,11 +37,14 @@ What ``State.g`` holds (the shared driver stops on ``||State.g|| <= tol ||State.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._validate import count, positive
-from ..errors import OverflowDetected
+from ..errors import OverflowDetected, ValidationError
 from ..estimators import zeroth_order as zo
+from ..registry import generated_module, member
 from .base import LINE_SEARCH, Solver, SolverFailure, State, register
 
 
@@ -59,17 +72,49 @@ def loss_only_backtracking(objective, x: np.ndarray, f: float, g_hat: np.ndarray
                                      "finite differences")
 
 
+def certified_smoothness(objective, R_x: float) -> float:
+    """The derived gradient-Lipschitz bound of ``objective``'s member at its data and ``||x|| <= R_x``.
+
+    ``R_A = ||A||_2`` (one ``A^T A``), ``||b||`` or the simplex, ``w_max = max |w|``.  Raises
+    ``ValidationError`` when the member has no derived bounds or the bound is not finite.
+    """
+    R_x = positive("R_x", R_x)
+    name = getattr(objective, "name", None)
+    try:
+        mod = generated_module(member(name, family="normalized"), "_bounds")
+    except Exception as exc:  # noqa: BLE001 - unknown member, user member without bounds
+        raise ValidationError(f"lr='certified' needs a member with derived bounds, {name!r} has none") from exc
+    A, b, w = np.asarray(objective.A), np.asarray(objective.b), np.asarray(objective.w)
+    R_A = max(float(np.sqrt(max(np.linalg.eigvalsh(A.T @ A)[-1], 0.0))), np.finfo(float).tiny)
+    w_max = float(np.max(np.abs(w)))
+    if np.all(b >= 0) and abs(float(b.sum()) - 1.0) <= 1e-12:
+        smooth = mod.FUNCTIONS[("simplex", "smooth")](R_A, R_x, A.shape[0], w_max)
+    else:
+        b_norm = max(float(np.linalg.norm(b)), np.finfo(float).tiny)
+        smooth = mod.FUNCTIONS[("ball", "smooth")](R_A, R_x, A.shape[0], b_norm, w_max)
+    if not (math.isfinite(smooth) and smooth > 0):
+        raise ValidationError(f"lr='certified': no finite smoothness bound for {name!r} at R_A = {R_A:.4g}, "
+                              f"R_x = {R_x:.4g}")
+    return float(smooth)
+
+
 @register
 class ZerothOrderGD(Solver):
-    """ZO gradient descent (``method="zo"``): options ``K, mu, lr, seed, kind, true_grad, block``."""
+    """ZO gradient descent (``method="zo"``): options ``K, mu, lr, R_x, seed, kind, true_grad, block``."""
 
     name = "zo"
 
-    def __init__(self, K: int = 16, mu: float = 1e-5, lr: float | None = None, seed=0,
-                 kind: str = "gaussian", true_grad: bool = True, block: int | None = None):
+    def __init__(self, K: int = 16, mu: float = 1e-5, lr: float | str | None = None, seed=0,
+                 kind: str = "gaussian", true_grad: bool = True, block: int | None = None,
+                 R_x: float | None = None):
         self.K = count("K", K, 1)
         self.mu = positive("mu", mu)
-        self.lr = None if lr is None else positive("lr", lr)
+        self.certified = isinstance(lr, str)
+        if self.certified and lr != "certified":
+            raise ValidationError(f"lr must be a positive number, 'certified' or None, got {lr!r}")
+        self.lr = None if lr is None or self.certified else positive("lr", lr)
+        self.R_x = None if R_x is None else positive("R_x", R_x)
+        self.smooth: float | None = None
         self.kind = zo.check_kind(kind)
         self.rng = np.random.default_rng(zo.stream_seed(seed))
         self.true_grad = bool(true_grad)
@@ -86,6 +131,10 @@ class ZerothOrderGD(Solver):
         return State(x=x, f=f, g=g_hat, extra={**extra, "est": (g_hat, est)})
 
     def init(self, objective, x0: np.ndarray) -> State:
+        if self.certified:
+            R_x = self.R_x if self.R_x is not None else max(1.0, 2.0 * float(np.linalg.norm(x0)))
+            self.smooth = certified_smoothness(objective, R_x)
+            self.lr = self.K / ((objective.d + self.K) * self.smooth)
         return self._state(objective, x0, objective.fun(x0), {})
 
     def step(self, objective, state: State) -> State:
@@ -104,4 +153,4 @@ class ZerothOrderGD(Solver):
     def extra_result(self, state: State) -> dict:
         return {"zo_record": list(self.record),
                 "zo_options": {"K": self.K, "mu": self.mu, "lr": self.lr, "kind": self.kind,
-                               "true_grad": self.true_grad}}
+                               "true_grad": self.true_grad, "certified_smooth": self.smooth}}
