@@ -123,10 +123,11 @@ def plots(curves: dict, pert: dict, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.4), dpi=80)
     for name, rows in pert.items():
         moved = np.array([r.moved for r in rows])
-        if not np.any(moved > 1e-20):   # x* = 0 whatever the data (rescaled_cosh, rescaled_sinh)
+        if np.max(moved) < 1e-9 * max(r.bound for r in rows):   # x* = 0 whatever the data (rescaled_cosh, _sinh)
             continue
         ax.loglog([r.bound for r in rows], moved, "o", ms=3, label=name)
-    lim = np.array([1e-6, 10])
+    lim = np.array([1e-7, 10])
+    ax.set_ylim(1e-8, 10)
     ax.loglog(lim, lim, "k--", lw=1, label="measured = bound")
     ax.set_xlabel("bound (G_A‖dA‖ + G_b‖db‖) / l")
     ax.set_ylabel("measured ‖Δx*‖")

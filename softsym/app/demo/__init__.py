@@ -23,6 +23,7 @@ SECTIONS: list[tuple[str, str, Callable]] = [
     ("000", "Data beyond one machine: the same Newton on Dask row chunks", dask.section),
     ("001", "Rescaled exp / cosh / sinh regression", rescaled_regression.newton_section),
     ("001", "Derived bounds and their certified tightness", rescaled_regression.bounds_section),
+    ("001", "The theorems on certified instances", rescaled_regression.certified_section),
     ("002", "Zeroth-order softmax optimization", zeroth_order.section),
     ("003", "Single-layer attention regression", attention.section),
     ("004", "Two-layer softmax networks: NTK, GD training, diffusion scores", two_layer.section),
