@@ -33,19 +33,21 @@ def _share(inst) -> float:
 def instances_table(n: int, d: int) -> str:
     lines = [f"Certified instances (n = {n}, d = {d}, singular values of A from 0.5 to 1, "
              "||x_planted|| = 0.5, w^2 = C + 1):", "",
-             "| member | w^2 | C | l | M | R_x | ‖x0 − x*‖ | data share of H(x*) |", "|---|---|---|---|---|---|---|---|"]
+             "| member | w^2 | C | l | M | R_x | ‖x0 − x*‖ | data share of H(x*) |",
+             "|---|---|---|---|---|---|---|---|"]
     for name in ALL_MEMBERS:
         inst = ex.certified_instance(name, n=n, d=d)
-        lines.append(f"| {name} | {inst.w[0] ** 2:.4g} | {inst.bounds.C:.3g} | {inst.l:.3g} | {inst.bounds.M:.3g} | "
-                     f"{inst.R_x:.3g} | {np.linalg.norm(inst.x0 - inst.x_min):.3g} | {_share(inst):.2g} |")
+        lines.append(f"| {name} | {inst.w[0] ** 2:.4g} | {inst.bounds.C:.3g} | {inst.l:.3g} | "
+                     f"{inst.bounds.M:.3g} | {inst.R_x:.3g} | {np.linalg.norm(inst.x0 - inst.x_min):.3g} | "
+                     f"{_share(inst):.2g} |")
     return "\n".join(lines)
 
 
 def newton_tables(n: int, d: int, seeds: int) -> tuple[str, dict]:
-    rows = ["| member | eps0 | sample rows m / n | steps | worst measured factor | median | bound's factor (max) | "
-            "sparsifier within (1±eps0) | max eps_K |", "|---|---|---|---|---|---|---|---|---|"]
-    iter_rows = ["| member | eps0 | " + " | ".join(f"1e-{k}" for k in (2, 4, 6, 8, 10)) + " | theorem: ⌈log(1/eps)/log(2.5)⌉ |",
-                 "|---|---|" + "---|" * 6]
+    rows = ["| member | eps0 | sample rows m / n | steps | worst measured factor | median | "
+            "bound's factor (max) | sparsifier within (1±eps0) | max eps_K |", "|---|---|---|---|---|---|---|---|---|"]
+    iter_rows = ["| member | eps0 | " + " | ".join(f"1e-{k}" for k in (2, 4, 6, 8, 10))
+                 + " | theorem: ⌈log(1/eps)/log(2.5)⌉ |", "|---|---|" + "---|" * 6]
     curves = {}
     for name in NEWTON_MEMBERS:
         inst = ex.certified_instance(name, n=n, d=d)
@@ -55,34 +57,39 @@ def newton_tables(n: int, d: int, seeds: int) -> tuple[str, dict]:
             pred = [p for run in runs for p in run.predicted]
             sa = ex.sparsifier_accuracy(inst.objective(), inst.x0, eps0, draws=20, seed=1)
             m = runs[0].sample_rows[0] if runs[0].sample_rows else n
-            rows.append(f"| {name} | {eps0} | {m} / {n} | {len(ratios)} | {max(ratios):.3g} | {np.median(ratios):.3g} | "
-                        f"{max(pred):.3g} | {sa['fraction_within']:.2f} | {max(sa['eps_K']):.3g} |")
+            rows.append(f"| {name} | {eps0} | {m} / {n} | {len(ratios)} | {max(ratios):.3g} | "
+                        f"{np.median(ratios):.3g} | {max(pred):.3g} | {sa['fraction_within']:.2f} | "
+                        f"{max(sa['eps_K']):.3g} |")
             its = runs[0].iterations
-            theo = " / ".join(str(math.ceil(k * math.log(10) / math.log(1 / ex.PAPER_RATE))) for k in (2, 4, 6, 8, 10))
-            iter_rows.append(f"| {name} | {eps0} | " + " | ".join(str(its[10.0 ** -k]) for k in (2, 4, 6, 8, 10))
-                             + f" | {theo} |")
+            ks = (2, 4, 6, 8, 10)
+            theo = " / ".join(str(math.ceil(k * math.log(10) / math.log(1 / ex.PAPER_RATE))) for k in ks)
+            iter_rows.append(f"| {name} | {eps0} | " + " | ".join(str(its[10.0 ** -k]) for k in ks) + f" | {theo} |")
             curves[(name, eps0)] = runs[0].errors
-    return "\n".join(rows) + "\n\nIterations to reduce ‖x − x*‖ by eps (seed 0):\n\n" + "\n".join(iter_rows), curves
+    text = "\n".join(rows) + "\n\nIterations to reduce ‖x − x*‖ by eps (seed 0):\n\n" + "\n".join(iter_rows)
+    return text, curves
 
 
 def zo_table(n: int, d: int, eps: float) -> str:
     lines = [f"Zeroth order, lr = K/((d+K) smooth) with the certified smooth, gap reduced by {eps:g} "
              f"(n = {n}, d = {d}; Gaussian directions, mu = 1e-5):", "",
-             "| member | K | lr | smooth (certified / true) | l (certified / true) | iterations | predicted (certified) | "
-             "predicted (true curvatures) | measured / predicted |", "|---|---|---|---|---|---|---|---|---|"]
+             "| member | K | lr | smooth (certified / true) | l (certified / true) | iterations | "
+             "predicted (certified) | predicted (true curvatures) | measured / predicted |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name in ("softmax", "rescaled_exp"):
         inst = ex.certified_instance(name, n=n, d=d)
         for K in (1, 4, 16, 64):
             r = ex.zeroth_order_rate(inst, K, eps=eps)
-            lines.append(f"| {name} | {K} | {r.lr:.3g} | {r.smooth:.4g} / {r.smooth_true:.4g} | {r.l:.4g} / {r.l_true:.4g} | "
-                         f"{r.iterations} | {r.predicted:.0f} | {r.predicted_true:.0f} | {r.iterations / r.predicted:.2f} |")
+            lines.append(f"| {name} | {K} | {r.lr:.3g} | {r.smooth:.4g} / {r.smooth_true:.4g} | "
+                         f"{r.l:.4g} / {r.l_true:.4g} | {r.iterations} | {r.predicted:.0f} | "
+                         f"{r.predicted_true:.0f} | {r.iterations / r.predicted:.2f} |")
     return "\n".join(lines)
 
 
 def perturbation(n: int, d: int) -> tuple[str, dict]:
     lines = [f"Perturbation corollary (n = {n}, d = {d}, singular values of A from 0.8 to 1, w^2 = C + 0.01, "
              "5 random perturbations per size; relative size s: ‖dA‖ = s‖A‖, ‖db‖ = s‖b‖):", "",
-             "| member | s | median ‖Δx*‖ | median bound | tightness (min / median / max) |", "|---|---|---|---|---|"]
+             "| member | s | median ‖Δx*‖ | median bound | tightness (min / median / max) |",
+             "|---|---|---|---|---|"]
     data = {}
     for name in NEWTON_MEMBERS:
         inst = ex.certified_instance(name, n=n, d=d, sigma_min=0.8, l_extra=0.01, radius=1.0)
@@ -91,8 +98,8 @@ def perturbation(n: int, d: int) -> tuple[str, dict]:
         for s in sorted({r.size for r in rows}):
             rs = [r for r in rows if r.size == s]
             t = [r.tightness for r in rs]
-            lines.append(f"| {name} | {s:g} | {np.median([r.moved for r in rs]):.3g} | {np.median([r.bound for r in rs]):.3g} | "
-                         f"{min(t):.3g} / {np.median(t):.3g} / {max(t):.3g} |")
+            lines.append(f"| {name} | {s:g} | {np.median([r.moved for r in rs]):.3g} | "
+                         f"{np.median([r.bound for r in rs]):.3g} | {min(t):.3g} / {np.median(t):.3g} / {max(t):.3g} |")
     return "\n".join(lines), data
 
 

@@ -964,7 +964,7 @@ def _exp_interval(e: sp.Expr, uvars: tuple[sp.Symbol, ...]) -> tuple[sp.Expr, sp
 
 
 def _exp_pair_sum(e: sp.Expr) -> sp.Expr:
-    """P4: bound of ``sum_{j != i} e(u_i, u_j)`` for ``||u||_2 <= R_A R_x`` when ``e`` is a positive sum of ``c exp(linear)``.
+    """P4: bound of ``sum_{j != i} e(u_i, u_j)`` for ``||u||_2 <= R_A R_x``, ``e`` a positive sum of ``c exp(linear)``.
 
     With ``m = n - 1`` and ``x_j = a' u_j`` (``sum x_j^2 <= rho^2 = a'^2 ((R_A R_x)^2 - u_i^2)``),
     ``e^x <= 1 + x + x^2 (e^rho - 1 - rho) / rho^2`` for ``x <= rho`` gives

@@ -184,7 +184,8 @@ def test_start_condition_rules_out_weak_regularizers_without_the_gram(monkeypatc
     # the radii used are below the ones the full check starts from, and it fails there as well
     R_full = max(float(np.linalg.norm(obj.A, 2)), 0.0)
     assert info["R_A"] <= R_full * (1 + 1e-12) and info["R_x"] <= 1e-300
-    assert info["w_min2"] <= bounds("softmax", n=60, b_norm=float(np.linalg.norm(obj.b)), R_A=R_full, R_x=0.0 + 1e-300).C
+    b_norm = float(np.linalg.norm(obj.b))
+    assert info["w_min2"] <= bounds("softmax", n=60, b_norm=b_norm, R_A=R_full, R_x=1e-300).C
 
 
 def test_rules_report_no_finite_bound_explicitly():
