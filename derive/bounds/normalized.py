@@ -835,7 +835,10 @@ def softmax_map_constants(K: int = 3) -> tuple[dict[int, sp.Expr], sp.Symbol, di
 
 
 def _softmax_map_bounds(f: NormalizedFormulas, region: str) -> list[tuple[str, str, sp.Expr]]:
-    """(rule, key, bound) candidates for ``C``, ``Lam`` (lambda_max of B) and ``Mu`` (u-space M)."""
+    """(rule, key, bound) candidates for ``C``, ``Lam`` (lambda_max of B), ``Mu`` (u-space M) and ``g``.
+
+    ``g`` bounds ``||grad_u l||_2``: ``<grad_u l, h> = sum_i l~'_i DF_i[h] <= ||l~'||_2 Q_1`` for unit ``h``.
+    """
     lt = softmax_loss(f)
     if lt is None:
         return []
@@ -849,7 +852,8 @@ def _softmax_map_bounds(f: NormalizedFormulas, region: str) -> list[tuple[str, s
     n1 = bd.n2(e1).e
     out = [("C", bd.neg_lo(e2).e * Q[1]**2 + n1 * Q[2]),
            ("Lam", bd.pos_hi(e2).e * Q[1]**2 + n1 * Q[2]),
-           ("Mu", bd.inf(e3).e * Q[1]**3 + 3 * bd.inf(e2).e * Q[1] * Q[2] + n1 * Q[3])]
+           ("Mu", bd.inf(e3).e * Q[1]**3 + 3 * bd.inf(e2).e * Q[1] * Q[2] + n1 * Q[3]),
+           ("g", n1 * Q[1])]
     return [(SOFTMAX_RULE, key, e) for key, e in out if _finite(e)]
 
 
@@ -888,7 +892,8 @@ def _softmax_map_note(f: NormalizedFormulas) -> str | None:
         r"$C \le \max(0, -\min\tilde\ell'') Q_1^2 + \|\tilde\ell'\|_2 Q_2$, "
         r"$\lambda_{\max}(B) \le \max(0, \max\tilde\ell'') Q_1^2 + \|\tilde\ell'\|_2 Q_2$, "
         r"$M_u \le \max|\tilde\ell'''| Q_1^3 + 3\max|\tilde\ell''| Q_1 Q_2 + \|\tilde\ell'\|_2 Q_3$ and "
-        r"$M = R_A^3 M_u$; the norms of $\tilde\ell'$, $\tilde\ell''$, $\tilde\ell'''$ come from the propagation rules "
+        r"$M = R_A^3 M_u$, and the u-gradient $\|\nabla_u \ell\|_2 \le \|\tilde\ell'\|_2 Q_1$ "
+        r"(it enters $G_A$); the norms of $\tilde\ell'$, $\tilde\ell''$, $\tilde\ell'''$ come from the propagation rules "
         r"with $0 \le F_i \le s_{\max}$.", ""])
 
 
