@@ -59,8 +59,8 @@ def _greatest(*a):
 
 
 ASSUMPTIONS = {
-    'ball': '||A||_2 <= R, ||x||_2 <= R (so ||Ax||_2 <= R^2), ||b||_2 <= b_norm, 0 <= w_i <= w_max',
-    'simplex': '||A||_2 <= R, ||x||_2 <= R (so ||Ax||_2 <= R^2), b >= 0 with sum(b) = 1, 0 <= w_i <= w_max',
+    'ball': '||A||_2 <= R_A, ||x||_2 <= R_x (so ||Ax||_2 <= R_A R_x), ||b||_2 <= b_norm, 0 <= w_i <= w_max',
+    'simplex': '||A||_2 <= R_A, ||x||_2 <= R_x (so ||Ax||_2 <= R_A R_x), b >= 0 with sum(b) = 1, 0 <= w_i <= w_max',
 }
 FINITE = {
     ('ball', 'C'): True,
@@ -76,82 +76,81 @@ FINITE = {
 }
 
 
-def C_ball(R, n, b_norm, w_max):
+def C_ball(R_A, R_x, n, b_norm, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (ball region)."""
-    out = _hmax(0, -(1 - b_norm)*_cosh(_pow(R, 2)))
+    out = _hmax(0, -(1 - b_norm)*_cosh(R_A*R_x))
     return float(out)
 
 
-def smooth_ball(R, n, b_norm, w_max):
+def smooth_ball(R_A, R_x, n, b_norm, w_max):
     """||hess L(x)|| <= smooth (gradient Lipschitz constant) (ball region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _pow(_sinh(c0), 2)
     c2 = _cosh(c0)
     c3 = c1 + c2*(b_norm + c2)
-    out = c0*_hmax(_pow(w_max, 2) + _least(c3, _hmax(0, _least(c3, b_norm*c2 + c1 + _pow(c2, 2)))), _hmax(0, -c2*(1 - b_norm)))
+    out = _pow(R_A, 2)*_hmax(_pow(w_max, 2) + _least(c3, _hmax(0, _least(c3, b_norm*c2 + c1 + _pow(c2, 2)))), _hmax(0, -c2*(1 - b_norm)))
     return float(out)
 
 
-def M_ball(R, n, b_norm, w_max):
+def M_ball(R_A, R_x, n, b_norm, w_max):
     """||hess L(x) - hess L(y)|| <= M ||x - y|| (Hessian Lipschitz constant) (ball region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _sinh(c0)
-    out = _pow(R, 3)*(b_norm*c1 + 4*c1*_cosh(c0))
+    out = _pow(R_A, 3)*(b_norm*c1 + 4*c1*_cosh(c0))
     return float(out)
 
 
-def G_A_ball(R, n, b_norm, w_max):
+def G_A_ball(R_A, R_x, n, b_norm, w_max):
     """||grad L_A(x) - grad L_A'(x)|| <= G_A ||A - A'||_2 (ball region)."""
-    c0 = _pow(R, 2)
-    c1 = _pow(w_max, 2)
-    c2 = _sinh(c0)
-    c3 = _cosh(c0)
-    c4 = c3*math.sqrt(n)
-    c5 = _pow(c2, 2)
-    c6 = c3*(b_norm + c3) + c5
-    out = c0*c1 + c0*_hmax(c1 + _least(c6, _hmax(0, _least(c6, b_norm*c3 + _pow(c3, 2) + c5))), _hmax(0, -c3*(1 - b_norm))) + _least(c2*(b_norm + c4), b_norm*c2 + c2*c4)
+    c0 = R_A*R_x
+    c1 = _sinh(c0)
+    c2 = _cosh(c0)
+    c3 = c2*math.sqrt(n)
+    c4 = _pow(w_max, 2)
+    c5 = _pow(c1, 2)
+    c6 = c2*(b_norm + c2) + c5
+    out = c0*(c4 + _hmax(c4 + _least(c6, _hmax(0, _least(c6, b_norm*c2 + _pow(c2, 2) + c5))), _hmax(0, -c2*(1 - b_norm)))) + _least(c1*(b_norm + c3), b_norm*c1 + c1*c3)
     return float(out)
 
 
-def G_b_ball(R, n, b_norm, w_max):
+def G_b_ball(R_A, R_x, n, b_norm, w_max):
     """||grad L_b(x) - grad L_b'(x)|| <= G_b ||b - b'||_2 (ball region)."""
-    out = R*_sinh(_pow(R, 2))
+    out = R_A*_sinh(R_A*R_x)
     return float(out)
 
 
-def C_simplex(R, n, w_max):
+def C_simplex(R_A, R_x, n, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (simplex region)."""
     out = 0
     return float(out)
 
 
-def smooth_simplex(R, n, w_max):
+def smooth_simplex(R_A, R_x, n, w_max):
     """||hess L(x)|| <= smooth (gradient Lipschitz constant) (simplex region)."""
-    c0 = _pow(R, 2)
-    out = c0*(_pow(w_max, 2) + _pow(_sinh(c0), 2) + _pow(_cosh(c0), 2))
+    c0 = R_A*R_x
+    out = _pow(R_A, 2)*(_pow(w_max, 2) + _pow(_sinh(c0), 2) + _pow(_cosh(c0), 2))
     return float(out)
 
 
-def M_simplex(R, n, w_max):
+def M_simplex(R_A, R_x, n, w_max):
     """||hess L(x) - hess L(y)|| <= M ||x - y|| (Hessian Lipschitz constant) (simplex region)."""
-    c0 = _pow(R, 2)
-    out = 4*_pow(R, 3)*_sinh(c0)*_cosh(c0)
+    c0 = R_A*R_x
+    out = 4*_pow(R_A, 3)*_sinh(c0)*_cosh(c0)
     return float(out)
 
 
-def G_A_simplex(R, n, w_max):
+def G_A_simplex(R_A, R_x, n, w_max):
     """||grad L_A(x) - grad L_A'(x)|| <= G_A ||A - A'||_2 (simplex region)."""
-    c0 = _pow(R, 2)
-    c1 = _pow(w_max, 2)
-    c2 = _sinh(c0)
-    c3 = _cosh(c0)
-    out = c0*c1 + c0*(c1 + _pow(c2, 2) + _pow(c3, 2)) + c2*c3*math.sqrt(n)
+    c0 = R_A*R_x
+    c1 = _sinh(c0)
+    c2 = _cosh(c0)
+    out = c0*(_pow(c1, 2) + _pow(c2, 2) + 2*_pow(w_max, 2)) + c1*c2*math.sqrt(n)
     return float(out)
 
 
-def G_b_simplex(R, n, w_max):
+def G_b_simplex(R_A, R_x, n, w_max):
     """||grad L_b(x) - grad L_b'(x)|| <= G_b ||b - b'||_2 (simplex region)."""
-    out = R*_sinh(_pow(R, 2))
+    out = R_A*_sinh(R_A*R_x)
     return float(out)
 
 

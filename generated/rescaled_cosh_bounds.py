@@ -59,8 +59,8 @@ def _greatest(*a):
 
 
 ASSUMPTIONS = {
-    'ball': '||A||_2 <= R, ||x||_2 <= R (so ||Ax||_2 <= R^2), ||b||_2 <= b_norm, 0 <= w_i <= w_max',
-    'simplex': '||A||_2 <= R, ||x||_2 <= R (so ||Ax||_2 <= R^2), b >= 0 with sum(b) = 1, 0 <= w_i <= w_max',
+    'ball': '||A||_2 <= R_A, ||x||_2 <= R_x (so ||Ax||_2 <= R_A R_x), ||b||_2 <= b_norm, 0 <= w_i <= w_max',
+    'simplex': '||A||_2 <= R_A, ||x||_2 <= R_x (so ||Ax||_2 <= R_A R_x), b >= 0 with sum(b) = 1, 0 <= w_i <= w_max',
 }
 FINITE = {
     ('ball', 'C'): True,
@@ -76,10 +76,10 @@ FINITE = {
 }
 
 
-def C_ball(R, n, b_norm, w_max):
+def C_ball(R_A, R_x, n, b_norm, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (ball region)."""
     c0 = n - 1
-    c1 = _pow(R, 2)
+    c1 = R_A*R_x
     c2 = math.sqrt(2)*c1
     c3 = 2*b_norm
     c4 = -c3
@@ -91,9 +91,9 @@ def C_ball(R, n, b_norm, w_max):
     return float(out)
 
 
-def smooth_ball(R, n, b_norm, w_max):
+def smooth_ball(R_A, R_x, n, b_norm, w_max):
     """||hess L(x)|| <= smooth (gradient Lipschitz constant) (ball region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _sinh(c0)
     c2 = math.sqrt(n)
     c3 = b_norm*c2
@@ -117,13 +117,13 @@ def smooth_ball(R, n, b_norm, w_max):
     c21 = -c17
     c22 = _hmax(c21, 2*_hmin(-1/4, -b_norm + c16))
     c23 = _hmax(0, -((1/2)*_cosh(2*c0) + 1/2)*_hmax(1 - c17, _hmin(-1, c16 + c21) + 1))
-    out = c0*_hmax(_pow(w_max, 2) + _least(c4 + c9*(c5 + c6), c4 + _hmax(0, _least(c13, b_norm*c8*n + c12 + c8)), c18 + _hmax(0, _least(c15 + c5*c9, b_norm*c9 + c15 + c9)), c13 + c14 + c18), _least(c19*_hmax(0, -c22*_cosh(c20)) + c23, c23 + _hmax(0, -c22)*_hmax(0, (c0*(math.sqrt(c19) - 1) + n - 2)*_exp(c0) + _exp(c20)), _hmax(0, c3*c8 - c7*(1 - c11))))
+    out = _pow(R_A, 2)*_hmax(_pow(w_max, 2) + _least(c4 + c9*(c5 + c6), c4 + _hmax(0, _least(c13, b_norm*c8*n + c12 + c8)), c18 + _hmax(0, _least(c15 + c5*c9, b_norm*c9 + c15 + c9)), c13 + c14 + c18), _least(c19*_hmax(0, -c22*_cosh(c20)) + c23, c23 + _hmax(0, -c22)*_hmax(0, (c0*(math.sqrt(c19) - 1) + n - 2)*_exp(c0) + _exp(c20)), _hmax(0, c3*c8 - c7*(1 - c11))))
     return float(out)
 
 
-def M_ball(R, n, b_norm, w_max):
+def M_ball(R_A, R_x, n, b_norm, w_max):
     """||hess L(x) - hess L(y)|| <= M ||x - y|| (Hessian Lipschitz constant) (ball region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _sinh(c0)
     c2 = b_norm*c1
     c3 = 3*c2
@@ -146,71 +146,71 @@ def M_ball(R, n, b_norm, w_max):
     c20 = -c19
     c21 = c1*(c10 + c13)
     c22 = _hmax(c14, c15)
-    out = _pow(R, 3)*_least(c11*(c3*c4 + c3 + 3*c6 + _hmax(c9 + _hmax(c2, c7), c9 - _hmin(-c2, -c7))), 2*c10*c2 + c10*(c2 + c6) + c12*c3 + 2*c12*c5 + _hmax(-_greatest(c16 - c17, c16 - c18 + _hmin(c20, c19, -c21)), _least(c17 + c22, c18 + c22 + _hmax(c20, c19, c21))))
+    out = _pow(R_A, 3)*_least(c11*(c3*c4 + c3 + 3*c6 + _hmax(c9 + _hmax(c2, c7), c9 - _hmin(-c2, -c7))), 2*c10*c2 + c10*(c2 + c6) + c12*c3 + 2*c12*c5 + _hmax(-_greatest(c16 - c17, c16 - c18 + _hmin(c20, c19, -c21)), _least(c17 + c22, c18 + c22 + _hmax(c20, c19, c21))))
     return float(out)
 
 
-def G_A_ball(R, n, b_norm, w_max):
+def G_A_ball(R_A, R_x, n, b_norm, w_max):
     """||grad L_A(x) - grad L_A'(x)|| <= G_A ||A - A'||_2 (ball region)."""
-    c0 = _pow(R, 2)
-    c1 = _pow(w_max, 2)
-    c2 = _cosh(c0)
-    c3 = b_norm + 1
-    c4 = _sinh(c0)
-    c5 = b_norm*c3
-    c6 = math.sqrt(n)
-    c7 = c4*c6
-    c8 = b_norm*n
-    c9 = c2*c8
-    c10 = c2*c6
-    c11 = c10 + c9
-    c12 = b_norm*c11
-    c13 = c7*_hmax(c12, b_norm*c10)
-    c14 = b_norm*c6
-    c15 = _pow(c14*c4 + c4, 2)
-    c16 = _pow(c2, 2)
+    c0 = R_A*R_x
+    c1 = _cosh(c0)
+    c2 = b_norm + 1
+    c3 = _sinh(c0)
+    c4 = b_norm*c2
+    c5 = math.sqrt(n)
+    c6 = c3*c5
+    c7 = b_norm*n
+    c8 = c1*c7
+    c9 = c1*c5
+    c10 = c8 + c9
+    c11 = b_norm*c10
+    c12 = c6*_hmax(c11, b_norm*c9)
+    c13 = _pow(w_max, 2)
+    c14 = b_norm*c5
+    c15 = _pow(c14*c3 + c3, 2)
+    c16 = _pow(c1, 2)
     c17 = c16*_pow(n, 2)
-    c18 = c12*c2
-    c19 = c18 + c2*(c2 + c9)
-    c20 = _pow(c4, 2)
-    c21 = c17*c5 + c20
+    c18 = c1*c11
+    c19 = c1*(c1 + c8) + c18
+    c20 = _pow(c3, 2)
+    c21 = c17*c4 + c20
     c22 = _pow(b_norm, 2)
     c23 = 2*b_norm
-    c24 = c20*c22*n + c20*c23*c6
+    c24 = c20*c22*n + c20*c23*c5
     c25 = n - 1
     c26 = math.sqrt(2)*c0
     c27 = -c23
     c28 = _hmax(c27, 2*_hmin(-1/4, -b_norm + c22))
     c29 = _hmax(0, -((1/2)*_cosh(2*c0) + 1/2)*_hmax(1 - c23, _hmin(-1, c22 + c27) + 1))
-    out = c0*c1 + c0*_hmax(c1 + _least(c15 + c17*(c3 + c5), c15 + _hmax(0, _least(c19, c16*c8 + c16 + c18)), c24 + _hmax(0, _least(c17*c3 + c21, b_norm*c17 + c17 + c21)), c19 + c20 + c24), _least(c25*_hmax(0, -c28*_cosh(c26)) + c29, c29 + _hmax(0, -c28)*_hmax(0, (c0*(math.sqrt(c25) - 1) + n - 2)*_exp(c0) + _exp(c26)), _hmax(0, c14*c16 - c2*(1 - c9)))) + _least(c2*n*(c3*c4 + c7*_hmax(b_norm, c5)), _least(c11*c4 + c13, c10*c4 + c13 + c4*c9))
+    out = c0*(c13 + _hmax(c13 + _least(c15 + c17*(c2 + c4), c15 + _hmax(0, _least(c19, c16*c7 + c16 + c18)), c24 + _hmax(0, _least(c17*c2 + c21, b_norm*c17 + c17 + c21)), c19 + c20 + c24), _least(c25*_hmax(0, -c28*_cosh(c26)) + c29, c29 + _hmax(0, -c28)*_hmax(0, (c0*(math.sqrt(c25) - 1) + n - 2)*_exp(c0) + _exp(c26)), _hmax(0, -c1*(1 - c8) + c14*c16)))) + _least(c1*n*(c2*c3 + c6*_hmax(b_norm, c4)), _least(c10*c3 + c12, c12 + c3*c8 + c3*c9))
     return float(out)
 
 
-def G_b_ball(R, n, b_norm, w_max):
+def G_b_ball(R_A, R_x, n, b_norm, w_max):
     """||grad L_b(x) - grad L_b'(x)|| <= G_b ||b - b'||_2 (ball region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _sinh(c0)
     c2 = 2*b_norm
     c3 = math.sqrt(n)
     c4 = c1*c3
     c5 = _cosh(c0)
     c6 = c5*n
-    out = R*_least(c6*(c1 + c4*(c2 + 1)), c1*c6 + c4*(c2*c6 + c3*c5))
+    out = R_A*_least(c6*(c1 + c4*(c2 + 1)), c1*c6 + c4*(c2*c6 + c3*c5))
     return float(out)
 
 
-def C_simplex(R, n, w_max):
+def C_simplex(R_A, R_x, n, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (simplex region)."""
     c0 = n - 1
-    c1 = _pow(R, 2)
+    c1 = R_A*R_x
     c2 = math.sqrt(2)*c1
     out = _least((1/2)*c0*_cosh(c2), (1/2)*_hmax(0, (c1*(math.sqrt(c0) - 1) + n - 2)*_exp(c1) + _exp(c2)))
     return float(out)
 
 
-def smooth_simplex(R, n, w_max):
+def smooth_simplex(R_A, R_x, n, w_max):
     """||hess L(x)|| <= smooth (gradient Lipschitz constant) (simplex region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _sinh(c0)
     c2 = c1*math.sqrt(n)
     c3 = _cosh(c0)
@@ -219,13 +219,13 @@ def smooth_simplex(R, n, w_max):
     c6 = _pow(c1, 2)
     c7 = n - 1
     c8 = math.sqrt(2)*c0
-    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(c1 + c2, 2) + _hmax(0, c5), 2*c2*_least(c2, c1) + c6*n + _hmax(0, c5 + c6)), _least((1/2)*c7*_cosh(c8), (1/2)*_hmax(0, (c0*(math.sqrt(c7) - 1) + n - 2)*_exp(c0) + _exp(c8))))
+    out = _pow(R_A, 2)*_hmax(_pow(w_max, 2) + _least(_pow(c1 + c2, 2) + _hmax(0, c5), 2*c2*_least(c2, c1) + c6*n + _hmax(0, c5 + c6)), _least((1/2)*c7*_cosh(c8), (1/2)*_hmax(0, (c0*(math.sqrt(c7) - 1) + n - 2)*_exp(c0) + _exp(c8))))
     return float(out)
 
 
-def M_simplex(R, n, w_max):
+def M_simplex(R_A, R_x, n, w_max):
     """||hess L(x) - hess L(y)|| <= M ||x - y|| (Hessian Lipschitz constant) (simplex region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _sinh(c0)
     c2 = math.sqrt(n)
     c3 = c1*c2
@@ -242,18 +242,18 @@ def M_simplex(R, n, w_max):
     c14 = -c13
     c15 = c1*_least(c8*n, c12)
     c16 = -c15
-    out = _pow(R, 3)*_least(c6*(5*c1 + 6*c3 + 3*c4), 5*c3*c5 + 2*c4*c5 + c5*(c3 + c4) + _hmax(3*c7 + _hmax(c10, c9, c7) + _hmax(c14, c13, c16, c15), 3*c1*c5 - _hmin(c10, c9, -c7) - _hmin(c14, c13, c16, c15)))
+    out = _pow(R_A, 3)*_least(c6*(5*c1 + 6*c3 + 3*c4), 5*c3*c5 + 2*c4*c5 + c5*(c3 + c4) + _hmax(3*c7 + _hmax(c10, c9, c7) + _hmax(c14, c13, c16, c15), 3*c1*c5 - _hmin(c10, c9, -c7) - _hmin(c14, c13, c16, c15)))
     return float(out)
 
 
-def G_A_simplex(R, n, w_max):
+def G_A_simplex(R_A, R_x, n, w_max):
     """||grad L_A(x) - grad L_A'(x)|| <= G_A ||A - A'||_2 (simplex region)."""
-    c0 = _pow(R, 2)
-    c1 = _pow(w_max, 2)
-    c2 = _sinh(c0)
+    c0 = _pow(w_max, 2)
+    c1 = R_A*R_x
+    c2 = _sinh(c1)
     c3 = math.sqrt(n)
     c4 = c2*c3
-    c5 = _cosh(c0)
+    c5 = _cosh(c1)
     c6 = c5*n
     c7 = c6 - 1
     c8 = _hmax(c7, c5)
@@ -263,23 +263,23 @@ def G_A_simplex(R, n, w_max):
     c12 = _least(c4, c2)
     c13 = 2*c12
     c14 = n - 1
-    c15 = math.sqrt(2)*c0
+    c15 = math.sqrt(2)*c1
     c16 = c3*c5
     c17 = -c6
     c18 = c4*_hmax(-_greatest(_greatest(c17, -c8), _greatest(c17, -_least(c16, c5))), c9)
-    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c2 + c4, 2) + _hmax(0, c10), c11*n + c13*c4 + _hmax(0, c10 + c11)), _least((1/2)*c14*_cosh(c15), (1/2)*_hmax(0, (c0*(math.sqrt(c14) - 1) + n - 2)*_exp(c0) + _exp(c15)))) + _least(c6*_least(c13 + c4, c4 + _least(c4, 2*c2)), _least(c18 + _least(c2*(c16 + c6), c4*c8), c12*c6 + c18 + c4*c5))
+    out = c1*(c0 + _hmax(c0 + _least(_pow(c2 + c4, 2) + _hmax(0, c10), c11*n + c13*c4 + _hmax(0, c10 + c11)), _least((1/2)*c14*_cosh(c15), (1/2)*_hmax(0, (c1*(math.sqrt(c14) - 1) + n - 2)*_exp(c1) + _exp(c15))))) + _least(c6*_least(c13 + c4, c4 + _least(c4, 2*c2)), _least(c18 + _least(c2*(c16 + c6), c4*c8), c12*c6 + c18 + c4*c5))
     return float(out)
 
 
-def G_b_simplex(R, n, w_max):
+def G_b_simplex(R_A, R_x, n, w_max):
     """||grad L_b(x) - grad L_b'(x)|| <= G_b ||b - b'||_2 (simplex region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _sinh(c0)
     c2 = math.sqrt(n)
     c3 = c1*c2
     c4 = _cosh(c0)
     c5 = c4*n
-    out = R*_least(c5*(c1 + 3*c3), c1*c5 + c3*(c2*c4 + 2*c5))
+    out = R_A*_least(c5*(c1 + 3*c3), c1*c5 + c3*(c2*c4 + 2*c5))
     return float(out)
 
 

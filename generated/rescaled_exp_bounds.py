@@ -59,8 +59,8 @@ def _greatest(*a):
 
 
 ASSUMPTIONS = {
-    'ball': '||A||_2 <= R, ||x||_2 <= R (so ||Ax||_2 <= R^2), ||b||_2 <= b_norm, 0 <= w_i <= w_max',
-    'simplex': '||A||_2 <= R, ||x||_2 <= R (so ||Ax||_2 <= R^2), b >= 0 with sum(b) = 1, 0 <= w_i <= w_max',
+    'ball': '||A||_2 <= R_A, ||x||_2 <= R_x (so ||Ax||_2 <= R_A R_x), ||b||_2 <= b_norm, 0 <= w_i <= w_max',
+    'simplex': '||A||_2 <= R_A, ||x||_2 <= R_x (so ||Ax||_2 <= R_A R_x), b >= 0 with sum(b) = 1, 0 <= w_i <= w_max',
 }
 FINITE = {
     ('ball', 'C'): True,
@@ -76,9 +76,9 @@ FINITE = {
 }
 
 
-def C_ball(R, n, b_norm, w_max):
+def C_ball(R_A, R_x, n, b_norm, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (ball region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _exp(2*c0)
     c2 = 2*b_norm
     c3 = -c2
@@ -92,9 +92,9 @@ def C_ball(R, n, b_norm, w_max):
     return float(out)
 
 
-def smooth_ball(R, n, b_norm, w_max):
+def smooth_ball(R_A, R_x, n, b_norm, w_max):
     """||hess L(x)|| <= smooth (gradient Lipschitz constant) (ball region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _exp(2*c0)
     c2 = _pow(b_norm, 2)
     c3 = _exp(c0)
@@ -112,13 +112,13 @@ def smooth_ball(R, n, b_norm, w_max):
     c15 = n - 1
     c16 = _exp(math.sqrt(2)*c0)
     c17 = _hmax(c13, 2*_hmin(-1/4, -b_norm + c2))
-    out = c0*_hmax(_pow(w_max, 2) + _least(c1*_pow(n, 2)*(b_norm*(b_norm + 1) + 3*b_norm + c2 + 2), c3*(c3 + c7) + c8 + _pow(b_norm*c5 + c3, 2), c10*c11 + c2*c9 + _hmax(0, _least(c3*(2*c3 + c7) + c8, b_norm*c9 + c10 + c8))), _least(c14 + c15*_hmax(0, -c16*c17), c14 + _hmax(0, -c17)*_hmax(0, c16 + c3*(c0*(math.sqrt(c15) - 1) + n - 2)), _hmax(0, c1*c11 - c3*(-c7 + _exp(-c0)))))
+    out = _pow(R_A, 2)*_hmax(_pow(w_max, 2) + _least(c1*_pow(n, 2)*(b_norm*(b_norm + 1) + 3*b_norm + c2 + 2), c3*(c3 + c7) + c8 + _pow(b_norm*c5 + c3, 2), c10*c11 + c2*c9 + _hmax(0, _least(c3*(2*c3 + c7) + c8, b_norm*c9 + c10 + c8))), _least(c14 + c15*_hmax(0, -c16*c17), c14 + _hmax(0, -c17)*_hmax(0, c16 + c3*(c0*(math.sqrt(c15) - 1) + n - 2)), _hmax(0, c1*c11 - c3*(-c7 + _exp(-c0)))))
     return float(out)
 
 
-def M_ball(R, n, b_norm, w_max):
+def M_ball(R_A, R_x, n, b_norm, w_max):
     """||hess L(x) - hess L(y)|| <= M ||x - y|| (Hessian Lipschitz constant) (ball region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = 2*c0
     c2 = _exp(c1)
     c3 = _pow(b_norm, 2)
@@ -130,63 +130,63 @@ def M_ball(R, n, b_norm, w_max):
     c9 = c5*c7
     c10 = c8*n
     c11 = c8*(c10 + c9)
-    out = _pow(R, 3)*_least(c2*_pow(n, 2)*(b_norm*(b_norm + 1) + 7*b_norm + 3*c3 + 4), b_norm*c4 + c3*c4*c5 + 3*c5*c6 + c7*(c3*c9 + c8) + _hmax(b_norm*c2*c5 - c7*(-c10 + 2*_exp(-c0)) - 2*_exp(-c1), _least(c11 + 4*c2 + c6*n, c11 + c4 + c7*(c10 + 2*c7))))
+    out = _pow(R_A, 3)*_least(c2*_pow(n, 2)*(b_norm*(b_norm + 1) + 7*b_norm + 3*c3 + 4), b_norm*c4 + c3*c4*c5 + 3*c5*c6 + c7*(c3*c9 + c8) + _hmax(b_norm*c2*c5 - c7*(-c10 + 2*_exp(-c0)) - 2*_exp(-c1), _least(c11 + 4*c2 + c6*n, c11 + c4 + c7*(c10 + 2*c7))))
     return float(out)
 
 
-def G_A_ball(R, n, b_norm, w_max):
+def G_A_ball(R_A, R_x, n, b_norm, w_max):
     """||grad L_A(x) - grad L_A'(x)|| <= G_A ||A - A'||_2 (ball region)."""
-    c0 = _pow(R, 2)
-    c1 = _pow(w_max, 2)
-    c2 = b_norm + 1
-    c3 = b_norm*c2
-    c4 = _exp(2*c0)
-    c5 = c4*_pow(n, 2)
-    c6 = _exp(c0)
-    c7 = b_norm*n
-    c8 = c6*c7
-    c9 = math.sqrt(n)
-    c10 = c6*c9
-    c11 = c10 + c8
-    c12 = c11*c6
-    c13 = b_norm*c10
+    c0 = b_norm + 1
+    c1 = b_norm*c0
+    c2 = R_A*R_x
+    c3 = _exp(2*c2)
+    c4 = c3*_pow(n, 2)
+    c5 = _exp(c2)
+    c6 = b_norm*n
+    c7 = c5*c6
+    c8 = math.sqrt(n)
+    c9 = c5*c8
+    c10 = c7 + c9
+    c11 = c10*c5
+    c12 = b_norm*c9
+    c13 = _pow(w_max, 2)
     c14 = _pow(b_norm, 2)
-    c15 = b_norm*c12
-    c16 = 2*c4
-    c17 = b_norm*c9
+    c15 = b_norm*c11
+    c16 = 2*c3
+    c17 = b_norm*c8
     c18 = 2*b_norm
     c19 = -c18
-    c20 = _hmax(0, -c4*_hmax(1 - c18, _hmin(-1, c14 + c19) + 1))
+    c20 = _hmax(0, -c3*_hmax(1 - c18, _hmin(-1, c14 + c19) + 1))
     c21 = n - 1
-    c22 = _exp(math.sqrt(2)*c0)
+    c22 = _exp(math.sqrt(2)*c2)
     c23 = _hmax(c19, 2*_hmin(-1/4, -b_norm + c14))
-    out = c0*c1 + c0*_hmax(c1 + _least(c5*(3*b_norm + c14 + c3 + 2), c15 + c6*(c6 + c8) + _pow(c13 + c6, 2), c14*c4*n + c16*c17 + _hmax(0, _least(c15 + c6*(2*c6 + c8), c15 + c16 + c4*c7))), _least(c20 + c21*_hmax(0, -c22*c23), c20 + _hmax(0, -c23)*_hmax(0, c22 + c6*(c0*(math.sqrt(c21) - 1) + n - 2)), _hmax(0, c17*c4 - c6*(-c8 + _exp(-c0))))) + _least(c5*(c2 + _hmax(b_norm, c3)), c10*_hmax(b_norm*c11, c13) + c12)
+    out = c2*(c13 + _hmax(c13 + _least(c4*(3*b_norm + c1 + c14 + 2), c15 + c5*(c5 + c7) + _pow(c12 + c5, 2), c14*c3*n + c16*c17 + _hmax(0, _least(c15 + c5*(2*c5 + c7), c15 + c16 + c3*c6))), _least(c20 + c21*_hmax(0, -c22*c23), c20 + _hmax(0, -c23)*_hmax(0, c22 + c5*(c2*(math.sqrt(c21) - 1) + n - 2)), _hmax(0, c17*c3 - c5*(-c7 + _exp(-c2)))))) + _least(c4*(c0 + _hmax(b_norm, c1)), c11 + c9*_hmax(b_norm*c10, c12))
     return float(out)
 
 
-def G_b_ball(R, n, b_norm, w_max):
+def G_b_ball(R_A, R_x, n, b_norm, w_max):
     """||grad L_b(x) - grad L_b'(x)|| <= G_b ||b - b'||_2 (ball region)."""
     c0 = 2*b_norm
-    c1 = _pow(R, 2)
+    c1 = R_A*R_x
     c2 = _exp(2*c1)
     c3 = _exp(c1)
     c4 = c3*math.sqrt(n)
-    out = R*_least(c2*_pow(n, 2)*(c0 + 2), c2*n + c4*(c0*c3*n + c4))
+    out = R_A*_least(c2*_pow(n, 2)*(c0 + 2), c2*n + c4*(c0*c3*n + c4))
     return float(out)
 
 
-def C_simplex(R, n, w_max):
+def C_simplex(R_A, R_x, n, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (simplex region)."""
     c0 = n - 1
-    c1 = _pow(R, 2)
+    c1 = R_A*R_x
     c2 = _exp(math.sqrt(2)*c1)
     out = _least((1/2)*c0*c2, (1/2)*_hmax(0, c2 + (c1*(math.sqrt(c0) - 1) + n - 2)*_exp(c1)))
     return float(out)
 
 
-def smooth_simplex(R, n, w_max):
+def smooth_simplex(R_A, R_x, n, w_max):
     """||hess L(x)|| <= smooth (gradient Lipschitz constant) (simplex region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _exp(c0)
     c2 = c1*math.sqrt(n)
     c3 = _exp(2*c0)
@@ -195,14 +195,14 @@ def smooth_simplex(R, n, w_max):
     c6 = c1*_least(c4, _least(c5*n, _hmax(c5, c1)))
     c7 = n - 1
     c8 = _exp(math.sqrt(2)*c0)
-    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(c1 + c2, 2) + _hmax(0, c3 + c6), 2*c2*_least(c2, c1) + c3*n + _hmax(0, 2*c3 + c6)), _least((1/2)*c7*c8, (1/2)*_hmax(0, c1*(c0*(math.sqrt(c7) - 1) + n - 2) + c8)))
+    out = _pow(R_A, 2)*_hmax(_pow(w_max, 2) + _least(_pow(c1 + c2, 2) + _hmax(0, c3 + c6), 2*c2*_least(c2, c1) + c3*n + _hmax(0, 2*c3 + c6)), _least((1/2)*c7*c8, (1/2)*_hmax(0, c1*(c0*(math.sqrt(c7) - 1) + n - 2) + c8)))
     return float(out)
 
 
-def M_simplex(R, n, w_max):
+def M_simplex(R_A, R_x, n, w_max):
     """||hess L(x) - hess L(y)|| <= M ||x - y|| (Hessian Lipschitz constant) (simplex region)."""
     c0 = math.sqrt(n)
-    c1 = _pow(R, 2)
+    c1 = R_A*R_x
     c2 = 2*c1
     c3 = _exp(c2)
     c4 = _exp(c1)
@@ -215,40 +215,40 @@ def M_simplex(R, n, w_max):
     c11 = _exp(-c2)
     c12 = -c7
     c13 = c4*_greatest(_greatest(c12, -c10), _greatest(c12, -c6))
-    out = _pow(R, 3)*(5*c0*c3 + 2*c4*c6 + c4*(c5 + c6) + _hmax(4*c3 + c4*_least(c7, _least(c9*n, c10)), -_greatest(4*c11 + c13 - c3*n, 2*c11 + c13 + c4*(-c7 + 2*c8))))
+    out = _pow(R_A, 3)*(5*c0*c3 + 2*c4*c6 + c4*(c5 + c6) + _hmax(4*c3 + c4*_least(c7, _least(c9*n, c10)), -_greatest(4*c11 + c13 - c3*n, 2*c11 + c13 + c4*(-c7 + 2*c8))))
     return float(out)
 
 
-def G_A_simplex(R, n, w_max):
+def G_A_simplex(R_A, R_x, n, w_max):
     """||grad L_A(x) - grad L_A'(x)|| <= G_A ||A - A'||_2 (simplex region)."""
-    c0 = _pow(R, 2)
-    c1 = _pow(w_max, 2)
-    c2 = _exp(c0)
+    c0 = _pow(w_max, 2)
+    c1 = R_A*R_x
+    c2 = _exp(c1)
     c3 = math.sqrt(n)
     c4 = c2*c3
-    c5 = _exp(2*c0)
+    c5 = _exp(2*c1)
     c6 = c2*n
-    c7 = c6 - _exp(-c0)
+    c7 = c6 - _exp(-c1)
     c8 = _hmax(c7, c2)
     c9 = _least(c6, _least(c7*n, c8))
     c10 = c2*c9
     c11 = _least(c4, c2)
     c12 = 2*c5
     c13 = n - 1
-    c14 = _exp(math.sqrt(2)*c0)
+    c14 = _exp(math.sqrt(2)*c1)
     c15 = -c6
     c16 = c4*_hmax(-_greatest(_greatest(c15, -c8), _greatest(c15, -c11)), c9)
-    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c2 + c4, 2) + _hmax(0, c10 + c5), 2*c11*c4 + c5*n + _hmax(0, c10 + c12)), _least((1/2)*c13*c14, (1/2)*_hmax(0, c14 + c2*(c0*(math.sqrt(c13) - 1) + n - 2)))) + _least(c12*_pow(n, 2), _least(c16 + _least(c2*(c4 + c6), c4*c8), c11*c6 + c16 + c3*c5))
+    out = c1*(c0 + _hmax(c0 + _least(_pow(c2 + c4, 2) + _hmax(0, c10 + c5), 2*c11*c4 + c5*n + _hmax(0, c10 + c12)), _least((1/2)*c13*c14, (1/2)*_hmax(0, c14 + c2*(c1*(math.sqrt(c13) - 1) + n - 2))))) + _least(c12*_pow(n, 2), _least(c16 + _least(c2*(c4 + c6), c4*c8), c11*c6 + c16 + c3*c5))
     return float(out)
 
 
-def G_b_simplex(R, n, w_max):
+def G_b_simplex(R_A, R_x, n, w_max):
     """||grad L_b(x) - grad L_b'(x)|| <= G_b ||b - b'||_2 (simplex region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _exp(2*c0)
     c2 = _exp(c0)
     c3 = c2*math.sqrt(n)
-    out = R*_least(4*c1*_pow(n, 2), c1*n + c3*(2*c2*n + c3))
+    out = R_A*_least(4*c1*_pow(n, 2), c1*n + c3*(2*c2*n + c3))
     return float(out)
 
 

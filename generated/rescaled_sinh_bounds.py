@@ -59,8 +59,8 @@ def _greatest(*a):
 
 
 ASSUMPTIONS = {
-    'ball': '||A||_2 <= R, ||x||_2 <= R (so ||Ax||_2 <= R^2), ||b||_2 <= b_norm, 0 <= w_i <= w_max',
-    'simplex': '||A||_2 <= R, ||x||_2 <= R (so ||Ax||_2 <= R^2), b >= 0 with sum(b) = 1, 0 <= w_i <= w_max',
+    'ball': '||A||_2 <= R_A, ||x||_2 <= R_x (so ||Ax||_2 <= R_A R_x), ||b||_2 <= b_norm, 0 <= w_i <= w_max',
+    'simplex': '||A||_2 <= R_A, ||x||_2 <= R_x (so ||Ax||_2 <= R_A R_x), b >= 0 with sum(b) = 1, 0 <= w_i <= w_max',
 }
 FINITE = {
     ('ball', 'C'): True,
@@ -76,9 +76,9 @@ FINITE = {
 }
 
 
-def C_ball(R, n, b_norm, w_max):
+def C_ball(R_A, R_x, n, b_norm, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (ball region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = 2*b_norm
     c2 = -c1
     c3 = _pow(b_norm, 2)
@@ -90,9 +90,9 @@ def C_ball(R, n, b_norm, w_max):
     return float(out)
 
 
-def smooth_ball(R, n, b_norm, w_max):
+def smooth_ball(R_A, R_x, n, b_norm, w_max):
     """||hess L(x)|| <= smooth (gradient Lipschitz constant) (ball region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _cosh(c0)
     c2 = math.sqrt(n)
     c3 = _sinh(c0)
@@ -111,13 +111,13 @@ def smooth_ball(R, n, b_norm, w_max):
     c16 = (1/2)*_cosh(math.sqrt(2)*c0) - 1/2
     c17 = -c16
     c18 = _hmax(c14, 2*_hmin(-1/4, -b_norm + c11))
-    out = c0*_hmax(_pow(w_max, 2) + _least(_pow(b_norm*c1*c2 + c1, 2) + _hmax(0, _least(c8, c10)), c11*c12*n + c12*c13*c2 + _hmax(0, _least(c12 + c8, c10 + c12))), (n - 1)*_hmax(0, -_hmin(c15*c17, c17*c18, c15*c16, c16*c18)) + _hmax(0, -((1/2)*_cosh(2*c0) - 1/2)*_hmax(1 - c13, _hmin(-1, c11 + c14) + 1)))
+    out = _pow(R_A, 2)*_hmax(_pow(w_max, 2) + _least(_pow(b_norm*c1*c2 + c1, 2) + _hmax(0, _least(c8, c10)), c11*c12*n + c12*c13*c2 + _hmax(0, _least(c12 + c8, c10 + c12))), (n - 1)*_hmax(0, -_hmin(c15*c17, c17*c18, c15*c16, c16*c18)) + _hmax(0, -((1/2)*_cosh(2*c0) - 1/2)*_hmax(1 - c13, _hmin(-1, c11 + c14) + 1)))
     return float(out)
 
 
-def M_ball(R, n, b_norm, w_max):
+def M_ball(R_A, R_x, n, b_norm, w_max):
     """||hess L(x) - hess L(y)|| <= M ||x - y|| (Hessian Lipschitz constant) (ball region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _sinh(c0)
     c2 = _cosh(c0)
     c3 = b_norm*c2
@@ -131,64 +131,64 @@ def M_ball(R, n, b_norm, w_max):
     c11 = c3*(c5 + c8)
     c12 = 3*c10 + c11
     c13 = 4*c10 + c11 + c3*c7
-    out = _pow(R, 3)*(2*c1*c3 + c1*(c3 + c4*c6) + 3*c3*c5 + 2*c5*c6 + _hmax(-_greatest(-c12 - c2*c9, -c13), _least(c12 + c2*c9, c13)))
+    out = _pow(R_A, 3)*(2*c1*c3 + c1*(c3 + c4*c6) + 3*c3*c5 + 2*c5*c6 + _hmax(-_greatest(-c12 - c2*c9, -c13), _least(c12 + c2*c9, c13)))
     return float(out)
 
 
-def G_A_ball(R, n, b_norm, w_max):
+def G_A_ball(R_A, R_x, n, b_norm, w_max):
     """||grad L_A(x) - grad L_A'(x)|| <= G_A ||A - A'||_2 (ball region)."""
-    c0 = _pow(R, 2)
-    c1 = _pow(w_max, 2)
-    c2 = _cosh(c0)
-    c3 = _sinh(c0)
-    c4 = b_norm*c3
-    c5 = c4*n
-    c6 = math.sqrt(n)
-    c7 = c3*c6
-    c8 = c5 + c7
-    c9 = c2*c8
-    c10 = b_norm*c6
-    c11 = c10*c9
-    c12 = c4*c8
-    c13 = c3 + c5
-    c14 = c12 + _hmax(c13*c3, c13*c3)
-    c15 = _pow(c3, 2)
+    c0 = R_A*R_x
+    c1 = _cosh(c0)
+    c2 = _sinh(c0)
+    c3 = b_norm*c2
+    c4 = c3*n
+    c5 = math.sqrt(n)
+    c6 = c2*c5
+    c7 = c4 + c6
+    c8 = c1*c7
+    c9 = b_norm*c5
+    c10 = c8*c9
+    c11 = _pow(w_max, 2)
+    c12 = c3*c7
+    c13 = c2 + c4
+    c14 = c12 + _hmax(c13*c2, c13*c2)
+    c15 = _pow(c2, 2)
     c16 = b_norm*c15*n + c12 + c15
     c17 = _pow(b_norm, 2)
-    c18 = _pow(c2, 2)
+    c18 = _pow(c1, 2)
     c19 = 2*b_norm
     c20 = -c19
     c21 = c17 + c19
     c22 = (1/2)*_cosh(math.sqrt(2)*c0) - 1/2
     c23 = -c22
     c24 = _hmax(c20, 2*_hmin(-1/4, -b_norm + c17))
-    out = c0*c1 + c0*_hmax(c1 + _least(_pow(c10*c2 + c2, 2) + _hmax(0, _least(c14, c16)), c17*c18*n + c18*c19*c6 + _hmax(0, _least(c14 + c18, c16 + c18))), (n - 1)*_hmax(0, -_hmin(c21*c23, c23*c24, c21*c22, c22*c24)) + _hmax(0, -((1/2)*_cosh(2*c0) - 1/2)*_hmax(1 - c19, _hmin(-1, c17 + c20) + 1))) + _least(c11 + c9, c11 + c2*c5 + c2*c7)
+    out = c0*(c11 + _hmax(c11 + _least(_pow(c1*c9 + c1, 2) + _hmax(0, _least(c14, c16)), c17*c18*n + c18*c19*c5 + _hmax(0, _least(c14 + c18, c16 + c18))), (n - 1)*_hmax(0, -_hmin(c21*c23, c23*c24, c21*c22, c22*c24)) + _hmax(0, -((1/2)*_cosh(2*c0) - 1/2)*_hmax(1 - c19, _hmin(-1, c17 + c20) + 1)))) + _least(c10 + c8, c1*c4 + c1*c6 + c10)
     return float(out)
 
 
-def G_b_ball(R, n, b_norm, w_max):
+def G_b_ball(R_A, R_x, n, b_norm, w_max):
     """||grad L_b(x) - grad L_b'(x)|| <= G_b ||b - b'||_2 (ball region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _cosh(c0)
     c2 = _sinh(c0)
     c3 = c2*n
     c4 = math.sqrt(n)
-    out = R*(c1*c3 + c1*c4*(2*b_norm*c3 + c2*c4))
+    out = R_A*(c1*c3 + c1*c4*(2*b_norm*c3 + c2*c4))
     return float(out)
 
 
-def C_simplex(R, n, w_max):
+def C_simplex(R_A, R_x, n, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (simplex region)."""
-    c0 = _cosh(math.sqrt(2)*_pow(R, 2))
+    c0 = _cosh(math.sqrt(2)*R_A*R_x)
     c1 = (1/4)*c0 - 1/4
     c2 = (1/2)*c0 - 1/2
     out = (n - 1)*_hmax(0, -_hmin(-c1, -c2, c1, c2))
     return float(out)
 
 
-def smooth_simplex(R, n, w_max):
+def smooth_simplex(R_A, R_x, n, w_max):
     """||hess L(x)|| <= smooth (gradient Lipschitz constant) (simplex region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _cosh(math.sqrt(2)*c0)
     c2 = (1/4)*c1 - 1/4
     c3 = (1/2)*c1 - 1/2
@@ -206,13 +206,13 @@ def smooth_simplex(R, n, w_max):
     c15 = _pow(c7, 2)
     c16 = c13 + c15*n + c15
     c17 = _pow(c4, 2)
-    out = c0*_hmax((n - 1)*_hmax(0, -_hmin(-c2, -c3, c2, c3)), _pow(w_max, 2) + _least(_pow(c4 + c6, 2) + _hmax(0, _least(c14, c16)), c17*n + 2*c6*_least(c6, c4) + _hmax(0, _least(c14 + c17, c16 + c17))))
+    out = _pow(R_A, 2)*_hmax((n - 1)*_hmax(0, -_hmin(-c2, -c3, c2, c3)), _pow(w_max, 2) + _least(_pow(c4 + c6, 2) + _hmax(0, _least(c14, c16)), c17*n + 2*c6*_least(c6, c4) + _hmax(0, _least(c14 + c17, c16 + c17))))
     return float(out)
 
 
-def M_simplex(R, n, w_max):
+def M_simplex(R_A, R_x, n, w_max):
     """||hess L(x) - hess L(y)|| <= M ||x - y|| (Hessian Lipschitz constant) (simplex region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _sinh(c0)
     c2 = math.sqrt(n)
     c3 = _cosh(c0)
@@ -226,47 +226,47 @@ def M_simplex(R, n, w_max):
     c11 = -c8 + _greatest(-c8, -c10)
     c12 = c3*c8 + 4*c6
     c13 = c3*(c8 + _least(c8, c10))
-    out = _pow(R, 3)*(5*c1*c4 + 2*c1*c5 + c1*(c4 + c5) + _hmax(-_greatest(c11*c3 - c3*c9 - c7, c11*c3 - c12), _least(c13 + c3*c9 + c7, c12 + c13)))
+    out = _pow(R_A, 3)*(5*c1*c4 + 2*c1*c5 + c1*(c4 + c5) + _hmax(-_greatest(c11*c3 - c3*c9 - c7, c11*c3 - c12), _least(c13 + c3*c9 + c7, c12 + c13)))
     return float(out)
 
 
-def G_A_simplex(R, n, w_max):
+def G_A_simplex(R_A, R_x, n, w_max):
     """||grad L_A(x) - grad L_A'(x)|| <= G_A ||A - A'||_2 (simplex region)."""
-    c0 = _pow(R, 2)
-    c1 = _pow(w_max, 2)
-    c2 = _cosh(c0)
-    c3 = _sinh(c0)
-    c4 = c3*n
-    c5 = math.sqrt(n)
-    c6 = c3*c5
-    c7 = _least(c6, c3)
-    c8 = c4 - _greatest(-c4, -c7)
-    c9 = c4 + _least(c4, c7)
-    c10 = c2*c5
-    c11 = c10*_hmax(c8, c9)
-    c12 = _cosh(math.sqrt(2)*c0)
-    c13 = (1/4)*c12 - 1/4
-    c14 = (1/2)*c12 - 1/2
-    c15 = c3 + c4
-    c16 = -c3*c8
-    c17 = c3*c9
-    c18 = _hmax(-c16, c16, -c17, c17)
-    c19 = c18 + _hmax(c15*c3, c15*c3)
-    c20 = _pow(c3, 2)
-    c21 = c18 + c20*n + c20
-    c22 = _pow(c2, 2)
-    out = c0*c1 + c0*_hmax((n - 1)*_hmax(0, -_hmin(-c13, -c14, c13, c14)), c1 + _least(_pow(c10 + c2, 2) + _hmax(0, _least(c19, c21)), 2*c10*_least(c10, c2) + c22*n + _hmax(0, _least(c19 + c22, c21 + c22)))) + _least(c11 + c2*(c4 + c6), c10*c3 + c11 + c2*c4)
-    return float(out)
-
-
-def G_b_simplex(R, n, w_max):
-    """||grad L_b(x) - grad L_b'(x)|| <= G_b ||b - b'||_2 (simplex region)."""
-    c0 = _pow(R, 2)
+    c0 = R_A*R_x
     c1 = _cosh(c0)
     c2 = _sinh(c0)
     c3 = c2*n
     c4 = math.sqrt(n)
-    out = R*(c1*c3 + c1*c4*(c2*c4 + 2*c3))
+    c5 = c2*c4
+    c6 = _least(c5, c2)
+    c7 = c3 - _greatest(-c3, -c6)
+    c8 = c3 + _least(c3, c6)
+    c9 = c1*c4
+    c10 = c9*_hmax(c7, c8)
+    c11 = _pow(w_max, 2)
+    c12 = _cosh(math.sqrt(2)*c0)
+    c13 = (1/4)*c12 - 1/4
+    c14 = (1/2)*c12 - 1/2
+    c15 = c2 + c3
+    c16 = -c2*c7
+    c17 = c2*c8
+    c18 = _hmax(-c16, c16, -c17, c17)
+    c19 = c18 + _hmax(c15*c2, c15*c2)
+    c20 = _pow(c2, 2)
+    c21 = c18 + c20*n + c20
+    c22 = _pow(c1, 2)
+    out = c0*(c11 + _hmax((n - 1)*_hmax(0, -_hmin(-c13, -c14, c13, c14)), c11 + _least(_pow(c1 + c9, 2) + _hmax(0, _least(c19, c21)), c22*n + 2*c9*_least(c9, c1) + _hmax(0, _least(c19 + c22, c21 + c22))))) + _least(c1*(c3 + c5) + c10, c1*c3 + c10 + c2*c9)
+    return float(out)
+
+
+def G_b_simplex(R_A, R_x, n, w_max):
+    """||grad L_b(x) - grad L_b'(x)|| <= G_b ||b - b'||_2 (simplex region)."""
+    c0 = R_A*R_x
+    c1 = _cosh(c0)
+    c2 = _sinh(c0)
+    c3 = c2*n
+    c4 = math.sqrt(n)
+    out = R_A*(c1*c3 + c1*c4*(c2*c4 + 2*c3))
     return float(out)
 
 

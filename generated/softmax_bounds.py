@@ -59,8 +59,8 @@ def _greatest(*a):
 
 
 ASSUMPTIONS = {
-    'ball': '||A||_2 <= R, ||x||_2 <= R (so ||Ax||_2 <= R^2), ||b||_2 <= b_norm, 0 <= w_i <= w_max',
-    'simplex': '||A||_2 <= R, ||x||_2 <= R (so ||Ax||_2 <= R^2), b >= 0 with sum(b) = 1, 0 <= w_i <= w_max',
+    'ball': '||A||_2 <= R_A, ||x||_2 <= R_x (so ||Ax||_2 <= R_A R_x), ||b||_2 <= b_norm, 0 <= w_i <= w_max',
+    'simplex': '||A||_2 <= R_A, ||x||_2 <= R_x (so ||Ax||_2 <= R_A R_x), b >= 0 with sum(b) = 1, 0 <= w_i <= w_max',
 }
 FINITE = {
     ('ball', 'C'): True,
@@ -76,28 +76,28 @@ FINITE = {
 }
 
 
-def C_ball(R, n, b_norm, w_max):
+def C_ball(R_A, R_x, n, b_norm, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (ball region)."""
     c0 = n - 1
-    c1 = _pow(R, 2)
-    c2 = math.sqrt(n)
+    c1 = math.sqrt(n)
+    c2 = R_A*R_x
     c3 = math.sqrt(_pow(c0*_exp(-c1*c2*math.sqrt(_pow(c0, -1))) + 1, -1))
     c4 = 2*b_norm
-    c5 = _pow(c2, -1)
-    c6 = 2*c1
+    c5 = _pow(c1, -1)
+    c6 = 2*c2
     c7 = _exp(c6)
     c8 = b_norm + c5*c7
     c9 = _pow(n, -2)
-    c10 = _exp(3*c1)
+    c10 = _exp(3*c2)
     c11 = c10*c9
     c12 = _pow(n, -5/2)
-    c13 = _exp(5*c1)
+    c13 = _exp(5*c2)
     c14 = b_norm*c11
-    c15 = _exp(c1)
-    c16 = c15*c2
+    c15 = _exp(c2)
+    c16 = c1*c15
     c17 = _pow(n, -3)
-    c18 = 6*c1
-    c19 = 4*c1
+    c18 = 6*c2
+    c19 = 4*c2
     c20 = _exp(c19)
     c21 = c12*c20*c4
     c22 = _pow(n, -1)
@@ -105,51 +105,51 @@ def C_ball(R, n, b_norm, w_max):
     c24 = 2*c7
     c25 = c22*c7
     c26 = b_norm*c10/_pow(n, 3/2) + c13*c9
-    c27 = c15*_greatest(-c26, _greatest(n*_greatest(c11*(-b_norm - c25), -c13*c17 - c14), -_least(c7*c9*_least(c15*(b_norm*c2 + c7), c16*c8), c26)))
-    out = _least((1/3)*math.sqrt(3)*c3*(b_norm + c3), c4 + 1, 2*c16*_least(c11*c8, c12*c13 + c14) + c7*n*_hmax(0, -_greatest(2*c17*_exp(-c18) - c21, _greatest(c20*c9*(2*c22*c23 - c4), -_least(c10*c17*_least(c15*(c2*c4 + c24), c16*(c24*c5 + c4)), 2*c17*_exp(c18) + c21)))) + _hmax(0, -c25*(-b_norm + c22*c23) - c27), _hmax(0, b_norm*c7 - 2*c22*_exp(-c19) - c27*n))
+    c27 = c15*_greatest(-c26, _greatest(n*_greatest(c11*(-b_norm - c25), -c13*c17 - c14), -_least(c7*c9*_least(c15*(b_norm*c1 + c7), c16*c8), c26)))
+    out = _least((1/3)*math.sqrt(3)*c3*(b_norm + c3), c4 + 1, 2*c16*_least(c11*c8, c12*c13 + c14) + c7*n*_hmax(0, -_greatest(2*c17*_exp(-c18) - c21, _greatest(c20*c9*(2*c22*c23 - c4), -_least(c10*c17*_least(c15*(c1*c4 + c24), c16*(c24*c5 + c4)), 2*c17*_exp(c18) + c21)))) + _hmax(0, -c25*(-b_norm + c22*c23) - c27), _hmax(0, b_norm*c7 - 2*c22*_exp(-c19) - c27*n))
     return float(out)
 
 
-def smooth_ball(R, n, b_norm, w_max):
+def smooth_ball(R_A, R_x, n, b_norm, w_max):
     """||hess L(x)|| <= smooth (gradient Lipschitz constant) (ball region)."""
-    c0 = _pow(R, 2)
-    c1 = 2*b_norm
-    c2 = n - 1
-    c3 = math.sqrt(n)
-    c4 = math.sqrt(_pow(c2*_exp(-c0*c3*math.sqrt(_pow(c2, -1))) + 1, -1))
+    c0 = 2*b_norm
+    c1 = n - 1
+    c2 = math.sqrt(n)
+    c3 = R_A*R_x
+    c4 = math.sqrt(_pow(c1*_exp(-c2*c3*math.sqrt(_pow(c1, -1))) + 1, -1))
     c5 = (1/3)*math.sqrt(3)*c4*(b_norm + c4)
-    c6 = _pow(c3, -1)
-    c7 = 2*c0
+    c6 = _pow(c2, -1)
+    c7 = 2*c3
     c8 = _exp(c7)
     c9 = c6*c8
     c10 = 2*c9
     c11 = _pow(n, 2)
     c12 = _pow(c11, -1)
-    c13 = _exp(3*c0)
+    c13 = _exp(3*c3)
     c14 = c12*c13
     c15 = _pow(n, -5/2)
-    c16 = 5*c0
+    c16 = 5*c3
     c17 = _exp(c16)
     c18 = c15*c17
     c19 = b_norm*c14
-    c20 = _exp(c0)
-    c21 = c20*c3
+    c20 = _exp(c3)
+    c21 = c2*c20
     c22 = 2*c21
     c23 = _pow(n, 3)
     c24 = _pow(c23, -1)
-    c25 = 6*c0
+    c25 = 6*c3
     c26 = _exp(c25)
     c27 = 3*c26
-    c28 = 4*c0
+    c28 = 4*c3
     c29 = _exp(c28)
-    c30 = c1*c15*c29
+    c30 = c0*c15*c29
     c31 = c24*c27 + c30
     c32 = _pow(n, -1)
     c33 = 3*c8
     c34 = c24*c29
     c35 = _pow(n, -4)
-    c36 = c1*c34
-    c37 = c1*c3
+    c36 = c0*c34
+    c37 = c0*c2
     c38 = c13*c24
     c39 = c8*n
     c40 = c32*c8
@@ -160,7 +160,7 @@ def smooth_ball(R, n, b_norm, w_max):
     c45 = b_norm + c9
     c46 = c12*c8
     c47 = c12*c17 + c42
-    c48 = _least(c46*_least(c20*(b_norm*c3 + c8), c21*c45), c47)
+    c48 = _least(c46*_least(c20*(b_norm*c2 + c8), c21*c45), c47)
     c49 = _least(-c12*_exp(-c16) + c42, _least(c13*c32*c44, c48))
     c50 = c20*c49
     c51 = c12*c29
@@ -170,30 +170,30 @@ def smooth_ball(R, n, b_norm, w_max):
     c55 = 2*c26
     c56 = c24*c55 + c30
     c57 = 2*c8
-    c58 = _least(c38*_least(c20*(c37 + c57), c21*(c1 + c10)), c56)
+    c58 = _least(c38*_least(c20*(c37 + c57), c21*(c0 + c10)), c56)
     c59 = b_norm + c40
     c60 = b_norm*c8
     c61 = c20*_greatest(-c47, _greatest(n*_greatest(-c14*c59, -c17*c24 - c19), -c48))
-    out = c0*_hmax(_pow(w_max, 2) + _least(c1 + 2, c5 + _pow(_least(1/2, (1/2)*math.sqrt(2)*c4), 2), c22*_least(c14*(b_norm + c10), 2*c18 + c19) + c39*_hmax(0, _least(c31, _least(n*_least(c34*(c1 + c32*c33), c27*c35 + c36), _least(c38*_least(c20*(c33 + c37), c21*(c1 + c33*c6)), c31)))) + _hmax(0, _least(c40*(b_norm + c41) + c50, 2*c51 + c52)), c39*_hmax(0, _least(c56, _least(n*_least(c34*(c1 + c41), c35*c55 + c36), c58))) + c54 + _pow(c40 + c53, 2) + _hmax(0, _least(c40*c59 + c50, c51 + c52)), _hmax(0, _least(c46*(c11*c60 + c13*c23*c49 + c57*n), c50*n + 2*c53 + c60))), _least(c5, c1 + 1, c39*_hmax(0, -_greatest(2*c24*_exp(-c25) - c30, _greatest(c51*(-c1 + 2*c32*c43), -c58))) + c54 + _hmax(0, c40*c44 - c61), _hmax(0, b_norm*c8 - 2*c32*_exp(-c28) - c61*n)))
+    out = _pow(R_A, 2)*_hmax(_pow(w_max, 2) + _least(c0 + 2, c5 + _pow(_least(1/2, (1/2)*math.sqrt(2)*c4), 2), c22*_least(c14*(b_norm + c10), 2*c18 + c19) + c39*_hmax(0, _least(c31, _least(n*_least(c34*(c0 + c32*c33), c27*c35 + c36), _least(c38*_least(c20*(c33 + c37), c21*(c0 + c33*c6)), c31)))) + _hmax(0, _least(c40*(b_norm + c41) + c50, 2*c51 + c52)), c39*_hmax(0, _least(c56, _least(n*_least(c34*(c0 + c41), c35*c55 + c36), c58))) + c54 + _pow(c40 + c53, 2) + _hmax(0, _least(c40*c59 + c50, c51 + c52)), _hmax(0, _least(c46*(c11*c60 + c13*c23*c49 + c57*n), c50*n + 2*c53 + c60))), _least(c5, c0 + 1, c39*_hmax(0, -_greatest(2*c24*_exp(-c25) - c30, _greatest(c51*(-c0 + 2*c32*c43), -c58))) + c54 + _hmax(0, c40*c44 - c61), _hmax(0, b_norm*c8 - 2*c32*_exp(-c28) - c61*n)))
     return float(out)
 
 
-def M_ball(R, n, b_norm, w_max):
+def M_ball(R_A, R_x, n, b_norm, w_max):
     """||hess L(x) - hess L(y)|| <= M ||x - y|| (Hessian Lipschitz constant) (ball region)."""
     c0 = n - 1
-    c1 = _pow(R, 2)
-    c2 = math.sqrt(n)
+    c1 = math.sqrt(n)
+    c2 = R_A*R_x
     c3 = math.sqrt(_pow(c0*_exp(-c1*c2*math.sqrt(_pow(c0, -1))) + 1, -1))
-    c4 = _exp(c1)
-    c5 = _pow(c2, -1)
-    c6 = 2*c1
+    c4 = _exp(c2)
+    c5 = _pow(c1, -1)
+    c6 = 2*c2
     c7 = _exp(c6)
     c8 = c5*c7
     c9 = _pow(n, -2)
-    c10 = _exp(3*c1)
+    c10 = _exp(3*c2)
     c11 = c10*c9
     c12 = _pow(n, -5/2)
-    c13 = 5*c1
+    c13 = 5*c2
     c14 = _exp(c13)
     c15 = b_norm*c11
     c16 = _least(c11*(b_norm + 2*c8), 2*c12*c14 + c15)
@@ -208,13 +208,13 @@ def M_ball(R, n, b_norm, w_max):
     c25 = c19*c24
     c26 = b_norm - 2*c25
     c27 = _hmax(-_greatest(-c15 - 4*c18, -c11*c21 - 2*c18), _least(c15 - 4*c23, c11*c26 - 2*c23))
-    c28 = c2*c4
-    c29 = 6*c1
+    c28 = c1*c4
+    c29 = 6*c2
     c30 = _exp(c29)
     c31 = _pow(n, -7/2)
     c32 = c30*c31
     c33 = 2*b_norm
-    c34 = 4*c1
+    c34 = 4*c2
     c35 = _exp(c34)
     c36 = c17*c35
     c37 = c33*c36
@@ -224,180 +224,182 @@ def M_ball(R, n, b_norm, w_max):
     c41 = 3*c7
     c42 = c33 + c41*c5
     c43 = 3*c17*c30 + c39
-    c44 = _least(c10*c17*_least(c4*(c2*c33 + c41), c28*c42), c43)
+    c44 = _least(c10*c17*_least(c4*(c1*c33 + c41), c28*c42), c43)
     c45 = _pow(n, -4)
     c46 = 3*c30
     c47 = _hmax(-_greatest(3*c17*_exp(-c29) - c39, _greatest(c40*(3*c19*c24 - c33), -c44)), _least(c43, _least(n*_least(c36*(c19*c41 + c33), c37 + c45*c46), c44)))
-    c48 = 7*c1
+    c48 = 7*c2
     c49 = 12*_exp(c48)
     c50 = 6*b_norm
     c51 = c14*c31*c50
     c52 = 12*c7
     c53 = c14*c45
-    c54 = c35*c45*_least(c4*(c2*c50 + c52), c28*(c5*c52 + c50))
+    c54 = c35*c45*_least(c4*(c1*c50 + c52), c28*(c5*c52 + c50))
     c55 = b_norm*c10/_pow(n, 3/2)
     c56 = c14*c9 + c55
-    c57 = _least(c7*c9*_least(c4*(b_norm*c2 + c7), c28*(b_norm + c8)), c56)
+    c57 = _least(c7*c9*_least(c4*(b_norm*c1 + c7), c28*(b_norm + c8)), c56)
     c58 = c4*_least(-c22*c9 + c55, _least(c10*c19*(b_norm - c25), c57))
-    out = _pow(R, 3)*_least(8*b_norm + 17, 0.910099242226*c3*(b_norm + c3) + math.sqrt(3)*c3*_least(1/2, (1/2)*math.sqrt(2)*c3), 2*c16*c4 + 2*c2*c47*c7 + c27*c28 + 2*c28*(c27 + c28*_least(c38, 2*c32 + c36*(c33 + 4*c8))) + c4*(c16 + c28*c47) + c7*n*(c28*_hmax(-_greatest(-c45*c49 - c51, _greatest(n*_greatest(c53*(-c19*c52 - c50), -c49/_pow(n, 5) - c50*c53), -c54)), _least(-12*c45*_exp(-c48) + c51, _least(c54, c18*(-12*c25 + c50)))) + _least(c38, c31*c46 + c36*c42)) + _hmax(c20*c26 - c4*_greatest(-c56, _greatest(n*_greatest(c11*(-b_norm - c20), -c15 - c18), -c57)) - 2*c9*_exp(-c34), _least(c20*c21 + 2*c40 + c58, b_norm*c20 + 4*c40 + c58)))
+    out = _pow(R_A, 3)*_least(8*b_norm + 17, 0.910099242226*c3*(b_norm + c3) + math.sqrt(3)*c3*_least(1/2, (1/2)*math.sqrt(2)*c3), 2*c1*c47*c7 + 2*c16*c4 + c27*c28 + 2*c28*(c27 + c28*_least(c38, 2*c32 + c36*(c33 + 4*c8))) + c4*(c16 + c28*c47) + c7*n*(c28*_hmax(-_greatest(-c45*c49 - c51, _greatest(n*_greatest(c53*(-c19*c52 - c50), -c49/_pow(n, 5) - c50*c53), -c54)), _least(-12*c45*_exp(-c48) + c51, _least(c54, c18*(-12*c25 + c50)))) + _least(c38, c31*c46 + c36*c42)) + _hmax(c20*c26 - c4*_greatest(-c56, _greatest(n*_greatest(c11*(-b_norm - c20), -c15 - c18), -c57)) - 2*c9*_exp(-c34), _least(c20*c21 + 2*c40 + c58, b_norm*c20 + 4*c40 + c58)))
     return float(out)
 
 
-def G_A_ball(R, n, b_norm, w_max):
+def G_A_ball(R_A, R_x, n, b_norm, w_max):
     """||grad L_A(x) - grad L_A'(x)|| <= G_A ||A - A'||_2 (ball region)."""
-    c0 = _pow(R, 2)
-    c1 = _pow(w_max, 2)
-    c2 = 2*b_norm
-    c3 = c2 + 2
-    c4 = math.sqrt(n)
-    c5 = _pow(c4, -1)
-    c6 = 2*c0
-    c7 = _exp(c6)
-    c8 = c5*c7
-    c9 = b_norm + c8
-    c10 = _pow(n, -1)
-    c11 = c10*c7
-    c12 = _pow(n, 2)
-    c13 = _pow(c12, -1)
-    c14 = 5*c0
-    c15 = _exp(c14)
-    c16 = _pow(n, -3/2)
-    c17 = _exp(3*c0)
-    c18 = b_norm*c16*c17
-    c19 = c13*c15 + c18
-    c20 = b_norm + c11
-    c21 = c13*c17
-    c22 = _pow(n, 3)
-    c23 = _pow(c22, -1)
-    c24 = b_norm*c21
-    c25 = _exp(c0)
-    c26 = c25*c4
-    c27 = c13*c7
-    c28 = _least(c27*_least(c25*(b_norm*c4 + c7), c26*c9), c19)
-    c29 = _greatest(-c19, _greatest(n*_greatest(-c20*c21, -c15*c23 - c24), -c28))
-    c30 = _exp(-c6)
-    c31 = b_norm - c10*c30
-    c32 = _least(-c13*_exp(-c14) + c18, _least(c10*c17*c31, c28))
-    c33 = c26*_hmax(-c29, c32)
-    c34 = 4*c0
-    c35 = _exp(c34)
-    c36 = b_norm*c11
-    c37 = n - 1
-    c38 = math.sqrt(_pow(c37*_exp(-c0*c4*math.sqrt(_pow(c37, -1))) + 1, -1))
-    c39 = (1/3)*math.sqrt(3)*c38*(b_norm + c38)
-    c40 = 2*c8
-    c41 = _pow(n, -5/2)
-    c42 = c15*c41
-    c43 = 2*c26
-    c44 = 6*c0
-    c45 = _exp(c44)
-    c46 = 3*c45
-    c47 = c2*c35*c41
-    c48 = c23*c46 + c47
-    c49 = 3*c7
-    c50 = c23*c35
-    c51 = _pow(n, -4)
-    c52 = c2*c50
-    c53 = c2*c4
-    c54 = c17*c23
-    c55 = c7*n
-    c56 = 2*c11
-    c57 = c25*c32
-    c58 = c13*c35
-    c59 = c36 + c57
-    c60 = c10*c35
-    c61 = c43*_least(c21*c9, c24 + c42)
-    c62 = 2*c45
-    c63 = c23*c62 + c47
-    c64 = 2*c7
-    c65 = _least(c54*_least(c25*(c53 + c64), c26*(c2 + c40)), c63)
-    c66 = b_norm*c7
-    c67 = c25*c29
-    out = c0*c1 + c0*_hmax(c1 + _least(c3, c39 + _pow(_least(1/2, (1/2)*math.sqrt(2)*c38), 2), c43*_least(c21*(b_norm + c40), c24 + 2*c42) + c55*_hmax(0, _least(c48, _least(n*_least(c50*(c10*c49 + c2), c46*c51 + c52), _least(c54*_least(c25*(c49 + c53), c26*(c2 + c49*c5)), c48)))) + _hmax(0, _least(c11*(b_norm + c56) + c57, 2*c58 + c59)), c55*_hmax(0, _least(c63, _least(n*_least(c50*(c2 + c56), c51*c62 + c52), c65))) + c61 + _pow(c11 + c60, 2) + _hmax(0, _least(c11*c20 + c57, c58 + c59)), _hmax(0, _least(c27*(c12*c66 + c17*c22*c32 + c64*n), c57*n + 2*c60 + c66))), _least(c39, c2 + 1, c55*_hmax(0, -_greatest(2*c23*_exp(-c44) - c47, _greatest(c58*(2*c10*c30 - c2), -c65))) + c61 + _hmax(0, c11*c31 - c67), _hmax(0, b_norm*c7 - 2*c10*_exp(-c34) - c67*n))) + _least(c3, _least(c11*c9 + c33, c16*c35 + c33 + c36))
+    c0 = n - 1
+    c1 = math.sqrt(n)
+    c2 = R_A*R_x
+    c3 = math.sqrt(_pow(c0*_exp(-c1*c2*math.sqrt(_pow(c0, -1))) + 1, -1))
+    c4 = b_norm + c3
+    c5 = _least(1/2, (1/2)*math.sqrt(2)*c3)
+    c6 = 2*b_norm
+    c7 = c6 + 2
+    c8 = _pow(c1, -1)
+    c9 = 2*c2
+    c10 = _exp(c9)
+    c11 = c10*c8
+    c12 = b_norm + c11
+    c13 = _pow(n, -1)
+    c14 = c10*c13
+    c15 = _pow(n, 2)
+    c16 = _pow(c15, -1)
+    c17 = 5*c2
+    c18 = _exp(c17)
+    c19 = _pow(n, -3/2)
+    c20 = _exp(3*c2)
+    c21 = b_norm*c19*c20
+    c22 = c16*c18 + c21
+    c23 = b_norm + c14
+    c24 = c16*c20
+    c25 = _pow(n, 3)
+    c26 = _pow(c25, -1)
+    c27 = b_norm*c24
+    c28 = _exp(c2)
+    c29 = c1*c28
+    c30 = c10*c16
+    c31 = _least(c30*_least(c28*(b_norm*c1 + c10), c12*c29), c22)
+    c32 = _greatest(-c22, _greatest(n*_greatest(-c23*c24, -c18*c26 - c27), -c31))
+    c33 = _exp(-c9)
+    c34 = b_norm - c13*c33
+    c35 = _least(-c16*_exp(-c17) + c21, _least(c13*c20*c34, c31))
+    c36 = c29*_hmax(-c32, c35)
+    c37 = 4*c2
+    c38 = _exp(c37)
+    c39 = b_norm*c14
+    c40 = _pow(w_max, 2)
+    c41 = (1/3)*math.sqrt(3)*c3*c4
+    c42 = 2*c11
+    c43 = _pow(n, -5/2)
+    c44 = c18*c43
+    c45 = 2*c29
+    c46 = 6*c2
+    c47 = _exp(c46)
+    c48 = 3*c47
+    c49 = c38*c43*c6
+    c50 = c26*c48 + c49
+    c51 = 3*c10
+    c52 = c26*c38
+    c53 = _pow(n, -4)
+    c54 = c52*c6
+    c55 = c1*c6
+    c56 = c20*c26
+    c57 = c10*n
+    c58 = 2*c14
+    c59 = c28*c35
+    c60 = c16*c38
+    c61 = c39 + c59
+    c62 = c13*c38
+    c63 = c45*_least(c12*c24, c27 + c44)
+    c64 = 2*c47
+    c65 = c26*c64 + c49
+    c66 = 2*c10
+    c67 = _least(c56*_least(c28*(c55 + c66), c29*(c42 + c6)), c65)
+    c68 = b_norm*c10
+    c69 = c28*c32
+    out = c2*(c40 + _hmax(c40 + _least(c7, c41 + _pow(c5, 2), c45*_least(c24*(b_norm + c42), c27 + 2*c44) + c57*_hmax(0, _least(c50, _least(n*_least(c52*(c13*c51 + c6), c48*c53 + c54), _least(c56*_least(c28*(c51 + c55), c29*(c51*c8 + c6)), c50)))) + _hmax(0, _least(c14*(b_norm + c58) + c59, 2*c60 + c61)), c57*_hmax(0, _least(c65, _least(n*_least(c52*(c58 + c6), c53*c64 + c54), c67))) + c63 + _pow(c14 + c62, 2) + _hmax(0, _least(c14*c23 + c59, c60 + c61)), _hmax(0, _least(c30*(c15*c68 + c20*c25*c35 + c66*n), c59*n + 2*c62 + c68))), _least(c41, c6 + 1, c57*_hmax(0, -_greatest(2*c26*_exp(-c46) - c49, _greatest(c60*(2*c13*c33 - c6), -c67))) + c63 + _hmax(0, c14*c34 - c69), _hmax(0, b_norm*c10 - 2*c13*_exp(-c37) - c69*n)))) + _least(c4*c5, c7, _least(c12*c14 + c36, c19*c38 + c36 + c39))
     return float(out)
 
 
-def G_b_ball(R, n, b_norm, w_max):
+def G_b_ball(R_A, R_x, n, b_norm, w_max):
     """||grad L_b(x) - grad L_b'(x)|| <= G_b ||b - b'||_2 (ball region)."""
     c0 = _pow(n, -1)
-    c1 = _pow(R, 2)
-    out = R*_least(2, c0*_exp(4*c1) + c0*_exp(2*c1))
+    c1 = R_A*R_x
+    out = R_A*_least(2, c0*_exp(4*c1) + c0*_exp(2*c1))
     return float(out)
 
 
-def C_simplex(R, n, w_max):
+def C_simplex(R_A, R_x, n, w_max):
     """B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 implies hess L >= l I (simplex region)."""
     c0 = n - 1
-    c1 = _pow(R, 2)
-    c2 = math.sqrt(n)
+    c1 = math.sqrt(n)
+    c2 = R_A*R_x
     c3 = math.sqrt(_pow(c0*_exp(-c1*c2*math.sqrt(_pow(c0, -1))) + 1, -1))
-    c4 = _exp(c1)
-    c5 = 2*c1
+    c4 = _exp(c2)
+    c5 = 2*c2
     c6 = _exp(c5)
     c7 = _pow(n, -1)
     c8 = c6*c7
     c9 = _exp(-c5)
     c10 = -c7*c9 + 1
     c11 = _hmax(c8, c10)
-    c12 = c2*c4
+    c12 = c1*c4
     c13 = _pow(n, -2)
     c14 = c13*c6
-    c15 = _exp(5*c1)
+    c15 = _exp(5*c2)
     c16 = c14*_least(c12, c4)
     c17 = 2*c4
-    c18 = c17*c2
+    c18 = c1*c17
     c19 = c13*c15
     c20 = -c19
     c21 = c4*n
     c22 = c4*_greatest(c20, _greatest(c20, -_least(c14*_least(c4*(c6 + 1), c11*c21), c16 + c19)))
-    c23 = 6*c1
+    c23 = 6*c2
     c24 = _pow(n, -3)
     c25 = 2*c24
     c26 = _least(c18, c17)
-    c27 = c24*_exp(3*c1)
-    c28 = 4*c1
+    c27 = c24*_exp(3*c2)
+    c28 = 4*c2
     c29 = -2*c7*c9 + 2
     c30 = 2*c6
-    out = _least(2, (1/3)*math.sqrt(3)*c3*(c3 + 1), c18*_least(c14*_least(c4*(1 + c6/c2), c11*c12), c15/_pow(n, 5/2) + c16) + c6*n*_hmax(0, -_greatest(c25*_exp(-c23) + c27*_greatest(-c17*n, -c26), _greatest(-c13*c29*_exp(c28), -_least(c27*_least(c4*(c30 + 2), c21*_hmax(c30*c7, c29)), c25*_exp(c23) + c26*c27)))) + _hmax(0, c10*c8 - c22), _hmax(0, -c22*n + c6 - 2*c7*_exp(-c28)))
+    out = _least(2, (1/3)*math.sqrt(3)*c3*(c3 + 1), c18*_least(c14*_least(c4*(1 + c6/c1), c11*c12), c15/_pow(n, 5/2) + c16) + c6*n*_hmax(0, -_greatest(c25*_exp(-c23) + c27*_greatest(-c17*n, -c26), _greatest(-c13*c29*_exp(c28), -_least(c27*_least(c4*(c30 + 2), c21*_hmax(c30*c7, c29)), c25*_exp(c23) + c26*c27)))) + _hmax(0, c10*c8 - c22), _hmax(0, -c22*n + c6 - 2*c7*_exp(-c28)))
     return float(out)
 
 
-def smooth_simplex(R, n, w_max):
+def smooth_simplex(R_A, R_x, n, w_max):
     """||hess L(x)|| <= smooth (gradient Lipschitz constant) (simplex region)."""
-    c0 = _pow(R, 2)
-    c1 = n - 1
-    c2 = math.sqrt(n)
-    c3 = math.sqrt(_pow(c1*_exp(-c0*c2*math.sqrt(_pow(c1, -1))) + 1, -1))
+    c0 = n - 1
+    c1 = math.sqrt(n)
+    c2 = R_A*R_x
+    c3 = math.sqrt(_pow(c0*_exp(-c1*c2*math.sqrt(_pow(c0, -1))) + 1, -1))
     c4 = (1/3)*math.sqrt(3)*c3*(c3 + 1)
     c5 = _pow(n, -3)
-    c6 = 6*c0
+    c6 = 6*c2
     c7 = c5*_exp(c6)
     c8 = 3*c7
-    c9 = _exp(c0)
-    c10 = 2*c0
+    c9 = _exp(c2)
+    c10 = 2*c2
     c11 = _exp(c10)
     c12 = 3*c11
     c13 = _pow(n, -1)
     c14 = c13*_exp(-c10)
     c15 = c9*n
-    c16 = _exp(3*c0)
+    c16 = _exp(3*c2)
     c17 = c16*c5
     c18 = c11*n
-    c19 = _pow(c2, -1)
+    c19 = _pow(c1, -1)
     c20 = 2*c11
     c21 = c11*c13
     c22 = 2*c21
     c23 = -2*c14
-    c24 = c2*c9
+    c24 = c1*c9
     c25 = _pow(n, -2)
     c26 = c11*c25
-    c27 = 5*c0
+    c27 = 5*c2
     c28 = _exp(c27)
     c29 = c28/_pow(n, 5/2)
     c30 = _least(c24, c9)
     c31 = c26*c30
     c32 = 2*c24
-    c33 = 4*c0
+    c33 = 4*c2
     c34 = _exp(c33)
     c35 = 2*c34
     c36 = 1 - c14
@@ -409,34 +411,34 @@ def smooth_simplex(R, n, w_max):
     c42 = _greatest(c41, _greatest(c41, -c39))
     c43 = _least(c32, 2*c9)
     c44 = c23 + 2
-    out = c0*_hmax(_pow(w_max, 2) + _least(3, c4 + _pow(_least(1/2, (1/2)*math.sqrt(2)*c3), 2), c18*_hmax(0, _least(c8, _least(c8, c17*_least(c9*(c12 + 2), c15*_hmax(c12*c13, 2 - 3*c14))))) + c32*_least(c26*_least(c9*(c19*c20 + 1), c24*_hmax(c22, c23 + 1)), 2*c29 + c31) + _hmax(0, c25*c35 + c40*c9), _hmax(0, c13*c35 + c15*c40)), _least(2, c4, c18*_hmax(0, -_greatest(c17*_greatest(-2*c15, -c43) + 2*c5*_exp(-c6), _greatest(-c25*c34*c44, -_least(c17*_least(c9*(c20 + 2), c15*_hmax(c22, c44)), c17*c43 + 2*c7)))) + c32*_least(c26*_least(c9*(c11*c19 + 1), c24*c37), c29 + c31) + _hmax(0, c21*c36 - c42*c9), _hmax(0, c11 - 2*c13*_exp(-c33) - c15*c42)))
+    out = _pow(R_A, 2)*_hmax(_pow(w_max, 2) + _least(3, c4 + _pow(_least(1/2, (1/2)*math.sqrt(2)*c3), 2), c18*_hmax(0, _least(c8, _least(c8, c17*_least(c9*(c12 + 2), c15*_hmax(c12*c13, 2 - 3*c14))))) + c32*_least(c26*_least(c9*(c19*c20 + 1), c24*_hmax(c22, c23 + 1)), 2*c29 + c31) + _hmax(0, c25*c35 + c40*c9), _hmax(0, c13*c35 + c15*c40)), _least(2, c4, c18*_hmax(0, -_greatest(c17*_greatest(-2*c15, -c43) + 2*c5*_exp(-c6), _greatest(-c25*c34*c44, -_least(c17*_least(c9*(c20 + 2), c15*_hmax(c22, c44)), c17*c43 + 2*c7)))) + c32*_least(c26*_least(c9*(c11*c19 + 1), c24*c37), c29 + c31) + _hmax(0, c21*c36 - c42*c9), _hmax(0, c11 - 2*c13*_exp(-c33) - c15*c42)))
     return float(out)
 
 
-def M_simplex(R, n, w_max):
+def M_simplex(R_A, R_x, n, w_max):
     """||hess L(x) - hess L(y)|| <= M ||x - y|| (Hessian Lipschitz constant) (simplex region)."""
     c0 = n - 1
-    c1 = _pow(R, 2)
-    c2 = math.sqrt(n)
+    c1 = math.sqrt(n)
+    c2 = R_A*R_x
     c3 = math.sqrt(_pow(c0*_exp(-c1*c2*math.sqrt(_pow(c0, -1))) + 1, -1))
-    c4 = 5*c1
+    c4 = 5*c2
     c5 = _exp(c4)
     c6 = _pow(n, -3)
     c7 = c5*c6
     c8 = _pow(n, -2)
-    c9 = _exp(3*c1)
+    c9 = _exp(3*c2)
     c10 = c8*c9
     c11 = _exp(-c4)
     c12 = c11*c6
     c13 = _pow(n, -1)
-    c14 = 2*c1
+    c14 = 2*c2
     c15 = c13*_exp(-c14)
     c16 = 1 - 2*c15
     c17 = _hmax(4*c7, _least(c10 - 4*c12, c10*c16 - 2*c12))
-    c18 = _exp(c1)
-    c19 = c18*c2
+    c18 = _exp(c2)
+    c19 = c1*c18
     c20 = _exp(c14)
-    c21 = _pow(c2, -1)
+    c21 = _pow(c1, -1)
     c22 = c20*c21
     c23 = c13*c20
     c24 = c20*c8
@@ -444,10 +446,10 @@ def M_simplex(R, n, w_max):
     c26 = c24*c25
     c27 = _least(c24*_least(c18*(2*c22 + 1), c19*_hmax(2*c23, c16)), c26 + 2*c5/_pow(n, 5/2))
     c28 = 2*c18
-    c29 = 6*c1
+    c29 = 6*c2
     c30 = _exp(c29)
     c31 = c30/_pow(n, 7/2)
-    c32 = c2*c28
+    c32 = c1*c28
     c33 = _least(c32, c28)
     c34 = c6*c9
     c35 = 6*c31 + c33*c34
@@ -457,12 +459,12 @@ def M_simplex(R, n, w_max):
     c39 = _hmax(c13*c37, c38)
     c40 = c18*n
     c41 = c34*_least(c18*(c37 + 2), c39*c40)
-    c42 = 4*c1
+    c42 = 4*c2
     c43 = _exp(c42)
     c44 = c43*c8
     c45 = c30*c36
     c46 = _hmax(-_greatest(c34*_greatest(-c28*n, -c33) + c36*_exp(-c29), _greatest(-c41, -c38*c44)), _least(c45, _least(c45, c41)))
-    c47 = 7*c1
+    c47 = 7*c2
     c48 = _pow(n, -4)
     c49 = 12*c48
     c50 = -c49*_exp(c47)
@@ -477,70 +479,72 @@ def M_simplex(R, n, w_max):
     c59 = c8*_exp(-c42)
     c60 = -c57
     c61 = c18*_greatest(c60, _greatest(c60, -c58))
-    out = _pow(R, 3)*_least(18, 0.910099242226*c3*(c3 + 1) + math.sqrt(3)*c3*_least(1/2, (1/2)*math.sqrt(2)*c3), c17*c19 + c18*(c19*c46 + c27) + 2*c2*c20*c46 + c20*n*(c19*_hmax(-_greatest(c50, _greatest(c50, -c54)), _least(-c49*_exp(-c47) + c53*_least(c55*n, _least(6*c19, c55)), _least(c54, c52*c7))) + _least(c35, 3*c31 + c34*_least(c18*(c21*c37 + 2), c19*c39))) + c27*c28 + c32*(c17 + c19*_least(c35, 2*c31 + c34*_least(c18*(4*c22 + 2), c19*_hmax(4*c23, 2 - 4*c15)))) + _hmax(c18*_least(-c11*c8 + c24*_least(c40, c25), _least(c13*c56*c9, c58)) + 4*c44, -_greatest(-c23 + 4*c59 + c61, -c16*c23 + 2*c59 + c61)))
+    out = _pow(R_A, 3)*_least(18, 0.910099242226*c3*(c3 + 1) + math.sqrt(3)*c3*_least(1/2, (1/2)*math.sqrt(2)*c3), 2*c1*c20*c46 + c17*c19 + c18*(c19*c46 + c27) + c20*n*(c19*_hmax(-_greatest(c50, _greatest(c50, -c54)), _least(-c49*_exp(-c47) + c53*_least(c55*n, _least(6*c19, c55)), _least(c54, c52*c7))) + _least(c35, 3*c31 + c34*_least(c18*(c21*c37 + 2), c19*c39))) + c27*c28 + c32*(c17 + c19*_least(c35, 2*c31 + c34*_least(c18*(4*c22 + 2), c19*_hmax(4*c23, 2 - 4*c15)))) + _hmax(c18*_least(-c11*c8 + c24*_least(c40, c25), _least(c13*c56*c9, c58)) + 4*c44, -_greatest(-c23 + 4*c59 + c61, -c16*c23 + 2*c59 + c61)))
     return float(out)
 
 
-def G_A_simplex(R, n, w_max):
+def G_A_simplex(R_A, R_x, n, w_max):
     """||grad L_A(x) - grad L_A'(x)|| <= G_A ||A - A'||_2 (simplex region)."""
-    c0 = _pow(R, 2)
-    c1 = _pow(w_max, 2)
-    c2 = _exp(c0)
-    c3 = math.sqrt(n)
-    c4 = _pow(c3, -1)
-    c5 = 2*c0
-    c6 = _exp(c5)
-    c7 = _pow(n, -1)
-    c8 = c6*c7
-    c9 = c7*_exp(-c5)
-    c10 = 1 - c9
-    c11 = _hmax(c8, c10)
-    c12 = c2*c3
-    c13 = _least(c2*(c4*c6 + 1), c11*c12)
-    c14 = c2*c7
-    c15 = _pow(n, -2)
-    c16 = 5*c0
-    c17 = _exp(c16)
-    c18 = c15*c17
-    c19 = -c18
-    c20 = c2*n
-    c21 = c15*c6
-    c22 = _least(c12, c2)
-    c23 = c21*c22
-    c24 = _least(c21*_least(c2*(c6 + 1), c11*c20), c18 + c23)
-    c25 = _greatest(c19, _greatest(c19, -c24))
-    c26 = _exp(3*c0)
-    c27 = _least(-c15*_exp(-c16) + c21*_least(c20, c22), _least(c10*c26*c7, c24))
-    c28 = c12*_hmax(-c25, c27)
-    c29 = 4*c0
-    c30 = _exp(c29)
-    c31 = n - 1
-    c32 = math.sqrt(_pow(c31*_exp(-c0*c3*math.sqrt(_pow(c31, -1))) + 1, -1))
-    c33 = (1/3)*math.sqrt(3)*c32*(c32 + 1)
-    c34 = _pow(n, -3)
-    c35 = 6*c0
-    c36 = c34*_exp(c35)
-    c37 = 3*c36
-    c38 = 3*c6
-    c39 = c26*c34
-    c40 = c6*n
-    c41 = 2*c6
-    c42 = 2*c8
-    c43 = -2*c9
-    c44 = c17/_pow(n, 5/2)
-    c45 = 2*c12
-    c46 = 2*c30
-    c47 = _least(c45, 2*c2)
-    c48 = c43 + 2
-    out = c0*c1 + c0*_hmax(c1 + _least(3, c33 + _pow(_least(1/2, (1/2)*math.sqrt(2)*c32), 2), c40*_hmax(0, _least(c37, _least(c37, c39*_least(c2*(c38 + 2), c20*_hmax(c38*c7, 2 - 3*c9))))) + c45*_least(c21*_least(c2*(c4*c41 + 1), c12*_hmax(c42, c43 + 1)), c23 + 2*c44) + _hmax(0, c15*c46 + c2*c27), _hmax(0, c20*c27 + c46*c7)), _least(2, c33, c40*_hmax(0, -_greatest(2*c34*_exp(-c35) + c39*_greatest(-2*c20, -c47), _greatest(-c15*c30*c48, -_least(c39*_least(c2*(c41 + 2), c20*_hmax(c42, c48)), 2*c36 + c39*c47)))) + c45*_least(c13*c21, c23 + c44) + _hmax(0, c10*c8 - c2*c25), _hmax(0, -c20*c25 + c6 - 2*c7*_exp(-c29)))) + _least(2, _least(c13*c14 + c28, c14*c22 + c28 + c30/_pow(n, 3/2)))
+    c0 = n - 1
+    c1 = math.sqrt(n)
+    c2 = R_A*R_x
+    c3 = math.sqrt(_pow(c0*_exp(-c1*c2*math.sqrt(_pow(c0, -1))) + 1, -1))
+    c4 = c3 + 1
+    c5 = _least(1/2, (1/2)*math.sqrt(2)*c3)
+    c6 = _exp(c2)
+    c7 = _pow(c1, -1)
+    c8 = 2*c2
+    c9 = _exp(c8)
+    c10 = _pow(n, -1)
+    c11 = c10*c9
+    c12 = c10*_exp(-c8)
+    c13 = 1 - c12
+    c14 = _hmax(c11, c13)
+    c15 = c1*c6
+    c16 = _least(c6*(c7*c9 + 1), c14*c15)
+    c17 = c10*c6
+    c18 = _pow(n, -2)
+    c19 = 5*c2
+    c20 = _exp(c19)
+    c21 = c18*c20
+    c22 = -c21
+    c23 = c6*n
+    c24 = c18*c9
+    c25 = _least(c15, c6)
+    c26 = c24*c25
+    c27 = _least(c24*_least(c6*(c9 + 1), c14*c23), c21 + c26)
+    c28 = _greatest(c22, _greatest(c22, -c27))
+    c29 = _exp(3*c2)
+    c30 = _least(-c18*_exp(-c19) + c24*_least(c23, c25), _least(c10*c13*c29, c27))
+    c31 = c15*_hmax(-c28, c30)
+    c32 = 4*c2
+    c33 = _exp(c32)
+    c34 = _pow(w_max, 2)
+    c35 = (1/3)*math.sqrt(3)*c3*c4
+    c36 = _pow(n, -3)
+    c37 = 6*c2
+    c38 = c36*_exp(c37)
+    c39 = 3*c38
+    c40 = 3*c9
+    c41 = c29*c36
+    c42 = c9*n
+    c43 = 2*c9
+    c44 = 2*c11
+    c45 = -2*c12
+    c46 = c20/_pow(n, 5/2)
+    c47 = 2*c15
+    c48 = 2*c33
+    c49 = _least(c47, 2*c6)
+    c50 = c45 + 2
+    out = c2*(c34 + _hmax(c34 + _least(3, c35 + _pow(c5, 2), c42*_hmax(0, _least(c39, _least(c39, c41*_least(c6*(c40 + 2), c23*_hmax(c10*c40, 2 - 3*c12))))) + c47*_least(c24*_least(c6*(c43*c7 + 1), c15*_hmax(c44, c45 + 1)), c26 + 2*c46) + _hmax(0, c18*c48 + c30*c6), _hmax(0, c10*c48 + c23*c30)), _least(2, c35, c42*_hmax(0, -_greatest(2*c36*_exp(-c37) + c41*_greatest(-2*c23, -c49), _greatest(-c18*c33*c50, -_least(c41*_least(c6*(c43 + 2), c23*_hmax(c44, c50)), 2*c38 + c41*c49)))) + c47*_least(c16*c24, c26 + c46) + _hmax(0, c11*c13 - c28*c6), _hmax(0, -2*c10*_exp(-c32) - c23*c28 + c9)))) + _least(2, c4*c5, _least(c16*c17 + c31, c17*c25 + c31 + c33/_pow(n, 3/2)))
     return float(out)
 
 
-def G_b_simplex(R, n, w_max):
+def G_b_simplex(R_A, R_x, n, w_max):
     """||grad L_b(x) - grad L_b'(x)|| <= G_b ||b - b'||_2 (simplex region)."""
     c0 = _pow(n, -1)
-    c1 = _pow(R, 2)
-    out = R*_least(2, c0*_exp(4*c1) + c0*_exp(2*c1))
+    c1 = R_A*R_x
+    out = R_A*_least(2, c0*_exp(4*c1) + c0*_exp(2*c1))
     return float(out)
 
 

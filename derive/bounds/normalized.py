@@ -2,7 +2,7 @@
 
 From one member's derived structure (``beta, p, q, T``, the sums ``S, T`` and their partial
 derivatives, all from :mod:`softsym.derive.families.normalized`) this module derives SymPy upper
-bounds, in the region parameters ``R, n, b_norm, w_max``, for
+bounds, in the region parameters ``R_A, R_x, n, b_norm, w_max``, for
 
 * ``C``       with ``B(u) >= -C I`` (``B`` the u-space Hessian without regularizer), so that
   ``w_min^2 >= C + l / sigma_min(A)^2`` implies ``hess L >= l I``;
@@ -11,13 +11,13 @@ bounds, in the region parameters ``R, n, b_norm, w_max``, for
 * ``G_A, G_b`` the Lipschitz constants of ``grad L`` in ``A`` (spectral norm) and ``b``,
   giving ``||x*(A,b) - x*(A',b')|| <= (G_A ||A-A'|| + G_b ||b-b'||) / l``.
 
-Region (declared assumptions): ``||A|| <= R``, ``||x||_2 <= R`` (so ``||u||_2 <= R^2`` and
-``|u_i| <= R^2``), ``0 <= w_i <= w_max``, and ``||b||_2 <= b_norm`` ("ball") or ``b`` on the
+Region (declared assumptions): ``||A||_2 <= R_A``, ``||x||_2 <= R_x`` (so ``||u||_2 <= R_A R_x`` and
+``|u_i| <= R_A R_x``), ``0 <= w_i <= w_max``, and ``||b||_2 <= b_norm`` ("ball") or ``b`` on the
 probability simplex ("simplex").
 
 Nothing is typed per member.  The rules are:
 
-* **atoms**: ``u_i`` in ``[-R^2, R^2]`` with ``||u||_2 <= R^2``; ``b`` per region; the
+* **atoms**: ``u_i`` in ``[-R_A R_x, R_A R_x]`` with ``||u||_2 <= R_A R_x``; ``b`` per region; the
   normalizer ``alpha`` kept as a symbol when ``phi > 0`` (so that powers of ``alpha`` cancel
   exactly, see below) and as an interval otherwise; in the *normalized view* (members with
   ``phi > 0``) ``phi(u_i) = alpha F_i`` with ``F`` on the simplex (``0 <= F_i <= 1``,
@@ -36,11 +36,11 @@ Nothing is typed per member.  The rules are:
 * **softmax map** (members with ``phi' = phi``, so ``F = phi / alpha`` is the softmax, and
   ``ell = ell~(F, b)``): the chain rule through ``F`` with bounds on ``||D^k F[h^k]||_2``
   (cumulant polynomials derived by series expansion, moment bounds by two-point extremality)
-  and the range of the softmax on ``||u||_2 <= R^2``; lemmas L1-L9 below and on the page.
+  and the range of the softmax on ``||u||_2 <= R_A R_x``; lemmas L1-L9 below and on the page.
 * **pair expansion** (``ell = rho^2 / 2`` with ``rho`` affine in ``alpha``, e.g. the rescaled
   members): the Gauss-Newton remainder is diagonal and, with ``alpha = sum_j phi(u_j)``, a sum
-  of pair terms in ``(u_i, u_j)`` bounded under the joint constraint ``u_i^2 + u_j^2 <= R^4``
-  (``e^{sqrt 2 R^2}`` instead of ``e^{2 R^2}``); lemmas P1-P3 below and on the page.
+  of pair terms in ``(u_i, u_j)`` bounded under the joint constraint ``u_i^2 + u_j^2 <= (R_A R_x)^2``
+  (``e^{sqrt 2 R_A R_x}`` instead of ``e^{2 R_A R_x}``); lemmas P1-P3 below and on the page.
 
 Each quantity is the minimum over the views and rules that apply; a rule meeting something
 it cannot bound (division by an interval containing 0, an unknown function) yields ``oo``,
@@ -59,18 +59,18 @@ from .. import codegen
 from ..families.normalized import NormalizedFormulas, S, T
 from ..spec import alpha, b, u
 
-R, n, b_norm, w_max = sp.symbols("R n b_norm w_max", positive=True)
+R_A, R_x, n, b_norm, w_max = sp.symbols("R_A R_x n b_norm w_max", positive=True)
 F = sp.Symbol("F", nonnegative=True)
-U = R**2
+U = R_A * R_x     # bound on ||u||_2 = ||A x||_2
 oo = sp.oo
 
 REGIONS = ("ball", "simplex")
 QUANTITIES = ("C", "smooth", "M", "G_A", "G_b")
-PARAMS = {"ball": (R, n, b_norm, w_max), "simplex": (R, n, w_max)}
+PARAMS = {"ball": (R_A, R_x, n, b_norm, w_max), "simplex": (R_A, R_x, n, w_max)}
 
 ASSUMPTIONS = {
-    "ball": "||A||_2 <= R, ||x||_2 <= R (so ||Ax||_2 <= R^2), ||b||_2 <= b_norm, 0 <= w_i <= w_max",
-    "simplex": "||A||_2 <= R, ||x||_2 <= R (so ||Ax||_2 <= R^2), b >= 0 with sum(b) = 1, 0 <= w_i <= w_max",
+    "ball": "||A||_2 <= R_A, ||x||_2 <= R_x (so ||Ax||_2 <= R_A R_x), ||b||_2 <= b_norm, 0 <= w_i <= w_max",
+    "simplex": "||A||_2 <= R_A, ||x||_2 <= R_x (so ||Ax||_2 <= R_A R_x), b >= 0 with sum(b) = 1, 0 <= w_i <= w_max",
 }
 MEANING = {
     "C": "B(Ax) >= -C I for the u-space Hessian B without regularizer; w_min^2 >= C + l/sigma_min(A)^2 "
@@ -181,7 +181,7 @@ def _max(*es: sp.Expr) -> sp.Expr:
 
 # Reference parameter values for choosing among alternative valid bounds (any alternative is
 # valid; those never the best at any reference point are dropped to keep expressions small).
-_GRID = tuple({R: sp.Float(r), n: sp.Integer(m), b_norm: sp.Float(c), w_max: sp.Integer(0)}
+_GRID = tuple({R_A: sp.Float(r), R_x: sp.Float(r), n: sp.Integer(m), b_norm: sp.Float(c), w_max: sp.Integer(0)}
               for r in ("0.25", "1", "2", "4") for m in (1, 3, 100, 100000) for c in ("0.25", "1"))
 
 
@@ -353,7 +353,7 @@ class Env:
             return Rec(self.alpha_lo, self.alpha_hi)
         if s in self.scalars:
             return self.scalars[s]
-        if s in (R, n, b_norm, w_max):
+        if s in (R_A, R_x, n, b_norm, w_max):
             return _const(s)
         return UNBOUNDED_SCALAR
 
@@ -739,7 +739,7 @@ def _structure_bounds(f: NormalizedFormulas, env: Env, tr, rho) -> dict[str, lis
 #   with negative coefficients; the rest is a polynomial in m_2 in [0, D^2/4] (maximized
 #   exactly) plus positive monomials bounded factor by factor with L6.
 # * L8 (Gershgorin) ||DF[h]||_2 = ||(diag(s) - s s^T) h||_2 <= max_i 2 s_i (1 - s_i) <= 1/2.
-# * L9 (softmax range) ||u||_2 <= R^2 gives s_max <= 1 / (1 + (n-1) exp(-R^2 sqrt(n/(n-1)))):
+# * L9 (softmax range) ||u||_2 <= R_A R_x gives s_max <= 1 / (1 + (n-1) exp(-R_A R_x sqrt(n/(n-1)))):
 #   sum_{j != i} e^{u_j - u_i} >= (n-1) e^{ubar - u_i} (Jensen, ubar the mean of the others) and
 #   u_i - ubar <= ||u||_2 sqrt(n/(n-1)) (Cauchy-Schwarz).
 #
@@ -835,7 +835,10 @@ def softmax_map_constants(K: int = 3) -> tuple[dict[int, sp.Expr], sp.Symbol, di
 
 
 def _softmax_map_bounds(f: NormalizedFormulas, region: str) -> list[tuple[str, str, sp.Expr]]:
-    """(rule, key, bound) candidates for ``C``, ``Lam`` (lambda_max of B) and ``Mu`` (u-space M)."""
+    """(rule, key, bound) candidates for ``C``, ``Lam`` (lambda_max of B), ``Mu`` (u-space M) and ``g``.
+
+    ``g`` bounds ``||grad_u l||_2``: ``<grad_u l, h> = sum_i l~'_i DF_i[h] <= ||l~'||_2 Q_1`` for unit ``h``.
+    """
     lt = softmax_loss(f)
     if lt is None:
         return []
@@ -849,7 +852,8 @@ def _softmax_map_bounds(f: NormalizedFormulas, region: str) -> list[tuple[str, s
     n1 = bd.n2(e1).e
     out = [("C", bd.neg_lo(e2).e * Q[1]**2 + n1 * Q[2]),
            ("Lam", bd.pos_hi(e2).e * Q[1]**2 + n1 * Q[2]),
-           ("Mu", bd.inf(e3).e * Q[1]**3 + 3 * bd.inf(e2).e * Q[1] * Q[2] + n1 * Q[3])]
+           ("Mu", bd.inf(e3).e * Q[1]**3 + 3 * bd.inf(e2).e * Q[1] * Q[2] + n1 * Q[3]),
+           ("g", n1 * Q[1])]
     return [(SOFTMAX_RULE, key, e) for key, e in out if _finite(e)]
 
 
@@ -882,13 +886,14 @@ def _softmax_map_note(f: NormalizedFormulas) -> str | None:
         r"* (L7, Jensen) $m_{2a} \ge m_2^a$, $m_j^2 \ge 0$ for the negative monomials of $\mathbb{E}_s P_k^2$; "
         rf"the $m_2$-polynomial left is maximized exactly on $[0, D^2/4]$: ${Vs}$ ($V_k \ge \mathbb{{E}}_s P_k^2$).",
         r"* (L8, Gershgorin) $\|DF[h]\|_2 \le \max_i 2 s_i(1 - s_i) \le 1/2$.",
-        r"* (L9, softmax range) $\|u\|_2 \le R^2$ gives $s_{\max} \le 1/(1 + (n-1)e^{-R^2\sqrt{n/(n-1)}})$ "
+        r"* (L9, softmax range) $\|u\|_2 \le R_A R_x$ gives $s_{\max} \le 1/(1 + (n-1)e^{-R_A R_x\sqrt{n/(n-1)}})$ "
         "(Jensen over the other entries, then Cauchy-Schwarz).", "",
         r"With $Q_k = \sqrt{s_{\max} V_k}$ and $Q_1 = \min(1/2, \sqrt{s_{\max} V_1})$: "
         r"$C \le \max(0, -\min\tilde\ell'') Q_1^2 + \|\tilde\ell'\|_2 Q_2$, "
         r"$\lambda_{\max}(B) \le \max(0, \max\tilde\ell'') Q_1^2 + \|\tilde\ell'\|_2 Q_2$, "
         r"$M_u \le \max|\tilde\ell'''| Q_1^3 + 3\max|\tilde\ell''| Q_1 Q_2 + \|\tilde\ell'\|_2 Q_3$ and "
-        r"$M = R^3 M_u$; the norms of $\tilde\ell'$, $\tilde\ell''$, $\tilde\ell'''$ come from the propagation rules "
+        r"$M = R_A^3 M_u$, and the u-gradient $\|\nabla_u \ell\|_2 \le \|\tilde\ell'\|_2 Q_1$ "
+        r"(it enters $G_A$); the norms of $\tilde\ell'$, $\tilde\ell''$, $\tilde\ell'''$ come from the propagation rules "
         r"with $0 \le F_i \le s_{\max}$.", ""])
 
 
@@ -902,17 +907,17 @@ def _softmax_map_note(f: NormalizedFormulas) -> str | None:
 #
 # * P1 (diagonal) the j = i term joins self(u_i, b_i) with Q = rho1(b_i)^2 + Q', Q' >= 0;
 # * P2 (pairs) for j != i, Q = rho1(b_i)^2 + rho1(b_j)^2 + Q'' with Q'' in [0, sup Q], and the
-#   joint constraint u_i^2 + u_j^2 <= ||u||^2 <= R^4 bounds every exponential,
-#   0 < exp(a u_i + a' u_j) <= exp(R^2 sqrt(a^2 + a'^2)) (Cauchy-Schwarz); mirrored pairs
+#   joint constraint u_i^2 + u_j^2 <= ||u||^2 <= (R_A R_x)^2 bounds every exponential,
+#   0 < exp(a u_i + a' u_j) <= exp(R_A R_x sqrt(a^2 + a'^2)) (Cauchy-Schwarz); mirrored pairs
 #   c (e^x + e^-x) = 2c + 2c (cosh x - 1) keep their constant exactly (sinh u_i sinh u_j gets
-#   +-(cosh(sqrt 2 R^2) - 1) / 2, not cosh(sqrt 2 R^2));
+#   +-(cosh(sqrt 2 R_A R_x) - 1) / 2, not cosh(sqrt 2 R_A R_x));
 # * P3 the terms are grouped by their u-dependent factor; each factor's interval (P2) times its
 #   coefficient's interval (in b_i, b_j, Q', with Q split off as in P1/P2 or kept whole, the
 #   tighter of the two) bounds the group from below.  A coefficient that is a sum of
 #   one-variable polynomials has its range over the box of b from endpoints and critical points.
 # * P4 (sum over j) for a factor that is a positive sum of exponentials, the pairs can also be
-#   summed before bounding: sum_{j != i} e^{a u_i + a' u_j} <= e^{R^2 sqrt(a^2 + a'^2)}
-#   + e^{|a| R^2} ((n - 2) + (sqrt(n - 1) - 1) |a'| R^2) (see _exp_pair_sum), n-linear only in a
+#   summed before bounding: sum_{j != i} e^{a u_i + a' u_j} <= e^{R_A R_x sqrt(a^2 + a'^2)}
+#   + e^{|a| R_A R_x} ((n - 2) + (sqrt(n - 1) - 1) |a'| R_A R_x) (see _exp_pair_sum), n-linear only in a
 #   lower-order term.
 #
 # Hence C <= max(0, -min diagonal term) + (n - 1) max(0, -min pair term) (or the P4 sum),
@@ -938,11 +943,11 @@ def _exp_terms(e: sp.Expr, uvars: tuple[sp.Symbol, ...]) -> dict[tuple, sp.Expr]
 
 
 def _exp_interval(e: sp.Expr, uvars: tuple[sp.Symbol, ...]) -> tuple[sp.Expr, sp.Expr] | None:
-    """P2: an interval holding ``e`` for ``||uvars||_2 <= R^2`` when ``e`` is a sum of ``c exp(linear)``.
+    """P2: an interval holding ``e`` for ``||uvars||_2 <= R_A R_x`` when ``e`` is a sum of ``c exp(linear)``.
 
-    ``0 < e^{<a,u>} <= e^{R^2 |a|}`` (Cauchy-Schwarz); a mirrored pair ``c (e^{<a,u>} + e^{-<a,u>})``
-    is ``2c + 2c (cosh <a,u> - 1)`` with ``0 <= cosh <a,u> - 1 <= cosh(R^2 |a|) - 1``, so that
-    e.g. ``sinh(u_i) sinh(u_j)`` gets ``+-(cosh(sqrt 2 R^2) - 1) / 2``.  None when ``e`` has another form.
+    ``0 < e^{<a,u>} <= e^{R_A R_x |a|}`` (Cauchy-Schwarz); a mirrored pair ``c (e^{<a,u>} + e^{-<a,u>})``
+    is ``2c + 2c (cosh <a,u> - 1)`` with ``0 <= cosh <a,u> - 1 <= cosh(R_A R_x |a|) - 1``, so that
+    e.g. ``sinh(u_i) sinh(u_j)`` gets ``+-(cosh(sqrt 2 R_A R_x) - 1) / 2``.  None when ``e`` has another form.
     """
     terms = _exp_terms(e, uvars)
     if terms is None:
@@ -964,12 +969,12 @@ def _exp_interval(e: sp.Expr, uvars: tuple[sp.Symbol, ...]) -> tuple[sp.Expr, sp
 
 
 def _exp_pair_sum(e: sp.Expr) -> sp.Expr:
-    """P4: bound of ``sum_{j != i} e(u_i, u_j)`` for ``||u||_2 <= R^2`` when ``e`` is a positive sum of ``c exp(linear)``.
+    """P4: bound of ``sum_{j != i} e(u_i, u_j)`` for ``||u||_2 <= R_A R_x``, ``e`` a positive sum of ``c exp(linear)``.
 
-    With ``m = n - 1`` and ``x_j = a' u_j`` (``sum x_j^2 <= rho^2 = a'^2 (R^4 - u_i^2)``),
+    With ``m = n - 1`` and ``x_j = a' u_j`` (``sum x_j^2 <= rho^2 = a'^2 ((R_A R_x)^2 - u_i^2)``),
     ``e^x <= 1 + x + x^2 (e^rho - 1 - rho) / rho^2`` for ``x <= rho`` gives
     ``sum_j e^{x_j} <= (m - 1) + (sqrt(m) - 1) rho + e^rho``; times ``e^{a u_i}``, Cauchy-Schwarz
-    bounds ``a u_i + rho`` by ``R^2 sqrt(a^2 + a'^2)``.  oo when ``e`` has another form.
+    bounds ``a u_i + rho`` by ``R_A R_x sqrt(a^2 + a'^2)``.  oo when ``e`` has another form.
     """
     terms = _exp_terms(e, (u, _u2))
     if terms is None or any(not c > 0 for c in terms.values()):
@@ -1084,15 +1089,15 @@ def _pair_note(f: NormalizedFormulas) -> str | None:
         r"with $Q = \sum_k \rho_1(b_k)^2$, "
         rf"$\mathrm{{self}} = {tex(self_)}$ and $\mathrm{{pair}} = {tex(pair)}$.", "",
         r"* (P1) the $j = i$ term joins self with $Q = \rho_1(b_i)^2 + Q'$, $Q' \ge 0$;",
-        r"* (P2) for $j \ne i$, $Q = \rho_1(b_i)^2 + \rho_1(b_j)^2 + Q''$ and $u_i^2 + u_j^2 \le R^4$, so "
-        r"$0 < e^{a u_i + a' u_j} \le e^{R^2\sqrt{a^2 + a'^2}}$ (Cauchy-Schwarz); mirrored pairs "
+        r"* (P2) for $j \ne i$, $Q = \rho_1(b_i)^2 + \rho_1(b_j)^2 + Q''$ and $u_i^2 + u_j^2 \le (R_A R_x)^2$, so "
+        r"$0 < e^{a u_i + a' u_j} \le e^{R_A R_x\sqrt{a^2 + a'^2}}$ (Cauchy-Schwarz); mirrored pairs "
         r"$c(e^x + e^{-x}) = 2c + 2c(\cosh x - 1)$ keep their constant;",
         r"* (P3) terms grouped by their factor in $u$: the factor's interval (P2) times the interval of its "
         r"coefficient in $b_i, b_j, Q'$ ($Q$ split off or whole, the tighter), separable coefficients "
         r"ranged exactly over the box of $b$.",
         r"* (P4) for positive exponential factors the pairs are summed first: "
-        r"$\sum_{j \ne i} e^{a u_i + a' u_j} \le e^{R^2\sqrt{a^2 + a'^2}} + e^{|a|R^2}((n - 2) + "
-        r"(\sqrt{n-1} - 1)|a'|R^2)$ (from $e^x \le 1 + x + x^2 (e^\rho - 1 - \rho)/\rho^2$ for $x \le \rho$).", "",
+        r"$\sum_{j \ne i} e^{a u_i + a' u_j} \le e^{R_A R_x\sqrt{a^2 + a'^2}} + e^{|a|R_A R_x}((n - 2) + "
+        r"(\sqrt{n-1} - 1)|a'|R_A R_x)$ (from $e^x \le 1 + x + x^2 (e^\rho - 1 - \rho)/\rho^2$ for $x \le \rho$).", "",
         r"So $C \le \max(0, -\min d^{\mathrm{diag}}) + (n - 1)\max(0, -\min \mathrm{pair}_{j \ne i})$ "
         r"(or the P4 sum), dropping $J^\top J \succeq 0$.", ""])
 
@@ -1116,13 +1121,13 @@ def derive_bounds(f: NormalizedFormulas) -> MemberBounds:
         best = {key: _best([e for _, e in cands.get(key, [])], False) for key in ("C", "Lam", "g", "Mu", "Gb")}
         C = best["C"]
         Hu = _max(best["Lam"] + w_max**2, C) if _finite(best["Lam"], C) else oo
-        smooth = R**2 * Hu
+        smooth = R_A**2 * Hu
         q = {
             "C": C,
             "smooth": smooth,
-            "M": R**3 * best["Mu"],
-            "G_A": best["g"] + w_max**2 * R**2 + smooth,
-            "G_b": R * best["Gb"],
+            "M": R_A**3 * best["Mu"],
+            "G_A": best["g"] + R_A * R_x * (w_max**2 + Hu),
+            "G_b": R_A * best["Gb"],
         }
         if region == "simplex":
             q = {k: v.subs(b_norm, 1) for k, v in q.items()}
@@ -1136,7 +1141,7 @@ def derive_bounds(f: NormalizedFormulas) -> MemberBounds:
 # ----------------------------------------------------------------------------------------
 # Emission
 
-_PNAMES = {R: "R", n: "n", b_norm: "b_norm", w_max: "w_max"}
+_PNAMES = {R_A: "R_A", R_x: "R_x", n: "n", b_norm: "b_norm", w_max: "w_max"}
 
 
 class _SafePrinter(codegen._KernelPrinter):

@@ -164,7 +164,12 @@ def _parser() -> argparse.ArgumentParser:
                                    "maxfev Powell evaluations); about 0.1-1 s per cell at n <= 5 with the "
                                    "defaults, growing with n (keep n small: n = 1000 takes tens of minutes).")
     p.add_argument("member", metavar="MEMBER", help="a member with derived bounds (normalized family)")
-    p.add_argument("--R", type=float, nargs="+", default=[1.0, 2.0, 4.0], help="radius: ||A|| <= R, ||x|| <= R")
+    p.add_argument("--R", type=float, nargs="+", default=[1.0, 2.0, 4.0],
+                   help="shorthand for --R-A with --R-x equal to it: ||A|| <= R, ||x|| <= R")
+    p.add_argument("--R-A", dest="R_A", type=float, nargs="+", metavar="R_A",
+                   help="normalized members: radii for A, ||A||_2 <= R_A (one row each; replaces --R)")
+    p.add_argument("--R-x", dest="R_x", type=float, metavar="R_x",
+                   help="normalized members: radius for x, ||x||_2 <= R_x (default: equal to R_A in each row)")
     p.add_argument("--n", type=int, nargs="+", default=[1000], help="number of rows")
     p.add_argument("--b-norm", type=float, default=1.0, help="||b||_2 bound (region ball)")
     p.add_argument("--w-max", type=float, default=0.0, help="largest regularizer weight")
@@ -265,13 +270,15 @@ def _bounds(args) -> int:
         raise InputError(f"{info.name} ({info.family} family) has no derived bounds; members of the "
                          f"{', '.join(with_bounds)} family have them")
     rows = []
-    for R in args.R:
+    R_As = args.R_A or args.R
+    for R_A in R_As:
+        R_x = R_A if args.R_x is None else args.R_x
         for n in args.n:
-            bd = bounds(info.name, R=R, n=n, b_norm=args.b_norm, w_max=args.w_max, region=args.region)
-            rows.append((f"{R:g}", n, *(f"{getattr(bd, q):.4g}" if bd.finite[q] else "no finite bound"
-                                        for q in QUANTITIES)))
+            bd = bounds(info.name, n=n, b_norm=args.b_norm, w_max=args.w_max, region=args.region, R_A=R_A, R_x=R_x)
+            rows.append((f"{R_A:g}", f"{R_x:g}", n, *(f"{getattr(bd, q):.4g}" if bd.finite[q] else "no finite bound"
+                                                     for q in QUANTITIES)))
     print(f"{info.name}: {bd.assumptions}")
-    print(table(rows, ("R", "n", *QUANTITIES)))
+    print(table(rows, ("R_A", "R_x", "n", *QUANTITIES)))
     if not args.certify:
         return 0
     if max(args.n) > CERTIFY_WARN_N:
@@ -279,8 +286,8 @@ def _bounds(args) -> int:
              f"n = {max(args.n)} one cell takes minutes to hours (the search is meant for small n, e.g. --n 2 3 5)")
     # one quantity at a time (the search seeds each cell by its quantity, R and n indices, so this is
     # the same certificate as one call) to report progress
-    parts = [certify(info.name, R=tuple(args.R), n=tuple(args.n), b_norm=args.b_norm, region=args.region,
-                     quantities=(q,), seed=args.seed, restarts=args.restarts, maxfev=args.maxfev)
+    parts = [certify(info.name, R=tuple(R_As), n=tuple(args.n), b_norm=args.b_norm, region=args.region,
+                     quantities=(q,), seed=args.seed, restarts=args.restarts, maxfev=args.maxfev, R_x=args.R_x)
              for q in progress(QUANTITIES, f"certify {info.name}")]
     cert = dataclasses.replace(parts[0], rows=tuple(r for p in parts for r in p.rows))
     print()

@@ -55,8 +55,10 @@ def _to_spectral_ball(Z: np.ndarray, r: float) -> np.ndarray:
 class SearchProblem:
     """One search problem: maps an unconstrained vector to a point of the region and a ratio."""
 
-    def __init__(self, name: str, quantity: str, region: str, R: float, n: int, b_norm: float):
-        self.name, self.q, self.region, self.R, self.n, self.b_norm = name, quantity, region, R, n, b_norm
+    def __init__(self, name: str, quantity: str, region: str, R: float, n: int, b_norm: float,
+                 R_x: float | None = None):
+        self.name, self.q, self.region, self.n, self.b_norm = name, quantity, region, n, b_norm
+        self.R_A, self.R_x = R, (R if R_x is None else R_x)
         self.d = min(n, 3)
         self.k = kernels(name)
         self.eye = np.eye(n)
@@ -93,7 +95,7 @@ class SearchProblem:
 
     def value(self, z: np.ndarray) -> float:
         """The quantity the bound claims to dominate, at the point encoded by ``z``."""
-        R, U = self.R, self.R**2
+        R, Rx, U = self.R_A, self.R_x, self.R_A * self.R_x
         parts = self._split(z)
         if self.q in ("C", "smooth"):
             u, b = _to_ball(parts[0], U), self._b(parts[1])
@@ -103,10 +105,10 @@ class SearchProblem:
             # a value of the true B.
             top = float(np.max(np.abs(ev)))
             err = 8.0 * self.n * np.finfo(float).eps * max(top, self._scale(u, b))
-            # realized by A = R I, x = u / R: hess L = R^2 B(u)
+            # realized by A = R_A I, x = u / R_A: hess L = R_A^2 B(u)
             return max(0.0, -float(ev[0]) - err) if self.q == "C" else R**2 * max(0.0, top - err)
         if self.q == "M":
-            # a pair u, v = u + t h at distance t = min_gap R^2 (the Lipschitz ratio is a local sup)
+            # a pair u, v = u + t h at distance t = min_gap R_A R_x (the Lipschitz ratio is a local sup)
             u = _to_ball(parts[0], U)
             h = parts[1] / max(float(np.linalg.norm(parts[1])), 1e-300)
             v = _to_ball(u + self.min_gap * U * h, U)
@@ -116,20 +118,20 @@ class SearchProblem:
             if not np.any(u != v):    # n = 1 at the boundary: both steps project back onto u
                 return 0.0
             dB = self._hess_u(u, b) - self._hess_u(v, b)
-            # realized by A = R I: ||hess L(x) - hess L(y)|| / ||x - y|| = R^3 ||dB|| / ||u - v||
+            # realized by A = R_A I: ||hess L(x) - hess L(y)|| / ||x - y|| = R_A^3 ||dB|| / ||u - v||
             return R**3 * float(np.linalg.norm(dB, 2)) / float(np.linalg.norm(u - v))
         n, d = self.n, self.d
         if self.q == "G_A":
             A = _to_spectral_ball(parts[0].reshape(n, d), R)
             A2 = _to_spectral_ball(parts[1].reshape(n, d), R)
-            x, b = _to_ball(parts[2], R), self._b(parts[3])
+            x, b = _to_ball(parts[2], Rx), self._b(parts[3])
             gap = float(np.linalg.norm(A - A2, 2))
             if gap < self.min_gap * R:
                 return 0.0
             g1, g2 = self._jac(A, b, x), self._jac(A2, b, x)
             return float(np.linalg.norm(g1 - g2)) / gap
         A = _to_spectral_ball(parts[0].reshape(n, d), R)
-        x, b, b2 = _to_ball(parts[1], R), self._b(parts[2]), self._b(parts[3])
+        x, b, b2 = _to_ball(parts[1], Rx), self._b(parts[2]), self._b(parts[3])
         gap = float(np.linalg.norm(b - b2))
         if gap < self.min_gap * max(self.b_norm, 1e-300):
             return 0.0
@@ -148,7 +150,7 @@ class SearchProblem:
         z = []
         for s in self.sizes:
             v = rng.standard_normal(s)
-            scale = self.R**2 * (1.0 if rng.random() < 0.5 else 10.0 ** (-2.0 * rng.random()))
+            scale = self.R_A * self.R_x * (1.0 if rng.random() < 0.5 else 10.0 ** (-2.0 * rng.random()))
             z.append(v * scale / max(float(np.linalg.norm(v)), 1e-12))
         return np.concatenate(z)
 
@@ -164,6 +166,7 @@ class CertRow:
     worst: float
     tightness: float
     violated: bool
+    R_x: float | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,7 @@ class Certificate:
         return [r for r in self.rows if r.violated]
 
     def row(self, quantity: str, R: float, n: int) -> CertRow:
+        """The row of ``quantity`` at ``R_A = R`` and ``n``."""
         for r in self.rows:
             if r.quantity == quantity and r.R == R and r.n == n:
                 return r
@@ -191,11 +195,12 @@ class Certificate:
 
     def table(self) -> str:
         """Markdown table: quantity, R, n, bound, worst found, tightness."""
-        lines = ["| quantity | R | n | bound | worst found | tightness |", "|---|---|---|---|---|---|"]
+        lines = ["| quantity | R_A | R_x | n | bound | worst found | tightness |", "|---|---|---|---|---|---|---|"]
         for r in self.rows:
             tight = "inf" if math.isinf(r.tightness) else f"{r.tightness:.3g}"
             flag = " **VIOLATED**" if r.violated else ""
-            lines.append(f"| {r.quantity} | {r.R:g} | {r.n} | {r.bound:.4g} | {r.worst:.4g} | {tight}{flag} |")
+            rx = r.R if r.R_x is None else r.R_x
+            lines.append(f"| {r.quantity} | {r.R:g} | {rx:g} | {r.n} | {r.bound:.4g} | {r.worst:.4g} | {tight}{flag} |")
         return "\n".join(lines)
 
 
@@ -204,14 +209,16 @@ _DRAWS = 16
 
 def certify(name: str, R=(1.0, 2.0, 4.0), n=(2, 3, 5), b_norm: float = 1.0, region: str = "ball",
             quantities=QUANTITIES, seed: int = 0, restarts: int = 6, maxfev: int = 300,
-            rtol: float = 1e-9, progress: Callable[[int, str, float, int], None] | None = None) -> Certificate:
+            rtol: float = 1e-9, progress: Callable[[int, str, float, int], None] | None = None,
+            R_x: float | None = None) -> Certificate:
     """Try to break the derived bounds of ``name`` by adversarial search.
 
     For each quantity, each ``R`` and each ``n``: ``restarts`` random starts (seeded; each the
     best of 16 random draws), each refined by Powell's method (at most ``maxfev`` evaluations) maximizing the quantity the
     bound claims to dominate over points of the assumed region (``x``, ``A``, ``b``; for
     ``C``, ``smooth`` and ``M`` the search runs over ``u = Ax`` in the ball of radius
-    ``R^2``, realized by ``A = R I``).  Regularizer ``w = 0`` (bounds at ``w_max = 0``).
+    ``R R_x``, realized by ``A = R I``).  ``R`` is ``R_A`` (``||A||_2 <= R``); ``R_x`` (default:
+    equal to ``R``) bounds ``||x||``.  Regularizer ``w = 0`` (bounds at ``w_max = 0``).
     A cell is *violated* when the worst value found exceeds the bound by more than the
     relative rounding allowance ``rtol``.  Same seed, same result.  ``progress(i, quantity, R, n)``
     is called before cell ``i`` (0-based) is searched.
@@ -219,6 +226,7 @@ def certify(name: str, R=(1.0, 2.0, 4.0), n=(2, 3, 5), b_norm: float = 1.0, regi
     Rs = tuple(positive("R", r) for r in np.atleast_1d(R))
     ns = tuple(count("n", int(m), 1) for m in np.atleast_1d(n))
     b_norm = positive("b_norm", b_norm)
+    Rx_fixed = None if R_x is None else positive("R_x", R_x)
     restarts, maxfev = count("restarts", restarts, 1), count("maxfev", maxfev, 1)
     seed = check_seed("seed", seed, allow_generator=False)
     bad = [q for q in quantities if q not in QUANTITIES]
@@ -230,8 +238,9 @@ def certify(name: str, R=(1.0, 2.0, 4.0), n=(2, 3, 5), b_norm: float = 1.0, regi
             for ni, m in enumerate(ns):
                 if progress is not None:
                     progress(len(rows), q, r, m)
-                bound = getattr(bounds(name, R=r, n=m, b_norm=b_norm, region=region), q)
-                prob = SearchProblem(name, q, region, r, m, b_norm)
+                rx = r if Rx_fixed is None else Rx_fixed
+                bound = getattr(bounds(name, n=m, b_norm=b_norm, region=region, R_A=r, R_x=rx), q)
+                prob = SearchProblem(name, q, region, r, m, b_norm, R_x=rx)
                 rng = np.random.default_rng([seed, QUANTITIES.index(q), ri, ni])
                 worst = 0.0
                 for _ in range(restarts):
@@ -243,6 +252,7 @@ def certify(name: str, R=(1.0, 2.0, 4.0), n=(2, 3, 5), b_norm: float = 1.0, regi
                     worst = max(worst, prob.safe_value(z0), prob.safe_value(res.x))
                 tight = bound / worst if worst > 0 else math.inf
                 violated = worst > bound * (1 + rtol) + 1e-300
-                rows.append(CertRow(q, r, m, float(bound), float(worst), float(tight), bool(violated)))
+                rows.append(CertRow(q, r, m, float(bound), float(worst), float(tight), bool(violated),
+                                    None if Rx_fixed is None else rx))
     return Certificate(name=member(name).name, region=region, b_norm=b_norm, seed=seed, restarts=restarts,
                        maxfev=maxfev, assumptions=bounds_module(name).ASSUMPTIONS[region], rows=tuple(rows))

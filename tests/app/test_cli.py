@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from softsym.theory.bounds import bounds
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -272,10 +274,18 @@ def test_generate_bad_spec_file_exits_2(tmp_path):
 def test_bounds_command():
     out = softsym("bounds", "softmax", "--R", "2", "--n", "3", "--certify", "--restarts", "1")
     assert out.returncode == 0, out.stderr
-    assert "no violation found" in out.stdout and "| C | 2 | 3 |" in out.stdout
+    assert "no violation found" in out.stdout and "| C | 2 | 2 | 3 |" in out.stdout
     assert "certify softmax 5/5: G_b" in out.stderr        # progress, one step per quantity
     bad = softsym("bounds", "softmax", "--R", "-1")
-    assert bad.returncode == 2 and "R must be > 0" in bad.stderr
+    assert bad.returncode == 2 and "R_A must be > 0" in bad.stderr
+    # separate radii: the same rows as the Python API, R_x fixed across the R_A rows
+    out = softsym("bounds", "rescaled_exp", "--R-A", "3", "5", "--R-x", "0.2", "--n", "4")
+    assert out.returncode == 0, out.stderr
+    for R_A in (3.0, 5.0):
+        bd = bounds("rescaled_exp", n=4, R_A=R_A, R_x=0.2)
+        assert f"{bd.C:.4g}" in out.stdout and f"{bd.M:.4g}" in out.stdout
+    bad = softsym("bounds", "softmax", "--R-x", "0")
+    assert bad.returncode == 2 and "R_x must be > 0" in bad.stderr
     bad = softsym("bounds", "nope")
     assert bad.returncode == 2 and "unknown objective 'nope'" in bad.stderr
     for name in ("gaussian_mixture_score",):

@@ -30,7 +30,7 @@ def test_every_member_has_finite_bounds_at_moderate_radius():
             vals = bd.as_dict()
             assert all(math.isfinite(v) and v >= 0 for v in vals.values()), (name, region, vals)
             # smoothness dominates the curvature both ways: R^2 max(lambda_max, C)
-            assert bd.smooth >= bd.R**2 * bd.C * (1 - 1e-12)
+            assert bd.smooth >= bd.R_A**2 * bd.C * (1 - 1e-12)
 
 
 @pytest.mark.parametrize("name", MEMBERS)
@@ -180,11 +180,12 @@ def test_start_condition_rules_out_weak_regularizers_without_the_gram(monkeypatc
     sc = start_condition(obj, np.zeros(3))
     assert sc["start_certified"] is False
     info = sc["start_condition"]
-    assert "C grows with R" in info["reason"]
-    # the radius used is below the one the full check starts from, and fails there as well
+    assert "C grows with the radii" in info["reason"]
+    # the radii used are below the ones the full check starts from, and it fails there as well
     R_full = max(float(np.linalg.norm(obj.A, 2)), 0.0)
-    assert info["R"] <= R_full * (1 + 1e-12)
-    assert info["w_min2"] <= bounds("softmax", R=R_full, n=60, b_norm=float(np.linalg.norm(obj.b))).C
+    assert info["R_A"] <= R_full * (1 + 1e-12) and info["R_x"] <= 1e-300
+    b_norm = float(np.linalg.norm(obj.b))
+    assert info["w_min2"] <= bounds("softmax", n=60, b_norm=b_norm, R_A=R_full, R_x=1e-300).C
 
 
 def test_rules_report_no_finite_bound_explicitly():
@@ -196,7 +197,7 @@ def test_rules_report_no_finite_bound_explicitly():
     src = db.emit_module(mb, "0" * 64)
     ns: dict = {}
     exec(compile(src, "sinh_softmax_bounds", "exec"), ns)  # noqa: S102 - our own generated source
-    assert ns["C_ball"](1.0, 3, 1.0, 0.0) == math.inf
+    assert ns["C_ball"](1.0, 1.0, 3, 1.0, 0.0) == math.inf
     assert ns["FINITE"][("ball", "C")] is False
 
 
@@ -262,11 +263,11 @@ def test_moment_and_square_mean_bounds_hold_and_are_reached():
 def test_softmax_range_bound_holds_and_is_reached():
     # L9: max_i softmax(u)_i <= 1 / (1 + (n-1) exp(-R^2 sqrt(n/(n-1)))) on ||u|| <= R^2, with
     # equality at u = R^2 (1, -1/(n-1), ...) / sqrt(n/(n-1))
-    f = sp.lambdify((db.R, db.n), db.softmax_range(), "math")
+    f = sp.lambdify((db.R_A, db.R_x, db.n), db.softmax_range(), "math")
     rng = np.random.default_rng(6)
     for n in (2, 3, 7):
         for R in (0.5, 1.0, 2.0):
-            bound = f(R, n)
+            bound = f(R, R, n)
             for _ in range(200):
                 u = rng.standard_normal(n)
                 u *= R**2 * rng.random() / np.linalg.norm(u)
