@@ -9,7 +9,8 @@ single-threaded product degrades gently instead (about in proportion to the load
 So the runtime does not trust either setting.  For each kind of product and size (``key``),
 :func:`blas_threads` times the calls made with one BLAS thread and with the library default,
 keeps a smoothed time per setting, and runs each call with the faster one.  The other setting is
-probed again after 8, 16, 32, ... 256 calls (so a load that comes or goes is noticed), and at once
+probed again after 8, 16, 32, ... 256 calls (the first call of a key, which may include
+compilation, is not recorded) (so a load that comes or goes is noticed), and at once
 when the current setting becomes more than twice as slow as its record.  While the one-minute
 load average exceeds the number of CPUs this process may use, the machine is oversubscribed and
 every call runs on one thread (a probe of the collapsed setting there can cost a second).  Where
@@ -49,6 +50,7 @@ class _Record:
     interval: int = PROBE_FIRST
     next_probe: int = PROBE_FIRST
     avoid: int | None = None    # a setting that just slowed down: try another one next
+    warm: bool = False          # the first call (which may include compilation) is not recorded
 
     def choose(self, settings: tuple[int, ...]) -> int:
         missing = [s for s in settings if s not in self.seconds]
@@ -67,6 +69,9 @@ class _Record:
         return best
 
     def record(self, setting: int, seconds: float) -> None:
+        if not self.warm:
+            self.warm = True
+            return
         self.calls += 1
         old = self.seconds.get(setting)
         if old is not None and seconds > SLOWDOWN * old:

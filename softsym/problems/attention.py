@@ -28,6 +28,7 @@ from .._validate import as_array, count, positive
 from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
 from ..numerics.serial import new_lock, serialized
+from ..numerics.threads import blas_threads
 from ..registry import kernels
 from .base import MemoObjective, is_finite
 
@@ -108,12 +109,17 @@ class AttentionRegression:
             self._work = self._k.workspace(self.n)
         return self._work
 
+    def _key(self, kernel: str) -> str:
+        """The BLAS-thread policy's key of ``kernel`` at this size (softsym.numerics.threads)."""
+        return f"attention {kernel} {self.n}x{self.d}"
+
     # -- evaluation --------------------------------------------------------------------------
     @serialized
     def loss(self, X, Y) -> float:
         """L(X, Y)."""
         X, Y = self._var("X", X), self._var("Y", Y)
-        val = float(self._k.loss(*self._data(), X, Y, self.reg_x, self.reg_y, self._workspace()[0]))
+        with blas_threads(self._key("sweep")):
+            val = float(self._k.loss(*self._data(), X, Y, self.reg_x, self.reg_y, self._workspace()[0]))
         self.nfev += 1
         self._check("loss", val)
         return val
@@ -122,7 +128,8 @@ class AttentionRegression:
     def value_and_grad(self, X, Y) -> tuple[float, np.ndarray, np.ndarray]:
         """(L, dL/dX, dL/dY) in one row-blocked sweep (four n^2 d matrix products, no n x n array)."""
         X, Y = self._var("X", X), self._var("Y", Y)
-        val, gX, gY = self._k.value_and_grad(*self._data(), X, Y, self.reg_x, self.reg_y, *self._workspace())
+        with blas_threads(self._key("value_and_grad")):
+            val, gX, gY = self._k.value_and_grad(*self._data(), X, Y, self.reg_x, self.reg_y, *self._workspace())
         self.njev += 1
         self._check("gradient", val, gX, gY)
         return float(val), gX, gY
@@ -142,7 +149,8 @@ class AttentionRegression:
             F, C = (self._state[3], self._state[4]) if self._state is not None else (
                 np.empty((self.n, self.n)), np.empty((self.n, self.n)))
             self._state_key = self._state = None  # invalid until the new state is complete
-            st = self._k.hess_state(*self._data(), X, Y, self.reg_x, self.reg_y, F, C, self._workspace()[0])
+            with blas_threads(self._key("hess_state")):
+                st = self._k.hess_state(*self._data(), X, Y, self.reg_x, self.reg_y, F, C, self._workspace()[0])
             self.nhev += 1
             self._check("Hessian state", *st)
             self._state_key, self._state, self._y_pinv = (X.copy(), Y.copy()), st, None
@@ -162,7 +170,8 @@ class AttentionRegression:
         """Hessian in x = vec(X) applied to vec(V), returned as a (d, d) matrix; O(n^2 d), row-blocked."""
         X, Y, V = self._var("X", X), self._var("Y", Y), self._var("V", V)
         _, _, _, F, C, gamma, _, _ = self.hess_state(X, Y)
-        out = self._k.hessp_x(self.A1, self.A2, self.A3, Y, F, C, gamma, V, self.reg_x, *self._workspace())
+        with blas_threads(self._key("hessp_x")):
+            out = self._k.hessp_x(self.A1, self.A2, self.A3, Y, F, C, gamma, V, self.reg_x, *self._workspace())
         self._check("Hessian-vector product", out)
         return out
 
@@ -214,8 +223,10 @@ class AttentionRegression:
         """
         X, Y, V = self._var("X", X), self._var("Y", Y), self._var("V", V)
         _, _, _, F, C, gamma, K, Ls = self.hess_state(X, Y)
-        out = self._k.hessp_reduced_x(self.A1, self.A2, self.A3, Y, F, C, gamma, K, Ls,
-                                      self._y_block_pinv(X, Y), V, self.reg_x, *self._workspace())
+        pinv = self._y_block_pinv(X, Y)
+        with blas_threads(self._key("reduced_hessp_x")):
+            out = self._k.hessp_reduced_x(self.A1, self.A2, self.A3, Y, F, C, gamma, K, Ls, pinv, V, self.reg_x,
+                                          *self._workspace())
         self._check("reduced Hessian-vector product", out)
         return out
 
@@ -256,7 +267,8 @@ class AttentionRegression:
         """(Y*(X), L(X, Y*(X))) from one forward sweep: given K = F A3 of X (two n^2 d GEMMs), the
         loss, dL/dY and the Y-Hessian at any Y cost O(n d^2) (``y_parts``), so one exact Newton
         step from Y and the loss at its end need no second sweep."""
-        K = self._k.forward_k(self.A1, self.A2, self.A3, X, self._workspace()[0])
+        with blas_threads(self._key("sweep")):
+            K = self._k.forward_k(self.A1, self.A2, self.A3, X, self._workspace()[0])
         self.nfev += 1
         self._check("F A3", K)
         _, gY, G = self._k.y_parts(K, self.B, X, Y, self.reg_x, self.reg_y)

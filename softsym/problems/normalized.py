@@ -17,6 +17,7 @@ import numpy as np
 from .._validate import as_array, count, positive
 from .._validate import seed as check_seed
 from ..numerics import rows
+from ..numerics.threads import blas_threads
 from ..registry import kernels, member
 from .base import MemoObjective, read_only
 
@@ -140,7 +141,8 @@ class NormalizedObjective(MemoObjective):
         c = self._at(x)
         if "hess" not in c:
             pc = self._pieces(c)
-            H = self._k.hess_assemble(self.A, pc.beta, pc.p, pc.q, pc.T)
+            with blas_threads(f"normalized hess {self.n}x{self.d}"):
+                H = self._k.hess_assemble(self.A, pc.beta, pc.p, pc.q, pc.T)
             self._check("Hessian", H)
             c["hess"] = H
         return c["hess"].copy()
