@@ -268,7 +268,7 @@ def _bounds(args) -> int:
     if not info.has_bounds:
         with_bounds = sorted({m.family for m in catalogue() if m.has_bounds})
         raise InputError(f"{info.name} ({info.family} family) has no derived bounds; members of the "
-                         f"{', '.join(with_bounds)} family have them")
+                         f"{', '.join(with_bounds)} families have them")
     rows = []
     R_As = args.R_A or args.R
     for R_A in R_As:

@@ -45,7 +45,8 @@ def test_formulas_come_from_the_manifest_not_the_page():
         text = page(info)
         for lhs, rhs in info.formulas:
             assert rhs in text, (info.name, lhs)   # the page is rendered from the same list
-        assert info.has_bounds == (info.family == "normalized") == bool(info.bound_formulas)
+        assert info.has_bounds == (info.family != "mixture_score")
+        assert bool(info.bound_formulas) == (info.family == "normalized")
 
 
 def test_verify_passes_and_names_unknown_members():
@@ -70,7 +71,9 @@ def test_verify_every_family():
         row = _row(out.stdout, name)
         assert row[1] == family and row[2] == "pass" and "emission identical" in row[3]
         assert row[4] == "pass" and "max scaled error" in row[5]
-        assert row[6] == "n/a" and "no derived bounds" in row[7]
+    assert _row(out.stdout, "gaussian_mixture_score")[6] == "n/a"
+    assert "no derived bounds" in _row(out.stdout, "gaussian_mixture_score")[7]
+    assert _row(out.stdout, "two_layer_relu")[6] == "pass"     # the margin-count bound, certified
     # attention's exact rung re-proves 13 claims (minutes); its numeric rung is the new part
     out = softsym("verify", "attention", "softmax_xent", "--rungs", "numeric,bounds")
     assert out.returncode == 0, out.stdout + out.stderr
@@ -290,7 +293,7 @@ def test_bounds_command():
     assert bad.returncode == 2 and "unknown objective 'nope'" in bad.stderr
     for name in ("gaussian_mixture_score",):
         bad = softsym("bounds", name)
-        assert bad.returncode == 2 and "has no derived bounds" in bad.stderr and "normalized family" in bad.stderr
+        assert bad.returncode == 2 and "has no derived bounds" in bad.stderr and "normalized" in bad.stderr
 
 
 USER_SPEC = """
@@ -329,7 +332,7 @@ def test_kernels_option_before_or_after_the_subcommand(user_kernels, tmp_path):
     row = _row(ver.stdout, "softmax_l4")
     assert row[2] == "n/a" and "softsym generate" in row[3] and row[4] == "pass"
     bounds = softsym("bounds", "softmax_l4", "--kernels", user_kernels, "--R", "1", "--n", "3")
-    assert bounds.returncode == 0 and "| 1 | 3 |" in bounds.stdout
+    assert bounds.returncode == 0 and "| 1   | 1   | 3 |" in bounds.stdout
 
 
 def test_kernels_option_bad_directory(tmp_path):
