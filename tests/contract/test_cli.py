@@ -20,7 +20,7 @@ from softsym.registry import load_kernels
 
 from .conftest import drawn
 
-FUZZ = settings(deadline=None, database=None, max_examples=100,
+FUZZ = settings(deadline=None, database=None, max_examples=60,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
