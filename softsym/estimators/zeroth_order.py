@@ -203,11 +203,6 @@ def estimate(objective, x, K: int = 16, mu: float = 1e-5, kind: str = "gaussian"
     """
     K, kind, seed = count("K", K, 1), check_kind(kind), stream_seed(seed)
     mu = positive("mu", mu)
-    dense_A = getattr(objective, "A", None)
-    if not isinstance(dense_A, np.ndarray) or not hasattr(objective, "u"):
-        raise ValidationError(f"objective must be an in-memory softsym Objective (numpy A) for zeroth-order "
-                              f"estimation, got {type(objective).__name__}; a Dask objective is not supported "
-                              "(use method='gd', 'newton' or 'approx-newton' on it)")
     x = as_array("x", x, 1, (objective.d,))
     if not isinstance(getattr(objective, "A", None), np.ndarray):
         raise ValidationError(f"the zeroth-order estimator needs an objective with A in memory (a NumPy array); "

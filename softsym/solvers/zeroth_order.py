@@ -132,7 +132,7 @@ class ZerothOrderGD(Solver):
 
     def init(self, objective, x0: np.ndarray) -> ZOState:
         if not isinstance(getattr(objective, "A", None), np.ndarray):
-            raise ValidationError(f"method 'zo' needs an in-memory objective (numpy A), got {type(objective).__name__}; "
+            raise ValidationError(f"method 'zo' needs A in memory (a NumPy array), got {type(objective).__name__}; "
                                   "a Dask objective is not supported (use 'gd', 'newton' or 'approx-newton')")
         rng = np.random.default_rng(zo.stream_seed(self.seed))
         state = self._state(objective, x0, objective.fun(x0), rng, None, [])

@@ -19,7 +19,7 @@ from softsym.solvers.base import gradient_floor
 
 from .conftest import drawn
 
-FUZZ = settings(deadline=None, database=None, max_examples=100,
+FUZZ = settings(deadline=None, database=None, max_examples=60,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 NORMALIZED = [m.name for m in catalogue("normalized")]
 ALLOWED = (ValidationError, OverflowDetected)

@@ -20,7 +20,7 @@ from softsym.registry import load_kernels
 
 from .conftest import drawn
 
-FUZZ = settings(deadline=None, database=None, max_examples=100,
+FUZZ = settings(deadline=None, database=None, max_examples=60,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
@@ -215,7 +215,7 @@ SPEC_BODIES = ["import sys\nsys.exit(0)\n", "import sys\nsys.exit(3)\n", "SPECS 
                "from sympy import exp\nfrom softsym.derive.spec import NormalizedSpec, alpha, b, u\n"
                "SPECS = [NormalizedSpec(name={name!r}, doc='d', paper='-', phi=exp(u), ell=(exp(u) / alpha - b) ** 2,"
                " shift_invariant=True)]\n"]
-BAD_NAMES = ["quart\n", "Quart", "1x", "", "a-b", "a b", "softmax"]
+BAD_NAMES = ["quart\n", "Quart", "1x", "", "a-b", "a b"]
 GOOD = "fuzz_ok"
 
 

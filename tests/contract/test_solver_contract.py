@@ -16,7 +16,7 @@ from softsym.registry import catalogue
 
 from .conftest import drawn
 
-FUZZ = settings(deadline=None, database=None, max_examples=100,
+FUZZ = settings(deadline=None, database=None, max_examples=60,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 NORMALIZED = [m.name for m in catalogue("normalized")]
 EXTREME = [1e-300, 1e-200, 1e-160, 1e-20, 1.0, 1e20, 1e150, 1e160, 1e200, 1e300]
