@@ -290,6 +290,11 @@ def _bounds(args) -> int:
                      quantities=(q,), seed=args.seed, restarts=args.restarts, maxfev=args.maxfev, R_x=args.R_x)
              for q in progress(QUANTITIES, f"certify {info.name}")]
     cert = dataclasses.replace(parts[0], rows=tuple(r for p in parts for r in p.rows))
+    return _report_certificate(cert)
+
+
+def _report_certificate(cert) -> int:
+    """Print a certificate's table and verdict; exit code 1 on a violation."""
     print()
     print(cert.table())
     if cert.violations:
@@ -315,13 +320,7 @@ def _bounds_attention(args) -> int:
         return 0
     cert = certify_attention(args.member, R=tuple(args.R), n=tuple(args.n), reg_y=args.reg_y, seed=args.seed,
                              restarts=args.restarts)
-    print()
-    print(cert.table())
-    if cert.violations:
-        print(f"{len(cert.violations)} bound(s) VIOLATED")
-        return 1
-    print("no violation found")
-    return 0
+    return _report_certificate(cert)
 
 
 def _bounds_two_layer(args) -> int:
@@ -341,13 +340,7 @@ def _bounds_two_layer(args) -> int:
     if not args.certify:
         return 0
     cert = tl.certify(args.member, seed=args.seed, restarts=args.restarts)
-    print()
-    print(cert.table())
-    if cert.violations:
-        print(f"{len(cert.violations)} bound(s) VIOLATED")
-        return 1
-    print("no violation found")
-    return 0
+    return _report_certificate(cert)
 
 
 def _generate(args) -> int:

@@ -191,11 +191,12 @@ def sample_size(d_eff: float, d: int, eps: float, delta: float) -> int:
     ``d exp(-m h(eps) / d_eff)`` and ``m = d_eff ln(2d/delta) / h(eps)`` suffices.  With
     ``h(eps) >= eps^2/3`` this is the papers' ``O(eps^-2 d log(d/delta))``.
     """
-    eps, delta = _open_unit("eps0", eps), _open_unit("delta", delta)
+    eps, delta = open_unit("eps0", eps), open_unit("delta", delta)
     return int(math.ceil(positive("d_eff", d_eff) * math.log(2 * d / delta) / chernoff_rate(eps)))
 
 
-def _open_unit(name: str, value) -> float:
+def open_unit(name: str, value) -> float:
+    """``value`` as a float in the open interval (0, 1); ``ValidationError`` naming ``name`` otherwise."""
     v = positive(name, value)
     if not v < 1:
         raise ValidationError(f"{name} must lie in (0, 1), got {value!r}")

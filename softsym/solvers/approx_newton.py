@@ -22,7 +22,7 @@ entries (the papers need ``w^2`` large enough for ``beta > 0``) or ``H~`` is not
 definite it stops with ``status=4`` and says so.
 
 ``"safeguarded"`` (the default) is what the benchmark suite measured fastest
-(``benchmarks/bench_approx_newton.py``; numbers in the README):
+(``benchmarks/bench_approx_newton.py``; numbers in docs/benchmarks.md):
 
 * **cost rule**: when even exact leverage scores (``d_eff = d``) would ask for
   ``m >= exact_above * n`` rows (default ``n/25``: small ``n/d``, where the ``n d^2`` Gram is
@@ -166,8 +166,8 @@ class ApproxNewton(Solver):
                  leverage: str = "auto", refresh: float = 4.0, sketch_size: int | None = None,
                  jl_dim: int | None = None, refine: int | str = "auto", exact_above: float = 0.04, **unknown):
         super().__init__(**unknown)  # rejects unknown options with ValidationError
-        self.eps0 = sketch._open_unit("eps0", eps0)
-        self.delta = sketch._open_unit("delta", delta)
+        self.eps0 = sketch.open_unit("eps0", eps0)
+        self.delta = sketch.open_unit("delta", delta)
         self.seed = seed
         sketch.as_generator(seed)  # validate now
         if mode not in MODES:

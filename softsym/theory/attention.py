@@ -22,6 +22,7 @@ from .._validate import count, positive
 from ..errors import OverflowDetected, ValidationError
 from ..problems.attention import AttentionRegression
 from ..registry import generated_module, member
+from .evaluate import evaluate
 
 QUANTITIES = ("smooth_x", "C_x", "M_x", "smooth_y", "cross", "cross_res")
 #: what certify_attention searches: the emitted quantities plus the reduced-function deficit C_phi
@@ -32,14 +33,6 @@ SEARCHED = ("smooth_x", "C_x", "M_x", "smooth_y", "cross", "C_phi")
 def attention_bounds_module(name: str = "attention") -> ModuleType:
     """The generated bounds module of attention member ``name``."""
     return generated_module(member(name, family="attention"), "_bounds")
-
-
-def _call(fn, *args) -> float:
-    try:
-        v = float(fn(*args))
-    except (OverflowError, ZeroDivisionError):
-        return math.inf
-    return v if math.isfinite(v) else math.inf
 
 
 @dataclass(frozen=True)
@@ -109,7 +102,7 @@ def attention_bounds(name: str = "attention", R_A: float = 1.0, R_X: float = 1.0
     n = count("n", n, 1)
     reg_x = positive("reg_x", reg_x, allow_zero=True)
     reg_y = positive("reg_y", reg_y, allow_zero=True)
-    vals = {q: _call(mod.FUNCTIONS[q], R_A, R_X, R_Y, R_B, n) for q in QUANTITIES}
+    vals = {q: evaluate(mod.FUNCTIONS[q], R_A, R_X, R_Y, R_B, n) for q in QUANTITIES}
     return AttentionBounds(name=mod.NAME, R_A=R_A, R_X=R_X, R_Y=R_Y, R_B=R_B, n=n, reg_x=reg_x, reg_y=reg_y,
                            assumptions=mod.ASSUMPTIONS, **vals)
 

@@ -18,6 +18,7 @@ from .._validate import count, positive
 from ..errors import ValidationError
 from ..registry import catalogue, generated_module, member
 from . import two_layer
+from .evaluate import evaluate
 
 QUANTITIES = ("C", "smooth", "M", "G_A", "G_b")
 REGIONS = ("ball", "simplex")
@@ -92,14 +93,6 @@ def _attention_names() -> set[str]:
     return {m.name for m in catalogue("attention")}
 
 
-def _call(fn, *args) -> float:
-    try:
-        v = float(fn(*args))
-    except (OverflowError, ZeroDivisionError):
-        return math.inf
-    return v if math.isfinite(v) else math.inf
-
-
 def radii(R: float | None = None, R_A: float | None = None, R_x: float | None = None) -> tuple[float, float]:
     """``(R_A, R_x)`` from the separate radii, ``R`` standing for both where one is not given (default 1)."""
     R = 1.0 if R is None else positive("R", R)
@@ -150,7 +143,7 @@ def bounds(name: str, R: float | None = None, n: int = 2, b_norm: float = 1.0, w
     w_max = positive("w_max", w_max, allow_zero=True)
     l = None if l is None else positive("l", l)
     args = (R_A, R_x, n, b_norm, w_max) if region == "ball" else (R_A, R_x, n, w_max)
-    vals = {q: _call(mod.FUNCTIONS[(region, q)], *args) for q in QUANTITIES}
+    vals = {q: evaluate(mod.FUNCTIONS[(region, q)], *args) for q in QUANTITIES}
     return Bounds(name=mod.NAME, region=region, R_A=R_A, R_x=R_x, n=n,
                   b_norm=b_norm if region == "ball" else 1.0, w_max=w_max, l=l,
                   assumptions=mod.ASSUMPTIONS[region],

@@ -30,6 +30,7 @@ from .._validate import as_array, count, positive
 from ..errors import ValidationError
 from ..problems.two_layer import TwoLayerNetwork, activations
 from ..registry import generated_module, kernels, member
+from .evaluate import evaluate
 
 ARG_ORDER = ("B", "m", "kappa", "n", "lam0", "rho0")
 
@@ -46,14 +47,6 @@ def member_name(name_or_activation: str) -> str:
 def bounds_module(name: str) -> ModuleType:
     """The generated bounds module of two-layer member ``name`` (or activation)."""
     return generated_module(member(member_name(name), family="two_layer"), "_bounds")
-
-
-def _call(fn, *args) -> float:
-    try:
-        v = float(fn(*args))
-    except (OverflowError, ZeroDivisionError):
-        return math.inf
-    return v if math.isfinite(v) else math.inf
 
 
 @dataclass(frozen=True)
@@ -93,7 +86,7 @@ def bounds(name: str, B: float = 1.0, m: int = 64, n: int = 16, kappa: float | N
     args = {"B": B, "m": m, "kappa": kappa, "n": n, "lam0": positive("lam0", lam0), "rho0": positive("rho0", rho0),
             "D": positive("D", D, allow_zero=True), "s0": positive("s0", s0), "delta": positive("delta", delta),
             "N": count("N", N)}
-    values = {q: _call(mod.FUNCTIONS[q], *(args[p] for p in mod.ARGS[q])) for q in mod.QUANTITIES}
+    values = {q: evaluate(mod.FUNCTIONS[q], *(args[p] for p in mod.ARGS[q])) for q in mod.QUANTITIES}
     used = sorted({p for q in mod.QUANTITIES for p in mod.ARGS[q]}, key=list(args).index)
     return TwoLayerConstants(name=mod.NAME, activation=mod.ACTIVATION, kind=mod.KIND,
                              deterministic=bool(mod.DETERMINISTIC), params={p: args[p] for p in used},
@@ -531,18 +524,18 @@ def width_requirement(name: str, n: int, rho0: float, lam_bar: float, kappa_rule
     for k in range(1, count("max_log2_m", max_log2_m, 1) + 1):
         m = 2.0**k
         kap = float(kappa_rule(m))
-        lam0 = lam_bar * _call(mod.FUNCTIONS["G"], 0.0, m, kap, n, 1.0, 1.0) ** 2
+        lam0 = lam_bar * evaluate(mod.FUNCTIONS["G"], 0.0, m, kap, n, 1.0, 1.0) ** 2
         B0 = s0 * math.sqrt(2 * math.log(2 * n * m / delta))
         B = B0
         for _ in range(50):
-            dr = _call(mod.FUNCTIONS["drift"], B, m, kap, n, lam0, rho0)
+            dr = evaluate(mod.FUNCTIONS["drift"], B, m, kap, n, lam0, rho0)
             if not math.isfinite(dr) or B0 + dr <= B * (1 + 1e-12):
                 break
             B = B0 + dr
         args = (B, m, kap, n, lam0, rho0)
-        margin = _call(mod.FUNCTIONS["radius"], *args) / _call(mod.FUNCTIONS["drift"], *args)
+        margin = evaluate(mod.FUNCTIONS["radius"], *args) / evaluate(mod.FUNCTIONS["drift"], *args)
         best = (m, B, margin)
-        if margin >= 1 and B0 + _call(mod.FUNCTIONS["drift"], *args) <= B * (1 + 1e-12):
+        if margin >= 1 and B0 + evaluate(mod.FUNCTIONS["drift"], *args) <= B * (1 + 1e-12):
             return WidthRequirement(mod.NAME, n, rho0, lam_bar, m, B, margin, "found")
     return WidthRequirement(mod.NAME, n, rho0, lam_bar, math.inf, best[1], best[2],
                             f"no m <= 2^{max_log2_m}")
