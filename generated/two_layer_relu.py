@@ -65,15 +65,6 @@ def _sum(v):
     return acc
 
 
-@njit(cache=True, fastmath={"reassoc"})
-def _dot(v, w):
-    """<v, w>, vectorized (reassociated)."""
-    acc = 0.0
-    for r in range(v.shape[0]):
-        acc += v[r] * w[r]
-    return acc
-
-
 def default_kappa(m):
     """The member's default output scale for width m."""
     k = 1/math.sqrt(m)
@@ -131,12 +122,25 @@ def _act_pass(u, shift, ia, e, p):
         p[r] = ((ui) if (ui > 0) else (0))
 
 
-@njit(cache=True, fastmath={"contract"})
-def _g_pass(u, shift, ia, w, kappa, e, g, s):
-    """g[r] = h_u, s[r] = h_alpha at output weights w (m,); e[r] becomes phi'(u_r) (read first).
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _act_dot(u, shift, ia, e, aj):
+    """sum_r sigma(u_r) / alpha * aj[r] (ia = 1 / alpha; e holds phi(u_r - shift) for normalized members)."""
+    acc = 0.0
+    for r in range(u.shape[0]):
+        ui = u[r] - shift
+
+        p = ((ui) if (ui > 0) else (0))
+        acc += p * aj[r]
+    return acc
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def _g_pass(u, shift, ia, w, kappa, e, g):
+    """g[r] = h_u at output weights w (m,), e[r] becomes phi'(u_r) (read first); returns S = sum_r h_alpha.
 
     ``g`` may be ``u`` itself: entry r is read before it is written.
     """
+    S = 0.0
     for r in range(u.shape[0]):
         ui = u[r] - shift
         ai = w[r]
@@ -144,9 +148,17 @@ def _g_pass(u, shift, ia, w, kappa, e, g, s):
         s_r = 0
         gu_r = ai*kappa*((1) if (ui > 0) else (0))
         q_r = 0
-        s[r] = s_r
+        S += s_r
         g[r] = gu_r
         e[r] = q_r
+    return S
+
+
+@njit(cache=True, fastmath={"contract"})
+def _scaled(g, S, q):
+    """g = S q."""
+    for r in range(g.shape[0]):
+        g[r] = S * q[r]
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -165,14 +177,13 @@ def _g_rows(U, Aw, arow, kappa, shift, al, E, G, row0, stride):
     """
     n, m = U.shape
     q = np.empty(m)
-    s = np.empty(m)
     for i in range(n):
         row = G[row0 + stride * i]
         if NORMALIZED:
             q[:] = E[i]
-        _g_pass(U[i], shift[i], 1.0 / al[i], Aw[arow[i]], kappa, q, row, s)
+        S = _g_pass(U[i], shift[i], 1.0 / al[i], Aw[arow[i]], kappa, q, row)
         if NORMALIZED:
-            _add_scaled(row, _sum(s), q)
+            _add_scaled(row, S, q)
 
 
 @njit(cache=True)
@@ -238,7 +249,6 @@ def loss_grad(W, X, Y, a, kappa):
     aT = np.ascontiguousarray(a.T)
     F = np.empty((n, c))
     e = np.empty(m)  # phi(u_r - shift), then phi'(u_r)
-    p = np.empty(m)  # sigma(u_r) / alpha, then h_alpha(u_r)
     w = np.empty(m)  # the row's output weights a r_i
     loss = 0.0
     for i in range(n):
@@ -249,17 +259,18 @@ def loss_grad(W, X, Y, a, kappa):
             _phi_pass(u, shift, e)
             alpha += _sum(e)
         ia = 1.0 / alpha
-        _act_pass(u, shift, ia, e, p)
-        w[:] = 0.0
         for j in range(c):
-            fij = kappa * _dot(p, aT[j])
+            fij = kappa * _act_dot(u, shift, ia, e, aT[j])
             F[i, j] = fij
             rij = fij - Y[i, j]
             loss += 0.5 * rij * rij
-            _add_scaled(w, rij, aT[j])
-        _g_pass(u, shift, ia, w, kappa, e, u, p)
+            if j == 0:
+                _scaled(w, rij, aT[j])
+            else:
+                _add_scaled(w, rij, aT[j])
+        S = _g_pass(u, shift, ia, w, kappa, e, u)
         if NORMALIZED:
-            _add_scaled(u, _sum(p), e)
+            _add_scaled(u, S, e)
     return loss, X.T @ U, F
 
 

@@ -219,9 +219,14 @@ def emit_module(f: TwoLayerFormulas, spec_hash: str) -> str:
     spec = f.spec
     names = dict(_NAMES)
 
+    def rewritten(expr):
+        return expr.subs(f.phi, _PH).subs(alpha, 1 / _IA) if f.normalized else expr
+
     def per_neuron(expr):
-        expr = expr.subs(f.phi, _PH).subs(alpha, 1 / _IA) if f.normalized else expr
-        return codegen.vectorized(expr)
+        return codegen.vectorized(rewritten(expr))
+
+    # the reducing per-neuron passes may reassociate only when no exponential is inlined into them
+    row_exp = any(rewritten(e).has(sp.exp) for e in (f.act, f.h_alpha, f.h_u, f.phi_u))
 
     if f.normalized:
         names[_PH] = "ph"
@@ -238,6 +243,8 @@ def emit_module(f: TwoLayerFormulas, spec_hash: str) -> str:
         # without a normalizer the line that loads the stored phi value is left empty
         load_ph="ph = e[r]" if f.normalized else "",
         act_code=codegen.code_block([("p[r]", per_neuron(f.act))], names, indent=0),
+        act_value=codegen.code_block([("p", per_neuron(f.act))], names, indent=0),
+        ROW_FASTMATH='{"contract"}' if row_exp else '{"reassoc", "contract"}',
         pass_code=codegen.code_block([("s_r", per_neuron(f.h_alpha)), ("gu_r", per_neuron(f.h_u)),
                                       ("q_r", per_neuron(f.phi_u))], names, indent=0),
     )
