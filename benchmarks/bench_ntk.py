@@ -1,9 +1,21 @@
-"""NTK Gram of a two-layer softmax network: closed form vs Jacobian contraction.
+"""Two-layer softmax network: the NTK Gram (closed form vs Jacobian contraction) and training.
 
-softsym: ``H = (X X^T) o (G G^T)`` from the generated kernels, O(n^2 (d + m)).
+``ntk`` table -- softsym: ``H = (X X^T) o (G G^T)`` from the generated kernels, O(n^2 (d + m)).
 Peers (same run, float64): JAX ``jacrev`` Jacobian (n, d*m) contracted as ``J J^T``,
 O(n^2 d m), jitted; neural-tangents' empirical NTK when it imports.  Floor: one bare GEMM
-``G G^T`` of the same (n, m) size.  Usage: ``python benchmarks/bench_ntk.py [--n N --m M --d D]``.
+``G G^T`` of the same (n, m) size.
+
+``training`` table -- full-batch gradient descent on ``1/2 sum_i (F(W, x_i) - y_i)^2`` from
+``W_0`` with step ``1/lambda_max(H(W_0))`` until the loss is ``<= 1e-3`` of the initial one:
+``softsym.minimize(TwoLayerRegression(...), method="gd", lr=..., loss_tol=1e-3)`` against a
+jitted JAX step (``jax.value_and_grad``, x64) driven by a Python loop with the same stopping
+rule.  Times per step are run time / steps (the step size is computed once, outside the
+timing, and given to both).  Floor: the two bare GEMMs ``X W`` and ``X^T Gamma`` plus one
+NumPy ``exp`` of the (n, m) matrix (into a preallocated output).  Medians of ``--repeat`` runs
+with [min, max].
+
+Usage: ``python benchmarks/bench_ntk.py [--table ntk|training|all] [--n N --m M --d D]``
+(the training table's defaults are the regression task n = 512, d = 16, m = 2048).
 """
 
 from __future__ import annotations
@@ -11,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +31,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import median_time, table  # noqa: E402
 
-from softsym.problems.two_layer import TwoLayerNetwork  # noqa: E402
+import softsym  # noqa: E402
+from softsym.problems.two_layer import TwoLayerNetwork, TwoLayerRegression, regression_task  # noqa: E402
 
 
 def _jax_peer(net: TwoLayerNetwork, X: np.ndarray):
@@ -64,14 +78,110 @@ def _nt_peer(net: TwoLayerNetwork, X: np.ndarray):
     return lambda: np.asarray(fn(Xj, None, Wj)).reshape(X.shape[0], X.shape[0])
 
 
+def _runs(fn, repeat: int) -> list[float]:
+    """Sorted wall times of ``repeat`` calls of ``fn`` after one untimed call."""
+    fn()
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return sorted(out)
+
+
+def _per_step(times: list[float], steps: int) -> tuple[str, str, float]:
+    med = times[len(times) // 2] / steps
+    return f"{med * 1e3:.3f}", f"[{times[0] / steps * 1e3:.3f}, {times[-1] / steps * 1e3:.3f}]", med
+
+
+def _jax_training(net: TwoLayerNetwork, X: np.ndarray, y: np.ndarray, lr: float, loss_tol: float, maxiter: int):
+    """A function running the jitted JAX GD loop to ``loss_tol`` (returns its step count), or None."""
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    jax.config.update("jax_enable_x64", True)
+    Xj, yj, aj, kappa = jnp.asarray(X), jnp.asarray(y), jnp.asarray(net.a[:, 0]), net.kappa
+
+    def loss(W):
+        F = kappa * jax.nn.softmax(Xj @ W, axis=1) @ aj
+        return 0.5 * jnp.sum((F - yj) ** 2)
+
+    step = jax.jit(lambda W: (lambda v, g: (W - lr * g, v))(*jax.value_and_grad(loss)(W)))
+    W0 = jnp.asarray(net.W)
+
+    def train() -> int:
+        W, f0 = W0, None
+        for t in range(maxiter + 1):
+            W_next, v = step(W)
+            v = float(v)  # the loss at W (before the step), as the stopping rule needs
+            f0 = v if f0 is None else f0
+            if v <= loss_tol * f0:
+                return t
+            W = W_next
+        return maxiter
+
+    return train
+
+
+def training(n: int, m: int, d: int, repeat: int) -> str:
+    """The ``training`` table (see the module docstring)."""
+    X, y = regression_task(n, d, seed=0)
+    net = TwoLayerNetwork(d, m, seed=0)
+    lr, loss_tol, maxiter = 1.0 / net.lam_max(X), 1e-3, 100_000
+    problem = TwoLayerRegression(net, X, y)
+
+    def ours():
+        return softsym.minimize(problem, method="gd", lr=lr, loss_tol=loss_tol, maxiter=maxiter)
+
+    res = ours()
+    steps = res.nit
+    rows = []
+    t_ours = _runs(ours, repeat)
+    med_ours, rng_ours, s_ours = _per_step(t_ours, steps)
+    U = X @ net.W
+    E = np.empty_like(U)
+    Gam = np.random.default_rng(1).standard_normal((n, m))
+
+    def floor():
+        np.exp(X @ net.W, out=E)
+        return X.T @ Gam
+
+    t_floor = _runs(floor, max(repeat, 7) * 5)
+    s_floor = t_floor[len(t_floor) // 2]
+    rows.append((f"softsym minimize(method='gd'), {steps} steps", med_ours, rng_ours, "1.0",
+                 f"{s_ours / s_floor:.2f}", f"{t_ours[len(t_ours) // 2]:.3f}", f"{res.fun / res.history['fun'][0]:.2e}"))
+    train = _jax_training(net, X, y, lr, loss_tol, maxiter)
+    if train is None:
+        rows.append(("JAX jit(value_and_grad) step + loop", "unavailable", "-", "-", "-", "-", "-"))
+    else:
+        jsteps = train()
+        t_jax = _runs(train, repeat)
+        med, rng_, s_jax = _per_step(t_jax, jsteps)
+        rows.append((f"JAX jit(value_and_grad) step + loop, {jsteps} steps", med, rng_, f"{s_jax / s_ours:.2f}",
+                     f"{s_jax / s_floor:.2f}", f"{t_jax[len(t_jax) // 2]:.3f}", "-"))
+    rows.append(("floor: X W + X^T Gamma (BLAS) + np.exp (n x m)", f"{s_floor * 1e3:.3f}",
+                 f"[{t_floor[0] * 1e3:.3f}, {t_floor[-1] * 1e3:.3f}]", f"{s_floor / s_ours:.2f}", "1.0", "-", "-"))
+    head = (f"Training (GD, lr = 1/lambda_max(H(W_0)) = {lr:.3g}, to loss <= {loss_tol:g} x initial): "
+            f"n={n}, m={m}, d={d}, threads={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}")
+    return head + "\n" + table(rows, ("method", "ms / step (median)", "[min, max]", "x softsym", "x floor",
+                                      "run s (median)", "final / initial loss"))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--table", choices=("ntk", "training", "all"), default="all")
     p.add_argument("--n", type=int, default=512)
     p.add_argument("--m", type=int, default=2048)
-    p.add_argument("--d", type=int, default=32)
+    p.add_argument("--d", type=int, default=None, help="features (default 32 for ntk, 16 for training)")
     p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args(argv)
-    n, m, d = args.n, args.m, args.d
+    if args.table in ("training", "all"):
+        print(training(args.n, args.m, args.d or 16, args.repeat))
+        if args.table == "training":
+            return 0
+    n, m, d = args.n, args.m, args.d or 32
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n, d))
     X /= np.linalg.norm(X, axis=1, keepdims=True)

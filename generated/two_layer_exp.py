@@ -3,13 +3,17 @@
 
 Two-layer network F(W, x) = sum_r h(u_r, a_r, alpha), u = W^T x (see two_layer_exp.md).
 Arrays are float64 C-contiguous: W (d, m), X (n, d), U = X W (n, m), a (m, c).
+Dense products go to BLAS; the element passes are Numba loops over one row at a time (``_exp`` is
+the arithmetic-only exponential, and the row reductions are reassociated helpers, so they vectorize).
 The runtime (softsym.problems.two_layer) validates inputs and checks outputs for overflow.
 """
 
 import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 from scipy.linalg.blas import dsyrk as _syrk
 
 NAME = "two_layer_exp"
@@ -17,6 +21,48 @@ SPEC_HASH = "081e9185600868a1f7bb3584dd4e25fc806dc340753835435412e066abe4d0df"
 ACTIVATION = "exp"
 NORMALIZED = False
 SHIFT_INVARIANT = False
+
+
+@intrinsic
+def _as_float(typingctx, i):
+    """The float64 whose bits are the int64 ``i``."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+@intrinsic
+def _as_int(typingctx, x):
+    """The int64 whose bits are the float64 ``x``."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+@njit(cache=True, inline="always")
+def _exp(x):
+    """exp(x) from arithmetic only (vectorizes): 2^k e^r, k = round(x / ln 2), Cody-Waite r, Taylor degree 13.
+
+    Within 1 ulp of libm for -707 <= x <= 709.78; 0 below -707 (where exp < 1e-307), inf above.
+    """
+    xc = min(max(x, -707.0), 709.782712893384)
+    t = xc * 1.4426950408889634 + 6755399441055744.0  # 1.5 * 2^52: k lands in the low bits
+    kf = t - 6755399441055744.0
+    r = (xc - kf * 0.6931471803691238) - kf * 1.9082149292705877e-10
+    p = 1.0 + r * (1.0 + r * (0.5 + r * (0.16666666666666666 + r * (0.041666666666666664 + r * (0.008333333333333333 + r * (0.001388888888888889 + r * (0.0001984126984126984 + r * (2.48015873015873e-05 + r * (2.7557319223985893e-06 + r * (2.755731922398589e-07 + r * (2.505210838544172e-08 + r * (2.08767569878681e-09 + r * (1.6059043836821613e-10)))))))))))))
+    y = p * _as_float((_as_int(t) + 1022) << 52) * 2.0
+    y = 0.0 if x < -707.0 else y
+    y = math.inf if x > 709.782712893384 else y
+    return x if x != x else y
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def _sum(v):
+    """sum(v), vectorized (reassociated)."""
+    acc = 0.0
+    for r in range(v.shape[0]):
+        acc += v[r]
+    return acc
 
 
 def default_kappa(m):
@@ -36,16 +82,24 @@ def _alphas(U):
     al = np.empty(n)
     E = np.empty((n, m if NORMALIZED else 0))
     for i in range(n):
+        u = U[i]
         shift[i] = 0.0
         alpha = 1.0
         if NORMALIZED:
-            for r in range(m):
-                ui = U[i, r] - shift[i]
-                alpha_r = 0.0
-                E[i, r] = alpha_r
-                alpha += alpha_r
+            e = E[i]
+            _phi_pass(u, shift[i], e)
+            alpha += _sum(e)
         al[i] = alpha
     return shift, al, E
+
+
+@njit(cache=True, fastmath={"contract"})
+def _phi_pass(u, shift, e):
+    """e[r] = phi(u[r] - shift) (normalized members)."""
+    for r in range(u.shape[0]):
+        ui = u[r] - shift
+        alpha_r = 0.0
+        e[r] = alpha_r
 
 
 @njit(cache=True)
@@ -55,40 +109,81 @@ def activations(U):
     shift, al, E = _alphas(U)
     P = np.empty((n, m))
     for i in range(n):
-        alpha = al[i]
-        for r in range(m):
-            ui = U[i, r] - shift[i]
-
-            P[i, r] = math.exp(ui)
+        _act_pass(U[i], shift[i], 1.0 / al[i], E[i], P[i])
     return P
+
+
+@njit(cache=True, fastmath={"contract"})
+def _act_pass(u, shift, ia, e, p):
+    """p[r] = sigma(u_r) / alpha (ia = 1 / alpha; e holds phi(u_r - shift) for normalized members)."""
+    for r in range(u.shape[0]):
+        ui = u[r] - shift
+
+        p[r] = _exp(ui)
+
+
+@njit(cache=True, fastmath={"contract"})
+def _act_dot(u, shift, ia, e, aj):
+    """sum_r sigma(u_r) / alpha * aj[r] (ia = 1 / alpha; e holds phi(u_r - shift) for normalized members)."""
+    acc = 0.0
+    for r in range(u.shape[0]):
+        ui = u[r] - shift
+
+        p = _exp(ui)
+        acc += p * aj[r]
+    return acc
+
+
+@njit(cache=True, fastmath={"contract"})
+def _g_pass(u, shift, ia, w, kappa, e, g):
+    """g[r] = h_u at output weights w (m,), e[r] becomes phi'(u_r) (read first); returns S = sum_r h_alpha.
+
+    ``g`` may be ``u`` itself: entry r is read before it is written.
+    """
+    S = 0.0
+    for r in range(u.shape[0]):
+        ui = u[r] - shift
+        ai = w[r]
+
+        s_r = 0
+        gu_r = ai*kappa*_exp(ui)
+        q_r = 0
+        S += s_r
+        g[r] = gu_r
+        e[r] = q_r
+    return S
+
+
+@njit(cache=True, fastmath={"contract"})
+def _scaled(g, S, q):
+    """g = S q."""
+    for r in range(g.shape[0]):
+        g[r] = S * q[r]
+
+
+@njit(cache=True, fastmath={"contract"})
+def _add_scaled(g, S, q):
+    """g += S q."""
+    for r in range(g.shape[0]):
+        g[r] += S * q[r]
 
 
 @njit(cache=True)
 def _g_rows(U, Aw, arow, kappa, shift, al, E, G, row0, stride):
     """G[row0 + stride*i, r] = dF/du_ir for the scalar output with weights Aw[arow[i]] (m,).
 
-    One pass computes h_u, phi' and S = sum_r h_alpha; a second adds S phi' (normalizer only).
+    One pass computes h_u, phi' and h_alpha; S = sum_r h_alpha and a second pass adds S phi'
+    (normalizer only).  E is left unchanged.
     """
     n, m = U.shape
+    q = np.empty(m)
     for i in range(n):
-        alpha = al[i]
-        w = Aw[arow[i]]
-        row = row0 + stride * i
-        q = np.empty(m)
-        S = 0.0
-        for r in range(m):
-            ui = U[i, r] - shift[i]
-            ai = w[r]
-
-            s_r = 0
-            gu_r = ai*kappa*math.exp(ui)
-            q_r = 0
-            S += s_r
-            G[row, r] = gu_r
-            q[r] = q_r
+        row = G[row0 + stride * i]
         if NORMALIZED:
-            for r in range(m):
-                G[row, r] += S * q[r]
+            q[:] = E[i]
+        S = _g_pass(U[i], shift[i], 1.0 / al[i], Aw[arow[i]], kappa, q, row)
+        if NORMALIZED:
+            _add_scaled(row, S, q)
 
 
 @njit(cache=True)
@@ -142,13 +237,41 @@ def forward(W, X, a, kappa):
 
 @njit(cache=True)
 def loss_grad(W, X, Y, a, kappa):
-    """(L, grad_W L, F) for L = 1/2 ||F(W, X) - Y||_F^2: grad = X^T Gamma."""
+    """(L, grad_W L, F) for L = 1/2 ||F(W, X) - Y||_F^2: grad = X^T Gamma.
+
+    One sweep over the rows of U = X W (BLAS) computes F_i, r_i = F_i - Y_i, the loss term and
+    Gamma_i = g(u_i; a -> a r_i), written over U in place; then grad = X^T Gamma (BLAS).  Only
+    (m,) row buffers are allocated besides U.
+    """
     U = X @ W
-    F = kappa * (activations(U) @ a)
-    R = F - Y
-    loss = 0.5 * np.sum(R * R)
-    Gam = vjp_rows(U, R @ a.T, kappa)
-    return loss, X.T @ Gam, F
+    n, m = U.shape
+    c = a.shape[1]
+    aT = np.ascontiguousarray(a.T)
+    F = np.empty((n, c))
+    e = np.empty(m)  # phi(u_r - shift), then phi'(u_r)
+    w = np.empty(m)  # the row's output weights a r_i
+    loss = 0.0
+    for i in range(n):
+        u = U[i]
+        shift = 0.0
+        alpha = 1.0
+        if NORMALIZED:
+            _phi_pass(u, shift, e)
+            alpha += _sum(e)
+        ia = 1.0 / alpha
+        for j in range(c):
+            fij = kappa * _act_dot(u, shift, ia, e, aT[j])
+            F[i, j] = fij
+            rij = fij - Y[i, j]
+            loss += 0.5 * rij * rij
+            if j == 0:
+                _scaled(w, rij, aT[j])
+            else:
+                _add_scaled(w, rij, aT[j])
+        S = _g_pass(u, shift, ia, w, kappa, e, u)
+        if NORMALIZED:
+            _add_scaled(u, S, e)
+    return loss, X.T @ U, F
 
 
 def ntk(W, X, a, kappa):

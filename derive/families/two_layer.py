@@ -204,6 +204,7 @@ def prove(f: TwoLayerFormulas) -> list[str]:
 
 _NAMES = {u: "ui", a: "ai", alpha: "alpha", kappa: "kappa", S: "S"}
 _PH = sp.Symbol("phi_value", real=True)
+_IA = sp.Symbol("inv_alpha", positive=True)
 
 
 def emit_module(f: TwoLayerFormulas, spec_hash: str) -> str:
@@ -211,26 +212,39 @@ def emit_module(f: TwoLayerFormulas, spec_hash: str) -> str:
 
     For normalized members every occurrence of phi(u) in the per-neuron formulas is replaced
     by the value ``ph = E[i, r]`` the normalizer pass stored (an exact rewrite: ``ph = phi(u)``),
-    so exponentials are evaluated once per neuron and input.
+    so exponentials are evaluated once per neuron and input, and ``alpha`` by ``1 / ia`` with
+    ``ia = 1 / alpha`` computed once per row (exact), so the element loops multiply instead
+    of dividing.  ``exp`` is printed as the module's vectorizing ``_exp``.
     """
     spec = f.spec
     names = dict(_NAMES)
 
+    def rewritten(expr):
+        return expr.subs(f.phi, _PH).subs(alpha, 1 / _IA) if f.normalized else expr
+
     def per_neuron(expr):
-        return expr.subs(f.phi, _PH) if f.normalized else expr
+        return codegen.vectorized(rewritten(expr))
+
+    # the reducing per-neuron passes may reassociate only when no exponential is inlined into them
+    row_exp = any(rewritten(e).has(sp.exp) for e in (f.act, f.h_alpha, f.h_u, f.phi_u))
 
     if f.normalized:
         names[_PH] = "ph"
+        names[_IA] = "ia"
     return codegen.render(
         "two_layer", HEADER=codegen.HEADER, NAME=spec.name, DOC=spec.doc, PAPER=spec.paper, SPEC_HASH=spec_hash,
         ACTIVATION=spec.activation, NORMALIZED=str(f.normalized), SHIFT_INVARIANT=str(spec.shift_invariant),
         kappa=codegen.code_block([("k", sp.sympify(spec.kappa))], {m: "m"}, indent=0),
-        SHIFT="np.max(U[i])" if spec.shift_invariant else "0.0",
-        phi_code=codegen.code_block([("alpha_r", f.phi)], _NAMES, indent=0) if f.normalized else "alpha_r = 0.0",
+        SHIFT="np.max(u)" if spec.shift_invariant else "0.0",
+        fast_exp=codegen.fast_exp_source(),
+        phi_code=(codegen.code_block([("alpha_r", codegen.vectorized(f.phi))], _NAMES, indent=0)
+                  if f.normalized else "alpha_r = 0.0"),
         ALPHA_INIT="0.0" if f.normalized else "1.0",
         # without a normalizer the line that loads the stored phi value is left empty
-        load_ph="ph = E[i, r]" if f.normalized else "",
-        act_code=codegen.code_block([("P[i, r]", per_neuron(f.act))], names, indent=0),
+        load_ph="ph = e[r]" if f.normalized else "",
+        act_code=codegen.code_block([("p[r]", per_neuron(f.act))], names, indent=0),
+        act_value=codegen.code_block([("p", per_neuron(f.act))], names, indent=0),
+        ROW_FASTMATH='{"contract"}' if row_exp else '{"reassoc", "contract"}',
         pass_code=codegen.code_block([("s_r", per_neuron(f.h_alpha)), ("gu_r", per_neuron(f.h_u)),
                                       ("q_r", per_neuron(f.phi_u))], names, indent=0),
     )

@@ -184,6 +184,7 @@ class TwoLayerRegression(MemoObjective):
         self.n = self.X.shape[0]
         self.y = as_array("y", y, 1, (self.n,)) if net.scalar else as_array("y", y, 2, (self.n, net.d_out))
         self.d = net.d * net.m
+        self._Y = np.ascontiguousarray(self.y.reshape(self.n, net.d_out))
 
     def __repr__(self) -> str:
         return f"TwoLayerRegression({self.net!r}, n={self.n})"
@@ -212,8 +213,10 @@ class TwoLayerRegression(MemoObjective):
         return {"W": w.reshape(self.net.d, self.net.m)}
 
     def _loss_grad(self, c: dict) -> None:
+        # X, y were validated at construction and W by the memo: the kernel is called directly.
         if "jac" not in c:
-            loss, grad = self.net.loss_grad(self.X, self.y, c["W"])
+            net = self.net
+            loss, grad, _ = net._k.loss_grad(c["W"], self.X, self._Y, net.a, net.kappa)
             self.njev += 1
             self._check("loss or gradient", loss, grad)
             c["loss"], c["jac"] = float(loss), grad.ravel()
@@ -231,8 +234,10 @@ class TwoLayerRegression(MemoObjective):
         return c["jac"].copy()
 
     def fun_and_jac(self, w) -> tuple[float, np.ndarray]:
-        """(L, gradient) from one kernel call."""
-        return self.fun(w), self.jac(w)
+        """(L, gradient) from one kernel call (the gradient is a new array)."""
+        c = self._at(w)
+        self._loss_grad(c)
+        return c["loss"], c["jac"].copy()
 
     def ntk(self, w) -> np.ndarray:
         """The NTK Gram ``H(W)`` (n*c, n*c) at ``w = vec(W)``."""

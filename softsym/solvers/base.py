@@ -50,6 +50,7 @@ from scipy.optimize import OptimizeResult
 
 from .._validate import as_array, count, positive
 from ..errors import OverflowDetected, ValidationError
+from ..numerics import rows
 from .line_search import rounding_floor
 from .status import SolverFailure, Status
 
@@ -69,9 +70,22 @@ class State:
     g: np.ndarray
 
 
+#: a sum of squares at least this large lost nothing relevant to underflow (see :func:`norm`)
+_SQUARES_SAFE = 1e-280
+
+
 def norm(v: np.ndarray) -> float:
-    """The Euclidean norm of ``v`` without underflow or overflow of the squares."""
+    """The Euclidean norm of ``v`` without underflow or overflow of the squares.
+
+    Fast path: one dot product when ``sum v_i^2`` is finite and at least ``_SQUARES_SAFE``
+    (then every underflowed square is below ``2.3e-308``, at most ``size * 2.3e-308`` in all,
+    under ``size * 1e-27`` relative); otherwise the entries are scaled by ``max |v_i|`` first.
+    """
     v = np.asarray(v, dtype=np.float64)
+    if v.ndim == 1:
+        s = float(np.dot(v, v))
+        if _SQUARES_SAFE <= s < math.inf:
+            return math.sqrt(s)
     m = float(np.max(np.abs(v))) if v.size else 0.0
     if m == 0.0 or not math.isfinite(m):
         return m
@@ -148,8 +162,16 @@ class Solver:
         return {}
 
 
+def _all_finite(v: np.ndarray) -> bool:
+    v = np.asarray(v)
+    if v.dtype != np.float64:
+        v = v.astype(np.float64)
+    return bool(rows.all_finite(np.ascontiguousarray(v).ravel()))
+
+
 def _finite_state(st: State) -> bool:
-    return bool(np.isfinite(st.f) and np.all(np.isfinite(st.g)) and np.all(np.isfinite(st.x)))
+    """Whether ``f``, ``g`` and ``x`` are finite (one pass each, no temporaries)."""
+    return bool(math.isfinite(float(st.f)) and _all_finite(st.g) and _all_finite(st.x))
 
 
 def run(solver: Solver, objective, x0, tol: float, maxiter: int,

@@ -72,7 +72,8 @@ class NetworkGD(Solver):
         return st
 
     def step(self, objective, state: NetworkGDState) -> NetworkGDState:
-        x = state.x - state.lr * state.g
+        x = state.g * -state.lr
+        x += state.x
         f, g = objective.fun_and_jac(x)
         new = NetworkGDState(x=x, f=f, g=g, lr=state.lr, lr_rule=state.lr_rule, f0=state.f0,
                              lam_max0=state.lam_max0, H0=state.H0, lam_min=state.lam_min, drift=state.drift)

@@ -54,6 +54,26 @@ def test_gradient_matches_finite_differences(act, d_out):
 
 
 @pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("d_out", [None, 3])
+def test_fused_loss_grad_equals_the_jacobian_contraction(act, d_out):
+    """The one-sweep loss_grad kernel agrees with forward and J^T r from the unfused kernels, at
+    a width that is not a multiple of the vector length, and leaves its inputs untouched."""
+    n, d, m = 37, 5, 67
+    X, rng = _data(n, d, 5)
+    net = TwoLayerNetwork(d, m, activation=act, d_out=d_out, seed=6, symmetric=False, init_scale=2.0)
+    y = rng.standard_normal(n if d_out is None else (n, d_out))
+    W = net.W + 0.3 * rng.standard_normal(net.W.shape)
+    W_before, X_before = W.copy(), X.copy()
+    loss, grad = net.loss_grad(X, y, W)
+    assert np.array_equal(W, W_before) and np.array_equal(X, X_before)
+    F = net.forward(X, W)
+    r = (F - y).reshape(-1)
+    assert loss == pytest.approx(0.5 * np.sum(r * r), rel=1e-12)
+    g_ref = (net.jacobian(X, W).T @ r).reshape(d, m)
+    assert np.allclose(grad, g_ref, rtol=1e-11, atol=1e-12 * np.abs(g_ref).max())
+
+
+@pytest.mark.parametrize("act", ACTS)
 def test_jacobian_matches_finite_differences(act):
     n, d, m = 4, 3, 6
     X, rng = _data(n, d, 3)

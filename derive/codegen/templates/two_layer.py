@@ -2,28 +2,34 @@
 # Template of the kernel module of one two-layer-family member (docs/math.md §4), filled by
 # softsym.derive.families.two_layer.emit_module; the template syntax is softsym.derive.codegen.template's.
 # Inline values: HEADER, NAME, DOC, PAPER, SPEC_HASH, ACTIVATION, the flags NORMALIZED and SHIFT_INVARIANT,
-# SHIFT (the shift of row i of U) and ALPHA_INIT (alpha before the normalizer pass).  Blocks: the derived
-# code kappa, phi_code, act_code and pass_code, and load_ph (reads the stored phi value; empty without a
-# normalizer).
+# SHIFT (the shift of the row u = U[i]) and ALPHA_INIT (alpha before the normalizer pass).  Blocks: the
+# shared fast_exp template, the derived code kappa, phi_code, act_code and pass_code (in terms of
+# ia = 1 / alpha), and load_ph (reads the stored phi value; empty without a normalizer).  ROW_FASTMATH is
+# the fastmath set of the per-neuron passes that also reduce: reassociated only when their derived code
+# has no _exp (reassociation would break _exp's rounding trick once inlined).
 # <<end template only>>
 # __HEADER__
 """Kernels for `__NAME__` (__DOC__; paper __PAPER__).
 
 Two-layer network F(W, x) = sum_r h(u_r, a_r, alpha), u = W^T x (see __NAME__.md).
 Arrays are float64 C-contiguous: W (d, m), X (n, d), U = X W (n, m), a (m, c).
+Dense products go to BLAS; the element passes are Numba loops over one row at a time (``_exp`` is
+the arithmetic-only exponential, and the row reductions are reassociated helpers, so they vectorize).
 The runtime (softsym.problems.two_layer) validates inputs and checks outputs for overflow.
 """
 
 import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 from scipy.linalg.blas import dsyrk as _syrk
 
 # <<template only>>
 from softsym.derive.codegen.templates import derived
 
-__NORMALIZED__ = __SHIFT_INVARIANT__ = __SHIFT__ = __ALPHA_INIT__ = derived()
+__NORMALIZED__ = __SHIFT_INVARIANT__ = __SHIFT__ = __ALPHA_INIT__ = __ROW_FASTMATH__ = derived()
 
 # <<end template only>>
 NAME = "__NAME__"
@@ -31,6 +37,18 @@ SPEC_HASH = "__SPEC_HASH__"
 ACTIVATION = "__ACTIVATION__"
 NORMALIZED = __NORMALIZED__
 SHIFT_INVARIANT = __SHIFT_INVARIANT__
+
+
+_as_float = _as_int = _exp = derived(math, ir, njit, types, intrinsic)  # <<fast_exp>>
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def _sum(v):
+    """sum(v), vectorized (reassociated)."""
+    acc = 0.0
+    for r in range(v.shape[0]):
+        acc += v[r]
+    return acc
 
 
 def default_kappa(m):
@@ -50,16 +68,24 @@ def _alphas(U):
     al = np.empty(n)
     E = np.empty((n, m if NORMALIZED else 0))
     for i in range(n):
+        u = U[i]
         shift[i] = __SHIFT__
         alpha = __ALPHA_INIT__
         if NORMALIZED:
-            for r in range(m):
-                ui = U[i, r] - shift[i]
-                alpha_r = derived(ui)  # <<phi_code>>
-                E[i, r] = alpha_r
-                alpha += alpha_r
+            e = E[i]
+            _phi_pass(u, shift[i], e)
+            alpha += _sum(e)
         al[i] = alpha
     return shift, al, E
+
+
+@njit(cache=True, fastmath={"contract"})
+def _phi_pass(u, shift, e):
+    """e[r] = phi(u[r] - shift) (normalized members)."""
+    for r in range(u.shape[0]):
+        ui = u[r] - shift
+        alpha_r = derived(ui)  # <<phi_code>>
+        e[r] = alpha_r
 
 
 @njit(cache=True)
@@ -69,38 +95,79 @@ def activations(U):
     shift, al, E = _alphas(U)
     P = np.empty((n, m))
     for i in range(n):
-        alpha = al[i]
-        for r in range(m):
-            ui = U[i, r] - shift[i]
-            ph = E[i, r]  # <<load_ph>>
-            P[i, r] = derived(ui, alpha, ph, math)  # <<act_code>>
+        _act_pass(U[i], shift[i], 1.0 / al[i], E[i], P[i])
     return P
+
+
+@njit(cache=True, fastmath={"contract"})
+def _act_pass(u, shift, ia, e, p):
+    """p[r] = sigma(u_r) / alpha (ia = 1 / alpha; e holds phi(u_r - shift) for normalized members)."""
+    for r in range(u.shape[0]):
+        ui = u[r] - shift
+        ph = e[r]  # <<load_ph>>
+        p[r] = derived(ui, ia, ph, math)  # <<act_code>>
+
+
+@njit(cache=True, fastmath=__ROW_FASTMATH__)
+def _act_dot(u, shift, ia, e, aj):
+    """sum_r sigma(u_r) / alpha * aj[r] (ia = 1 / alpha; e holds phi(u_r - shift) for normalized members)."""
+    acc = 0.0
+    for r in range(u.shape[0]):
+        ui = u[r] - shift
+        ph = e[r]  # <<load_ph>>
+        p = derived(ui, ia, ph, math)  # <<act_value>>
+        acc += p * aj[r]
+    return acc
+
+
+@njit(cache=True, fastmath=__ROW_FASTMATH__)
+def _g_pass(u, shift, ia, w, kappa, e, g):
+    """g[r] = h_u at output weights w (m,), e[r] becomes phi'(u_r) (read first); returns S = sum_r h_alpha.
+
+    ``g`` may be ``u`` itself: entry r is read before it is written.
+    """
+    S = 0.0
+    for r in range(u.shape[0]):
+        ui = u[r] - shift
+        ai = w[r]
+        ph = e[r]  # <<load_ph>>
+        s_r, gu_r, q_r = derived(ui, ai, ia, kappa, ph, math)  # <<pass_code>>
+        S += s_r
+        g[r] = gu_r
+        e[r] = q_r
+    return S
+
+
+@njit(cache=True, fastmath={"contract"})
+def _scaled(g, S, q):
+    """g = S q."""
+    for r in range(g.shape[0]):
+        g[r] = S * q[r]
+
+
+@njit(cache=True, fastmath={"contract"})
+def _add_scaled(g, S, q):
+    """g += S q."""
+    for r in range(g.shape[0]):
+        g[r] += S * q[r]
 
 
 @njit(cache=True)
 def _g_rows(U, Aw, arow, kappa, shift, al, E, G, row0, stride):
     """G[row0 + stride*i, r] = dF/du_ir for the scalar output with weights Aw[arow[i]] (m,).
 
-    One pass computes h_u, phi' and S = sum_r h_alpha; a second adds S phi' (normalizer only).
+    One pass computes h_u, phi' and h_alpha; S = sum_r h_alpha and a second pass adds S phi'
+    (normalizer only).  E is left unchanged.
     """
     n, m = U.shape
+    q = np.empty(m)
     for i in range(n):
-        alpha = al[i]
-        w = Aw[arow[i]]
-        row = row0 + stride * i
-        q = np.empty(m)
-        S = 0.0
-        for r in range(m):
-            ui = U[i, r] - shift[i]
-            ai = w[r]
-            ph = E[i, r]  # <<load_ph>>
-            s_r, gu_r, q_r = derived(ui, ai, alpha, kappa, ph, math)  # <<pass_code>>
-            S += s_r
-            G[row, r] = gu_r
-            q[r] = q_r
+        row = G[row0 + stride * i]
         if NORMALIZED:
-            for r in range(m):
-                G[row, r] += S * q[r]
+            q[:] = E[i]
+        S = _g_pass(U[i], shift[i], 1.0 / al[i], Aw[arow[i]], kappa, q, row)
+        if NORMALIZED:
+            _add_scaled(row, S, q)
 
 
 @njit(cache=True)
@@ -154,13 +221,41 @@ def forward(W, X, a, kappa):
 
 @njit(cache=True)
 def loss_grad(W, X, Y, a, kappa):
-    """(L, grad_W L, F) for L = 1/2 ||F(W, X) - Y||_F^2: grad = X^T Gamma."""
+    """(L, grad_W L, F) for L = 1/2 ||F(W, X) - Y||_F^2: grad = X^T Gamma.
+
+    One sweep over the rows of U = X W (BLAS) computes F_i, r_i = F_i - Y_i, the loss term and
+    Gamma_i = g(u_i; a -> a r_i), written over U in place; then grad = X^T Gamma (BLAS).  Only
+    (m,) row buffers are allocated besides U.
+    """
     U = X @ W
-    F = kappa * (activations(U) @ a)
-    R = F - Y
-    loss = 0.5 * np.sum(R * R)
-    Gam = vjp_rows(U, R @ a.T, kappa)
-    return loss, X.T @ Gam, F
+    n, m = U.shape
+    c = a.shape[1]
+    aT = np.ascontiguousarray(a.T)
+    F = np.empty((n, c))
+    e = np.empty(m)  # phi(u_r - shift), then phi'(u_r)
+    w = np.empty(m)  # the row's output weights a r_i
+    loss = 0.0
+    for i in range(n):
+        u = U[i]
+        shift = __SHIFT__
+        alpha = __ALPHA_INIT__
+        if NORMALIZED:
+            _phi_pass(u, shift, e)
+            alpha += _sum(e)
+        ia = 1.0 / alpha
+        for j in range(c):
+            fij = kappa * _act_dot(u, shift, ia, e, aT[j])
+            F[i, j] = fij
+            rij = fij - Y[i, j]
+            loss += 0.5 * rij * rij
+            if j == 0:
+                _scaled(w, rij, aT[j])
+            else:
+                _add_scaled(w, rij, aT[j])
+        S = _g_pass(u, shift, ia, w, kappa, e, u)
+        if NORMALIZED:
+            _add_scaled(u, S, e)
+    return loss, X.T @ U, F
 
 
 def ntk(W, X, a, kappa):
