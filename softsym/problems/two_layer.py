@@ -25,6 +25,7 @@ import numpy as np
 from .._validate import as_array, count, positive
 from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
+from ..numerics.threads import blas_threads
 from ..registry import catalogue, kernels
 from .base import MemoObjective
 
@@ -216,7 +217,8 @@ class TwoLayerRegression(MemoObjective):
         # X, y were validated at construction and W by the memo: the kernel is called directly.
         if "jac" not in c:
             net = self.net
-            loss, grad, _ = net._k.loss_grad(c["W"], self.X, self._Y, net.a, net.kappa)
+            with blas_threads(f"two_layer loss_grad {self.X.shape[0]}x{net.m}"):
+                loss, grad, _ = net._k.loss_grad(c["W"], self.X, self._Y, net.a, net.kappa)
             self.njev += 1
             self._check("loss or gradient", loss, grad)
             c["loss"], c["jac"] = float(loss), grad.ravel()
