@@ -10,7 +10,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
-import re
+import string
 import sys
 from dataclasses import dataclass
 from functools import cache
@@ -50,7 +50,13 @@ def _builtin_dir() -> Path:
 
 
 #: member names (as the generator's specs require; checked with fullmatch, so no trailing newline)
-MEMBER_NAME = re.compile(r"[a-z][a-z0-9_]*")
+#: the characters of a member name after its first, a lowercase letter
+_NAME_CHARS = frozenset(string.ascii_lowercase + string.digits + "_")
+
+
+def is_member_name(name: str) -> bool:
+    """Whether ``name`` is a valid member name: a lowercase letter, then letters, digits or ``_``."""
+    return bool(name) and name[0] in string.ascii_lowercase and set(name) <= _NAME_CHARS
 #: manifest fields every member entry must carry, with their types
 _FIELDS = {"family": str, "doc": str, "paper": str, "spec_hash": str, "proof": list}
 
@@ -68,8 +74,9 @@ def read_manifest(path: Path) -> dict[str, dict]:
     if not isinstance(members, dict):
         raise ValidationError(f'{path} is malformed: expected an object with a "members" object')
     for name, m in members.items():
-        if not MEMBER_NAME.fullmatch(name):
-            raise ValidationError(f"{path}: member name {name!r} must match {MEMBER_NAME.pattern}")
+        if not is_member_name(name):
+            raise ValidationError(f"{path}: member name {name!r} must be a lowercase letter followed by lowercase "
+                                  "letters, digits or _")
         if not isinstance(m, dict):
             raise ValidationError(f"{path}: entry of member {name!r} must be an object")
         for key, typ in _FIELDS.items():

@@ -55,7 +55,7 @@ class CertifiedInstance:
     start: dict = field(repr=False)
 
     def objective(self) -> problems.Objective:
-        return problems.Objective(self.name, self.A, self.b, self.w)
+        return problems.NormalizedObjective(self.name, self.A, self.b, self.w)
 
 
 def _solve(objective, x0, tol: float = 1e-14, maxiter: int = 200) -> np.ndarray:
@@ -102,7 +102,7 @@ def certified_instance(name: str, n: int = 4000, d: int = 5, seed: int = 0, R_A:
     if not math.isfinite(C):
         raise ValidationError(f"{info.name}: no finite C at R_A = {q.norm_A:.3g}, R_x = {2 * radius:.3g}")
     w = np.full(n, math.sqrt(C + l_extra))
-    obj = problems.Objective(info.name, A, b, w)
+    obj = problems.NormalizedObjective(info.name, A, b, w)
     x_min = _solve(obj, x_planted)
     v = rng.standard_normal(d)
     v /= np.linalg.norm(v)
@@ -282,12 +282,12 @@ def zeroth_order_rate(inst: CertifiedInstance, K: int, eps: float = 1e-6, seed: 
             raise StopIteration
 
     solver = make_solver("normalized", "zo", {"K": K, "lr": "certified", "R_x": R_x, "seed": seed})
-    run(solver, obj, inst.x0, 0.0, maxiter, callback=cb)
+    res = run(solver, obj, inst.x0, 0.0, maxiter, callback=cb)
     d = obj.d
     ev = np.linalg.eigvalsh(obj.hess(inst.x_min))
-    smooth = float(solver.smooth)
+    smooth = float(res.zo_options["certified_smooth"])
     rho, rho_t = zo_rate(K, d, inst.l, smooth), zo_rate(K, d, float(ev[0]), float(ev[-1]))
-    return ZORun(name=inst.name, K=K, d=d, lr=float(solver.lr), smooth=smooth, l=inst.l, l_true=float(ev[0]),
+    return ZORun(name=inst.name, K=K, d=d, lr=float(res.zo_options["lr"]), smooth=smooth, l=inst.l, l_true=float(ev[0]),
                  smooth_true=float(ev[-1]), eps=eps, iterations=state["hit"],
                  predicted=math.log(1 / eps) / -math.log(rho), predicted_true=math.log(1 / eps) / -math.log(rho_t),
                  left_region=state["out"])
@@ -337,7 +337,7 @@ def perturbation_study(inst: CertifiedInstance, sizes=(1e-4, 1e-3, 1e-2, 3e-2), 
             else:
                 db = rng.standard_normal(n)
                 b2 = inst.b + s * nb * db / np.linalg.norm(db)
-            obj2 = problems.Objective(inst.name, A2, b2, inst.w)
+            obj2 = problems.NormalizedObjective(inst.name, A2, b2, inst.w)
             x2 = _solve(obj2, inst.x_planted)
             if max(float(np.linalg.norm(x2)), float(np.linalg.norm(inst.x_min))) > inst.R_x:
                 raise ValidationError(f"perturbed minimizer left ||x|| <= R_x = {inst.R_x:.3g}")

@@ -15,7 +15,7 @@ from softsym.solvers.status import SolverFailure
 
 
 def test_status_codes_are_scipy_compatible_ints():
-    assert [int(s) for s in Status] == [0, 1, 2, 3, 4, 99]
+    assert [int(s) for s in Status] == [0, 1, 2, 3, 4, 5, 99]
     res = softsym.minimize(synthetic("softmax", 50, 2, seed=0).objective(), maxiter=1, tol=0.0, gtol_abs=0.0)
     assert type(res.status) is int and res.status == Status.MAXITER == 1
 

@@ -139,7 +139,7 @@ def guarantees_summary(widths=(64, 1024), n: int = 16, d: int = 8, seed: int = 0
     the initial residual, ``lambda_0`` the measured ``lambda_min(H(W_0))``.
     """
     X, y = regression_task(n, d, seed)
-    lines = ["### Guarantees (derived constants, docs/papers/004.md)", "",
+    lines = ["### Guarantees (derived constants; the paper-004 page of the docs)", "",
              "Over-parametrization condition of the derived GD theorem on the same regression task (n = 16): "
              "certified when radius / drift >= 1; lr used is 1/lambda_max(H(W_0)).", "",
              "| activation | m | lambda_0 | certified lr | lr used / certified | radius / drift | certified |",
