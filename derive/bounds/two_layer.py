@@ -210,7 +210,6 @@ def _jump(f: TwoLayerFormulas, log: ProofLog) -> tuple[dict, tuple[str, ...]]:
     if is_zero(jump):
         raise ValueError(f"{f.spec.name}: piecewise h_u without a jump is not handled")
     log.claims.append(f"h_u = {h_u} jumps by {jump} at u = 0: dF/du has no Lipschitz constant")
-    g_inf = sp.Abs(kappa * sp.Integer(1))
     G = sp.sqrt(m) * kappa
     p_flip = sp.Min(1, 2 * D / (sp.sqrt(2 * sp.pi) * s0))
     dH_count = 2 * kappa**2 * sp.sqrt(n * m * flips)
