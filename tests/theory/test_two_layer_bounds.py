@@ -29,7 +29,7 @@ def _ntk(name, W, X, a, kappa):
 def test_certify_finds_no_violation(act):
     cert = tl.certify(act, restarts=2, maxiter=120, seed=3)
     assert not cert.violations, cert.table()
-    assert all(0 < r.max_ratio <= 1 for r in cert.rows), cert.table()
+    assert all(0 < r.max_ratio <= 1 + 1e-9 for r in cert.rows), cert.table()   # attained bounds: rounding
     if act != "relu":
         assert cert.gd["certified"] and cert.gd["ok"], cert.gd
 
