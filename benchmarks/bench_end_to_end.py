@@ -356,7 +356,8 @@ def attention_problem(repeat: int) -> list[dict]:
 # -- two-layer softmax network training (paper 004) ----------------------------------------------
 
 def two_layer_problem(repeat: int) -> list[dict]:
-    from softsym.problems.two_layer import TwoLayerNetwork, regression_task
+    import softsym
+    from softsym.problems.two_layer import TwoLayerNetwork, TwoLayerRegression, regression_task
 
     (n, m, d), eps = SIZES["two_layer"], 1e-3
     X, y = regression_task(n, d, seed=0)
@@ -370,8 +371,8 @@ def two_layer_problem(repeat: int) -> list[dict]:
 
     def ours():
         net = TwoLayerNetwork(d, m, seed=0)
-        res = net.fit(X, y, lr=lr, steps=100_000, tol=eps, record=False)
-        return res.W, {"nit": res.steps}
+        res = softsym.minimize(TwoLayerRegression(net, X, y), method="gd", lr=lr, maxiter=100_000, loss_tol=eps)
+        return res.W, {"nit": res.nit}
 
     runs = {"softsym gd (generated kernels)": ours}
     try:

@@ -54,6 +54,7 @@ from numba import njit
 from .._validate import as_array, count, positive
 from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
+from ..numerics.threads import blas_threads
 from ..registry import kernels
 
 KINDS = ("gaussian", "sphere")
@@ -214,8 +215,10 @@ def estimate(objective, x, K: int = 16, mu: float = 1e-5, kind: str = "gaussian"
     if not hasattr(kern, "loss_dirs_u"):
         raise ValidationError(f"kernels of {objective.name!r} predate the batched loss kernel; regenerate them")
     losses = np.empty((K, 2))
+    key = f"zeroth order directions {objective.A.shape[0]}x{objective.d}x{K if block is None else block}"
     for k0, Z in _blocks(seed, kind, objective.d, K, block):
-        V = Z @ objective.A.T
+        with blas_threads(key):
+            V = Z @ objective.A.T
         losses[k0:k0 + Z.shape[0]] = kern.loss_dirs_u(u, V, mu, objective.b, objective.w)
     objective.nfev += 2 * K
     if not np.all(np.isfinite(losses)):
