@@ -2,9 +2,9 @@
 
 OpenBLAS's worker threads spin while they wait for each other.  When the machine's cores are
 oversubscribed (another process computing, a second solve, a test suite), a multi-threaded
-product can take tens of times longer than the same product on one thread: a 50 000 x 64 weighted
-Gram measured 14 ms with one thread and over a second with two threads under load.  A
-single-threaded product degrades gently instead (about in proportion to the load).
+product can take tens of times longer than the same product on one thread (docs/benchmarks.md
+has the measurements); a single-threaded product degrades gently instead, about in proportion
+to the load.
 
 So the runtime does not trust either setting.  For each kind of product and size (``key``),
 :func:`blas_threads` times the calls made with one BLAS thread and with the library default,
