@@ -68,13 +68,16 @@ def train_score(gm: GaussianMixture, t: float, m: int = 128, activation: str = "
 
 
 def _verdict(rows: list[dict], score_rows: list[dict], steps: int, eps: float) -> Verdict:
-    """Reproduced when the softmax network (kappa = m) reaches eps at every width, its NTK drift falls
-    with the width, and its score error falls with the width; partly when some of these hold."""
+    """Which claims hold here: the softmax network (kappa = m) trains to eps at every width, its NTK
+    drift falls with the width, its score error falls with the width, and -- the comparative claim --
+    its score error at the largest width is no worse than ReLU's.  Reproduced only when all hold."""
     soft = sorted((r for r in rows if r["activation"] == "softmax"), key=lambda r: r["m"])
     trains = all(r["steps_to_eps"] is not None for r in soft)
     lazier = soft[-1]["rel_drift"] < soft[0]["rel_drift"]
     score = sorted((r for r in score_rows if r["activation"] == "softmax"), key=lambda r: r["m"])
     learns = score[-1]["error"] < score[0]["error"]
+    relu = [r for r in score_rows if r["activation"] == "relu" and r["m"] == score[-1]["m"]]
+    better = not relu or score[-1]["error"] <= relu[0]["error"]
     top = max(r["m"] for r in rows)
     others = ", ".join(f"{r['activation']} {r['rel_drift']:.1e}" for r in rows
                        if r["m"] == top and r["activation"] != "softmax")
@@ -84,13 +87,17 @@ def _verdict(rows: list[dict], score_rows: list[dict], steps: int, eps: float) -
                 f"{', '.join(str(r['m']) for r in soft)}); its relative NTK drift went from {soft[0]['rel_drift']:.1e} "
                 f"(m = {soft[0]['m']}) to {soft[-1]['rel_drift']:.1e} (m = {soft[-1]['m']}; at that width {others}); "
                 f"its relative score error went from {score[0]['error']:.3f} (m = {score[0]['m']}) to "
-                f"{score[-1]['error']:.3f} (m = {score[-1]['m']}).")
-    held = [trains, lazier, learns]
+                f"{score[-1]['error']:.3f} (m = {score[-1]['m']})"
+                + (f", ReLU's {relu[0]['error']:.3f} at that width." if relu else ".")
+                + " Under one output scale for every activation, and the width the derived GD theorem needs, "
+                  "see the paper-004 page of the documentation.")
+    held = [trains, lazier, learns, better]
     if all(held):
         return Verdict("reproduced", evidence)
     if any(held):
         missing = [name for name, ok in zip(("training to eps", "NTK drift falling with width",
-                                             "score error falling with width"), held) if not ok]
+                                             "score error falling with width",
+                                             "a score error no worse than ReLU's"), held) if not ok]
         return Verdict("partly reproduced", f"Not reproduced: {', '.join(missing)}. " + evidence)
     return Verdict("not reproduced here", evidence)
 
