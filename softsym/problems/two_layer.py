@@ -21,6 +21,7 @@ from functools import cache
 from types import ModuleType
 
 import numpy as np
+from scipy.linalg import eigh
 
 from .._validate import as_array, count, positive
 from .._validate import seed as check_seed
@@ -109,7 +110,9 @@ class TwoLayerNetwork:
     # -- evaluation ---------------------------------------------------------------------
     def forward(self, X, W=None) -> np.ndarray:
         """Outputs ``F(W, x_i)``: (n,) for a scalar network, (n, d_out) otherwise."""
-        F = self._k.forward(self._W(W), self._X(X), self.a, self.kappa)
+        X = self._X(X)
+        with blas_threads(self._key("forward", X)):
+            F = self._k.forward(self._W(W), X, self.a, self.kappa)
         _finite("network output", F)
         return self._out(F)
 
@@ -118,14 +121,17 @@ class TwoLayerNetwork:
     def loss_grad(self, X, y, W=None) -> tuple[float, np.ndarray]:
         """``(L, grad_W L)`` for ``L = 1/2 sum_i ||F(W, x_i) - y_i||^2`` (generated kernel)."""
         X = self._X(X)
-        loss, grad, _ = self._k.loss_grad(self._W(W), X, self._Y(y, X.shape[0]), self.a, self.kappa)
+        Y = self._Y(y, X.shape[0])
+        with blas_threads(self._key("loss_grad", X)):
+            loss, grad, _ = self._k.loss_grad(self._W(W), X, Y, self.a, self.kappa)
         _finite("loss or gradient", loss, grad)
         return float(loss), grad
 
     def jac_rows(self, X, W=None) -> np.ndarray:
         """``G`` (n*c, m): ``dF_j(W, x_i)/dW = x_i G[i*c + j]^T`` (rows ordered ``i*c + j``)."""
         X = self._X(X)
-        G = self._k.jac_rows(X @ self._W(W), self.a, self.kappa)
+        with blas_threads(self._key("jac_rows", X)):
+            G = self._k.jac_rows(X @ self._W(W), self.a, self.kappa)
         _finite("Jacobian", G)
         return G
 
@@ -142,18 +148,30 @@ class TwoLayerNetwork:
     def ntk(self, X, W=None) -> np.ndarray:
         """NTK Gram ``H = J J^T`` (n*c, n*c) in closed form ``(X X^T (x) 1 1^T) o (G G^T)``."""
         X = self._X(X)
-        H = self._k.ntk(self._W(W), X, self.a, self.kappa)
+        with blas_threads(self._key("ntk", X)):
+            H = self._k.ntk(self._W(W), X, self.a, self.kappa)
         _finite("NTK", H)
         return H
 
     def lam_max(self, X, W=None) -> float:
-        """Largest eigenvalue of the NTK (= of the Gauss-Newton matrix J^T J), from the smaller side."""
+        """Largest eigenvalue of the NTK (= of the Gauss-Newton matrix J^T J), from the smaller side.
+
+        Only that eigenvalue is computed (LAPACK ``syevr`` on one index).
+        """
         X = self._X(X)
         n_rows = X.shape[0] * self.d_out
         if n_rows <= self.d * self.m:
-            return float(np.linalg.eigvalsh(self.ntk(X, W))[-1])
-        J = self.jacobian(X, W)
-        return float(np.linalg.eigvalsh(J.T @ J)[-1])
+            M = self.ntk(X, W)
+        else:
+            J = self.jacobian(X, W)
+            M = J.T @ J
+        with blas_threads(f"two_layer lam_max {M.shape[0]}"):
+            return float(eigh(M, eigvals_only=True, subset_by_index=(M.shape[0] - 1, M.shape[0] - 1),
+                              overwrite_a=True, check_finite=False)[0])
+
+    def _key(self, what: str, X: np.ndarray) -> str:
+        """The BLAS thread-policy key of a product (kind and size, see :mod:`softsym.numerics.threads`)."""
+        return f"two_layer {what} {X.shape[0]}x{self.d}x{self.m}x{self.d_out}"
 
 
 
