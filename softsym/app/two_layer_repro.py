@@ -9,7 +9,8 @@
   ``min_t lambda_min(H_t)`` against the derived bound ``L_H D_t`` (``D_t`` the measured
   pre-activation displacement), and the over-parametrization condition of
   :func:`softsym.theory.two_layer.guarantee` (radius / drift margin, certified step);
-* a score-estimation sweep (width and steps) on a Gaussian mixture under the OU process,
+* a score-estimation sweep (width and steps) on a Gaussian mixture under the OU process, at one
+  noise level, and over noise levels (one time-conditioned network against one network per ``t``),
 
 and writes markdown tables (``two_layer_repro.md``), the numbers (``two_layer_repro.json``)
 and small PNGs into the output directory.
@@ -25,6 +26,7 @@ softmax (``phi_r = m p_r`` without the ``1/sqrt(m)``).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import time
@@ -32,9 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..problems.mixture_score import GaussianMixture, features, score_error
-from ..problems.two_layer import TwoLayerNetwork, regression_task
+from ..api import minimize
+from ..problems.mixture_score import (GaussianMixture, ScoreModel, TimeScoreModel, score_error, score_matching,
+                                     score_matching_over_time)
+from ..problems.two_layer import TwoLayerNetwork, TwoLayerRegression, regression_task
 from ..theory.two_layer import bounds, bounds_module, guarantee, width_requirement
+
+PARTS = ("sweep", "score", "score-time")
 
 CONVENTIONS = {
     "ntk": {"softmax": lambda m: math.sqrt(m), "relu": lambda m: 1 / math.sqrt(m), "exp": lambda m: 1 / math.sqrt(m)},
@@ -132,33 +138,92 @@ def required_width(rows: list[dict]) -> dict:
     return out
 
 
+def _gd_checkpoints(prob: TwoLayerRegression, checkpoints, evaluate) -> dict[int, object]:
+    """Train ``prob`` by ``softsym.minimize`` (GD, ``lr = 1/lambda_max``) and ``evaluate(W)`` at each checkpoint step.
+
+    A run that converges before a checkpoint stays at its final ``W`` from then on.
+    """
+    steps = max(checkpoints)
+    out, it = {}, [0]
+    if 0 in checkpoints:
+        out[0] = evaluate(prob.weights(prob.start()))
+
+    def callback(r):
+        it[0] += 1
+        if it[0] in checkpoints:
+            out[it[0]] = evaluate(prob.weights(r.x))
+
+    res = minimize(prob, method="gd", maxiter=steps, callback=callback)
+    for c in checkpoints:
+        if c not in out:
+            out[c] = evaluate(res.W)
+    return out
+
+
 def score_sweep(widths=(32, 128, 512), checkpoints=(100, 300, 1000), t: float = 0.5, n: int = 800,
                 seed: int = 0) -> list[dict]:
     """Denoising score matching on :meth:`GaussianMixture.ring` per (convention, activation, width);
     relative score error at each checkpoint of GD (``lr = 1/lambda_max``)."""
     gm = GaussianMixture.ring()
-    _, xt, z = gm.noised(n, t, seed)
-    sigma = math.sqrt(1.0 - math.exp(-2 * t))
-    Xf, Y = features(xt), -z / sigma
     rows = []
     for conv, rules in CONVENTIONS.items():
         for act, rule in rules.items():
             for m in widths:
-                net = TwoLayerNetwork(gm.d + 1, m, activation=act, d_out=gm.d, kappa=rule(m), seed=seed + 1)
-                lr = 1.0 / net.lam_max(Xf)
-                W = net.W.copy()
-                errs = {}
-                for step in range(max(checkpoints) + 1):
-                    if step in checkpoints:
-                        net.W = W
-                        errs[step] = score_error(gm, lambda x: net.forward(features(x)), t)
-                    if step < max(checkpoints):
-                        W = W - lr * net.loss_grad(Xf, Y, W)[1]
-                rows.append({"convention": conv, "activation": act, "m": m, "t": t, "errors": errs})
+                prob = score_matching(gm, t, m=m, activation=act, n=n, seed=seed, kappa=rule(m))
+
+                def err(W, prob=prob):
+                    return score_error(gm, ScoreModel(_with_weights(prob.net, W), t, np.empty(0)), t)
+
+                rows.append({"convention": conv, "activation": act, "m": m, "t": t,
+                             "errors": _gd_checkpoints(prob, checkpoints, err)})
     return rows
 
 
-def plots(out: Path, rows: list[dict], srows: list[dict]) -> list[str]:
+def score_time_sweep(widths=(32, 128, 512), checkpoints=(100, 300, 1000), ts=(0.1, 0.25, 0.5, 1.0, 2.0),
+                     n: int = 4000, seed: int = 0) -> list[dict]:
+    """Score estimation over noise levels: one time-conditioned network against one network per ``t``.
+
+    Per (convention, activation, width): a network on ``(x, t, 1)`` trained on ``n`` samples with
+    ``t ~ U[min ts, max ts]`` (:func:`~softsym.problems.mixture_score.score_matching_over_time`), and
+    one network per ``t`` in ``ts`` trained on ``n // len(ts)`` samples at that ``t`` (the same
+    sample budget); the relative score error at every ``t`` in ``ts`` at each GD checkpoint.
+    """
+    gm = GaussianMixture.ring()
+    t_min, t_max = min(ts), max(ts)
+    rows = []
+    for conv, rules in CONVENTIONS.items():
+        for act, rule in rules.items():
+            for m in widths:
+                prob = score_matching_over_time(gm, t_min, t_max, m=m, activation=act, n=n, seed=seed,
+                                                kappa=rule(m))
+
+                def errs(W, prob=prob):
+                    model = TimeScoreModel(_with_weights(prob.net, W), t_min, t_max, np.empty(0))
+                    return [score_error(gm, model.at(t), t) for t in ts]
+
+                joint = _gd_checkpoints(prob, checkpoints, errs)
+                per_t = {c: [] for c in checkpoints}
+                for t in ts:
+                    pt = score_matching(gm, t, m=m, activation=act, n=n // len(ts), seed=seed, kappa=rule(m))
+
+                    def err(W, pt=pt, t=t):
+                        return score_error(gm, ScoreModel(_with_weights(pt.net, W), t, np.empty(0)), t)
+
+                    for c, e in _gd_checkpoints(pt, checkpoints, err).items():
+                        per_t[c].append(e)
+                base = {"convention": conv, "activation": act, "m": m, "ts": list(ts)}
+                rows.append({**base, "model": "time-conditioned", "errors": joint})
+                rows.append({**base, "model": "per-t", "errors": per_t})
+    return rows
+
+
+def _with_weights(net: TwoLayerNetwork, W: np.ndarray) -> TwoLayerNetwork:
+    out = copy.copy(net)
+    out.W = np.ascontiguousarray(W)
+    return out
+
+
+def plots(out: Path, rows: list[dict], srows: list[dict], trows: list[dict] | None = None) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -209,6 +274,29 @@ def plots(out: Path, rows: list[dict], srows: list[dict]) -> list[str]:
     fig.savefig(out / "two_layer_score.png", dpi=80)
     plt.close(fig)
     names.append("two_layer_score.png")
+    if trows:
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+        keys = sorted({(r["convention"], r["activation"]) for r in trows})
+        last = max(trows[0]["errors"])
+        for i, key in enumerate(keys):
+            for model, style in (("time-conditioned", "o-"), ("per-t", "x--")):
+                rs = [r for r in trows if (r["convention"], r["activation"]) == key and r["model"] == model]
+                big = max(rs, key=lambda r: r["m"])
+                lab = f"{key[1]} ({key[0]}) {model}"
+                axes[0].semilogx(big["ts"], big["errors"][last], style, color=f"C{i}", label=f"{lab}, m={big['m']}")
+                axes[1].loglog([r["m"] for r in rs], [float(np.mean(r["errors"][last])) for r in rs], style,
+                               color=f"C{i}", label=lab)
+        axes[0].set(xlabel="noise level t", ylabel="relative score error", yscale="log",
+                    title=f"score error per t after {last} GD steps (largest m)")
+        tw = sorted({r["m"] for r in trows})
+        axes[1].set_xticks(tw, [str(w) for w in tw])
+        axes[1].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        axes[1].set(xlabel="width m", ylabel="mean over t of the relative error", title="against width")
+        axes[0].legend(fontsize=5)
+        fig.tight_layout()
+        fig.savefig(out / "two_layer_score_time.png", dpi=80)
+        plt.close(fig)
+        names.append("two_layer_score_time.png")
     return names
 
 
@@ -220,8 +308,8 @@ def _fmt(v, spec=".3g") -> str:
     return format(v, spec) if isinstance(v, float) else str(v)
 
 
-def tables(rows: list[dict], req: dict, srows: list[dict], steps: int) -> str:
-    """Markdown tables of the sweep, the width requirement and the score sweep."""
+def tables(rows: list[dict], req: dict, srows: list[dict], steps: int, trows: list[dict] | None = None) -> str:
+    """Markdown tables of the sweep, the width requirement, the score sweep and the score-over-time sweep."""
     lines = ["| convention | activation | m | kappa | steps to 1e-3 | lambda_0 | max dH / lambda_0 | bound / lambda_0 "
              "| min lambda_min / lambda_0 | D max | certified | radius / drift | lr used / lr certified |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -243,7 +331,23 @@ def tables(rows: list[dict], req: dict, srows: list[dict], steps: int) -> str:
     lines += [f"| {r['convention']} | {r['activation']} | {r['m']} | "
               + " | ".join(f"{r['errors'][c]:.3f}" for c in cps)
               + " |" for r in srows]
+    if trows:
+        ts, last = trows[0]["ts"], max(trows[0]["errors"])
+        lines += ["", f"| convention | activation | m | model | " + " | ".join(f"t = {t:g}" for t in ts)
+                  + f" | mean (after {last} steps) |", "|---|---|---|---|" + "---|" * (len(ts) + 1)]
+        lines += [f"| {r['convention']} | {r['activation']} | {r['m']} | {r['model']} | "
+                  + " | ".join(f"{e:.3f}" for e in r["errors"][last]) + f" | {np.mean(r['errors'][last]):.3f} |"
+                  for r in trows]
     return "\n".join(lines) + "\n"
+
+
+def _load(out: Path) -> dict:
+    """The numbers of an earlier run (``OUT/two_layer_repro.json``), with the JSON's string keys restored."""
+    path = out / "two_layer_repro.json"
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for r in data.get("score", []) + data.get("score_time", []):
+        r["errors"] = {int(k): v for k, v in r["errors"].items()}
+    return data
 
 
 def main(argv=None) -> int:
@@ -252,35 +356,38 @@ def main(argv=None) -> int:
     p.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256, 512, 1024, 2048, 4096])
     p.add_argument("--score-widths", type=int, nargs="+", default=[32, 128, 512])
     p.add_argument("--checkpoints", type=int, nargs="+", default=[100, 300, 1000])
+    p.add_argument("--score-times", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0, 2.0])
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--n", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                   help="the experiments to run; the others are taken from OUT/two_layer_repro.json")
     p.add_argument("--tables-only", action="store_true",
                    help="re-render the tables and plots from OUT/two_layer_repro.json without re-running")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    if args.tables_only:
-        data = json.loads((args.out / "two_layer_repro.json").read_text(encoding="utf-8"))
-        rows, srows = data["sweep"], data["score"]
-        for r in srows:
-            r["errors"] = {int(k): v for k, v in r["errors"].items()}
-        for r in rows:
-            r.setdefault("rho0", float(np.linalg.norm(regression_task(r["n"], r.get("d", 8), args.seed)[1])))
-        text = tables(rows, required_width(rows), srows, args.steps)
-        (args.out / "two_layer_repro.md").write_text(text, encoding="utf-8")
-        plots(args.out, rows, srows)
-        print(text)
-        return 0
-    rows = width_sweep(tuple(args.widths), n=args.n, steps=args.steps, seed=args.seed)
-    req = required_width(rows)
-    srows = score_sweep(tuple(args.score_widths), tuple(args.checkpoints), seed=args.seed)
-    text = tables(rows, req, srows, args.steps)
+    data = _load(args.out)
+    parts = [] if args.tables_only else args.parts
+    if "sweep" in parts:
+        rows = width_sweep(tuple(args.widths), n=args.n, steps=args.steps, seed=args.seed)
+        data["sweep"] = [{k: v for k, v in r.items() if k != "trace"} for r in rows]
+    if "score" in parts:
+        data["score"] = score_sweep(tuple(args.score_widths), tuple(args.checkpoints), seed=args.seed)
+    if "score-time" in parts:
+        data["score_time"] = score_time_sweep(tuple(args.score_widths), tuple(args.checkpoints),
+                                              tuple(args.score_times), seed=args.seed)
+    missing = [k for k in ("sweep", "score") if k not in data]
+    if missing:
+        p.error(f"no earlier results for {missing} in {args.out / 'two_layer_repro.json'}: run those parts")
+    for r in data["sweep"]:
+        r.setdefault("rho0", float(np.linalg.norm(regression_task(r["n"], r.get("d", 8), args.seed)[1])))
+    data["required_width"] = required_width(data["sweep"])
+    text = tables(data["sweep"], data["required_width"], data["score"], args.steps, data.get("score_time"))
     (args.out / "two_layer_repro.md").write_text(text, encoding="utf-8")
-    slim = [{k: v for k, v in r.items() if k != "trace"} for r in rows]
-    (args.out / "two_layer_repro.json").write_text(json.dumps({"sweep": slim, "required_width": req,
-                                                               "score": srows}, indent=1, default=str) + "\n")
-    plots(args.out, rows, srows)
+    if parts:
+        (args.out / "two_layer_repro.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
+    plots(args.out, data["sweep"], data["score"], data.get("score_time"))
     print(text)
     print(f"({time.perf_counter() - t0:.0f} s)")
     return 0

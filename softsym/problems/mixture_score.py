@@ -10,7 +10,9 @@ so its score ``grad log p_t`` is known exactly and a learned score's error can b
 The network is a vector-output :class:`~softsym.problems.two_layer.TwoLayerNetwork` on the features
 ``(x, 1)`` (a constant input acts as the first-layer bias), trained by denoising score
 matching: regress ``-Z / sigma_t`` on ``X_t`` (the minimizer of that least-squares problem is
-the true score), one network per noise level ``t``.
+the true score), one network per noise level ``t``
+(:func:`score_matching`), or one time-conditioned network for a range of noise levels
+(:func:`score_matching_over_time`: inputs ``(x, t, 1)``, noise prediction).
 
     >>> from softsym.problems.mixture_score import GaussianMixture
     >>> gm = GaussianMixture.ring(k=3, d=2)
@@ -158,18 +160,19 @@ class ScoreModel:
 
 
 def score_matching(gm: GaussianMixture, t: float, m: int = 128, activation: str = "softmax", n: int = 2000,
-                   seed: int = 0) -> TwoLayerRegression:
+                   seed: int = 0, kappa: float | None = None) -> TwoLayerRegression:
     """Denoising score matching at noise level ``t > 0`` as a problem: ``1/2 sum_i ||s(x_t,i) + z_i / sigma_t||^2``
     over the first layer of a vector-output two-layer network on the features ``(x_t, 1)``.
 
     Train it with ``res = softsym.minimize(problem, method="gd", maxiter=steps)`` (default step
     ``1 / lambda_max`` of the NTK at initialization, :mod:`softsym.solvers.network_gd`) and wrap
-    the result with :meth:`ScoreModel.from_result`.
+    the result with :meth:`ScoreModel.from_result`.  ``kappa`` is the output scale (default: the
+    activation's, see :class:`~softsym.problems.two_layer.TwoLayerNetwork`).
     """
     t = positive("t", t)
     _, xt, z = gm.noised(n, t, seed)
     sigma = np.sqrt(1.0 - np.exp(-2 * t))
-    net = TwoLayerNetwork(gm.d + 1, m, activation=activation, d_out=gm.d, seed=seed + 1)
+    net = TwoLayerNetwork(gm.d + 1, m, activation=activation, d_out=gm.d, kappa=kappa, seed=seed + 1)
     return TwoLayerRegression(net, features(xt), -z / sigma)
 
 
@@ -178,3 +181,69 @@ def score_error(gm: GaussianMixture, model, t: float, n: int = 4000, seed: int =
     x = gm.sample(n, t, seed)
     true = gm.score(x, t)
     return float(np.sqrt(np.mean(np.sum((model(x) - true) ** 2, axis=1)) / np.mean(np.sum(true**2, axis=1))))
+
+
+def time_features(x, t) -> np.ndarray:
+    """Inputs ``(x, t, 1)`` of a time-conditioned network: ``t`` a scalar or one value per row."""
+    x = as_array("x", x, 2)
+    n = x.shape[0]
+    t = as_array("t", t, 1, (n,)) if np.ndim(t) else np.full(n, positive("t", t))
+    if np.any(t <= 0):
+        raise ValidationError("t must be > 0")
+    return np.hstack([x, t[:, None], np.ones((n, 1))])
+
+
+def _sigma(t) -> np.ndarray:
+    return np.sqrt(-np.expm1(-2 * np.asarray(t, dtype=float)))
+
+
+def score_matching_over_time(gm: GaussianMixture, t_min: float = 0.1, t_max: float = 2.0, m: int = 128,
+                             activation: str = "softmax", n: int = 4000, seed: int = 0,
+                             kappa: float | None = None) -> TwoLayerRegression:
+    """Denoising score matching over noise levels ``t ~ U[t_min, t_max]`` with one time-conditioned network.
+
+    The network sees ``(x_t, t, 1)`` and predicts the noise: the problem is
+    ``1/2 sum_i ||F(W, (x_t,i, t_i, 1)) + z_i||^2``, the usual ``sigma_t^2``-weighted score-matching loss,
+    whose minimizer is ``F = sigma_t grad log p_t``; the score model is ``s(x, t) = F / sigma_t``
+    (:class:`TimeScoreModel`).  Train it with ``softsym.minimize(problem, method="gd", maxiter=steps)``;
+    ``kappa`` as in :func:`score_matching`.
+    """
+    t_min, t_max = positive("t_min", t_min), positive("t_max", t_max)
+    if t_max < t_min:
+        raise ValidationError(f"t_max must be >= t_min, got t_min={t_min:g}, t_max={t_max:g}")
+    n = count("n", n, 1)
+    rng = np.random.default_rng(check_seed("seed", seed))
+    t = rng.uniform(t_min, t_max, size=n)
+    comp = rng.choice(len(gm.weights), size=n, p=gm.weights)
+    x0 = gm.means[comp] + gm.stds[comp, None] * rng.standard_normal((n, gm.d))
+    z = rng.standard_normal((n, gm.d))
+    xt = np.exp(-t)[:, None] * x0 + _sigma(t)[:, None] * z
+    net = TwoLayerNetwork(gm.d + 2, m, activation=activation, d_out=gm.d, kappa=kappa, seed=seed + 1)
+    return TwoLayerRegression(net, time_features(xt, t), -z)
+
+
+@dataclass
+class TimeScoreModel:
+    """A trained time-conditioned score network: ``s(x, t) = F(W, (x, t, 1)) / sigma_t`` for ``t`` in its range."""
+
+    net: TwoLayerNetwork
+    t_min: float
+    t_max: float
+    losses: np.ndarray
+
+    def __call__(self, x, t: float) -> np.ndarray:
+        t = positive("t", t)
+        return self.net.forward(time_features(x, t)) / float(_sigma(t))
+
+    def at(self, t: float):
+        """The score at one noise level, as a function of ``x`` (e.g. for :func:`score_error`)."""
+        t = positive("t", t)
+        return lambda x: self(x, t)
+
+    @classmethod
+    def from_result(cls, problem: TwoLayerRegression, res, t_min: float, t_max: float) -> "TimeScoreModel":
+        """The model trained by ``res = softsym.minimize(problem, ...)`` on :func:`score_matching_over_time`."""
+        net = copy.copy(problem.net)
+        net.W = np.ascontiguousarray(res.W)
+        return cls(net=net, t_min=positive("t_min", t_min), t_max=positive("t_max", t_max),
+                   losses=np.asarray(res.history["fun"]))

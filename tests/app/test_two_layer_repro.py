@@ -16,7 +16,12 @@ def test_width_sweep_measured_drift_within_bound_and_tables(tmp_path):
             assert r["lr_certified"] > 0 and math.isfinite(r["margin"])
     srows = rp.score_sweep(widths=(16,), checkpoints=(0, 5), n=100)
     assert all(set(r["errors"]) == {0, 5} for r in srows)
-    md = rp.tables(rows, rp.required_width(rows), srows, 40)
+    trows = rp.score_time_sweep(widths=(16,), checkpoints=(0, 5), ts=(0.2, 1.0), n=200)
+    assert {r["model"] for r in trows} == {"time-conditioned", "per-t"} and len(trows) == 8
+    assert all(len(r["errors"][5]) == 2 and all(e > 0 for e in r["errors"][5]) for r in trows)
+    md = rp.tables(rows, rp.required_width(rows), srows, 40, trows)
     assert "| paper | softmax | 32 |" in md and "error after 5 steps" in md
-    assert rp.plots(tmp_path, rows, srows) == ["two_layer_sweep.png", "two_layer_score.png"]
+    assert "| ntk | relu | 16 | per-t |" in md and "t = 0.2" in md
+    assert rp.plots(tmp_path, rows, srows, trows) == ["two_layer_sweep.png", "two_layer_score.png",
+                                                      "two_layer_score_time.png"]
     assert (tmp_path / "two_layer_sweep.png").stat().st_size > 1000

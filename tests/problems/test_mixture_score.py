@@ -7,7 +7,8 @@ import pytest
 
 import softsym
 from softsym.errors import ValidationError
-from softsym.problems.mixture_score import GaussianMixture, ScoreModel, features, score_error, score_matching
+from softsym.problems.mixture_score import (GaussianMixture, ScoreModel, TimeScoreModel, features, score_error,
+                                           score_matching, score_matching_over_time, time_features)
 
 
 def train_score(gm, t, m=128, n=2000, steps=300, seed=0):
@@ -103,3 +104,30 @@ def test_score_matches_the_mixture_oracle():
     assert np.allclose(gm.score(x, t), -np.einsum("nk,nkd->nd", r / var, diff), rtol=1e-12, atol=1e-12)
     lse = logc.max(axis=1) + np.log(np.exp(logc - logc.max(axis=1, keepdims=True)).sum(axis=1))
     assert np.allclose(gm.log_density(x, t), lse, rtol=1e-12)
+
+
+def test_time_conditioned_score_learns_every_noise_level_and_predicts_noise():
+    gm = GaussianMixture.ring()
+    prob = score_matching_over_time(gm, 0.2, 1.5, m=64, n=1500, seed=0, kappa=8.0)
+    assert prob.X.shape == (1500, 4) and np.all(prob.X[:, 3] == 1.0)
+    assert np.all((prob.X[:, 2] >= 0.2) & (prob.X[:, 2] <= 1.5))
+    res = softsym.minimize(prob, method="gd", maxiter=300)
+    model = TimeScoreModel.from_result(prob, res, 0.2, 1.5)
+    untrained = TimeScoreModel.from_result(prob, softsym.minimize(prob, method="gd", maxiter=1), 0.2, 1.5)
+    for t, gain in ((0.2, 0.95), (0.7, 0.6), (1.5, 0.6)):
+        # the model is the network's noise prediction divided by sigma_t ...
+        x = gm.sample(5, t, seed=3)
+        sigma = np.sqrt(1 - np.exp(-2 * t))
+        assert np.allclose(model(x, t), model.net.forward(time_features(x, t)) / sigma)
+        # ... and training lowers its score error at every level (least at the sharpest, t = 0.2)
+        assert score_error(gm, model.at(t), t) < gain * score_error(gm, untrained.at(t), t)
+
+
+def test_time_conditioned_options_are_validated():
+    gm = GaussianMixture.ring()
+    with pytest.raises(ValidationError, match="t_max"):
+        score_matching_over_time(gm, 1.0, 0.5)
+    with pytest.raises(ValidationError, match="t_min"):
+        score_matching_over_time(gm, 0.0, 0.5)
+    with pytest.raises(ValidationError, match="t"):
+        time_features(np.zeros((3, 2)), np.array([0.1, -1.0, 0.2]))
