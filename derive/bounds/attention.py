@@ -60,6 +60,8 @@ PARAMS = (R_A, R_X, R_Y, R_B, n)
 _PNAMES = {R_A: "R_A", R_X: "R_X", R_Y: "R_Y", R_B: "R_B", n: "n"}
 
 QUANTITIES = ("smooth_x", "C_x", "M_x", "smooth_y", "cross", "cross_res")
+#: the one region of the family, as named in the manifest (``bound_formulas``, ``softsym formulas --latex``)
+REGION = "norm_ball"
 ASSUMPTIONS = ("||A1||_2, ||A2||_2, ||A3||_2 <= R_A, ||X||_F <= R_X, ||Y||_F <= R_Y, ||B||_F <= R_B, "
                "n rows (A_i, B are n x d)")
 MEANING = {
@@ -310,9 +312,10 @@ def emit_section(ab: AttentionBounds) -> str:
              "$|\\langle c, D^2 f\\rangle| \\le 2\\|c\\|_\\infty v$, "
              "$|\\langle c, D^3 f\\rangle| \\le 2\\|c\\|_\\infty(\\sqrt2\\|h\\| v + 3 v^{3/2})$.", "",
              f"Chain rule (SymPy): $\\frac{{d^3}}{{dt^3}}\\ell(s(t), b) = {codegen.latex(ab.chain[3], {})}$.", ""]
+    eqs = formulas(ab)[REGION]
     for q in QUANTITIES:
         qtex = q.replace("_", "\\_")
-        lines += [f"- `{q}`: {MEANING[q]}", "", f"$$\\mathrm{{{qtex}}} \\le {tex(ab.exprs[q])}$$", ""]
+        lines += [f"- `{q}`: {MEANING[q]}", "", f"$$\\mathrm{{{qtex}}} \\le {eqs[q]}$$", ""]
     lines += ["Reduced function $\\varphi(X) = \\min_Y L$: $\\nabla^2\\varphi \\preceq \\nabla_x^2 L$ and "
               "$\\nabla^2\\varphi \\succeq (2\\lambda_X - C_x - \\mathrm{cross\\_res}^2 / (2\\lambda_Y)) I$ "
               "(minimize the joint quadratic form over the Y-direction; the Gauss-Newton part is a square and is "
@@ -323,7 +326,15 @@ def emit_section(ab: AttentionBounds) -> str:
     return "\n".join(lines)
 
 
+def formulas(ab: AttentionBounds) -> dict[str, dict[str, str]]:
+    """The derived bounds as LaTeX, ``{REGION: {quantity: rhs}}`` (``quantity <= rhs`` on the region);
+    the formulas page and the manifest entry are both rendered from it."""
+    names = {R_A: "R_A", R_X: "R_X", R_Y: "R_Y", R_B: "R_B"}
+    return {REGION: {q: codegen.latex(ab.exprs[q], names) for q in QUANTITIES}}
+
+
 def manifest_entry(ab: AttentionBounds) -> dict:
-    """Bounds info for the manifest."""
-    return {"module": f"{ab.name}_bounds", "quantities": list(QUANTITIES), "assumptions": ASSUMPTIONS,
-            "params": [_PNAMES[p] for p in PARAMS]}
+    """Bounds info for the manifest: module, quantities, region with its assumptions, LaTeX formulas."""
+    return {"module": f"{ab.name}_bounds", "quantities": list(QUANTITIES), "regions": [REGION],
+            "assumptions": {REGION: ASSUMPTIONS}, "params": [_PNAMES[p] for p in PARAMS],
+            "meaning": dict(MEANING), "relation": "<=", "formulas": formulas(ab)}
