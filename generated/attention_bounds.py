@@ -32,23 +32,22 @@ def smooth_x(R_A, R_X, R_Y, R_B, n):
     """||hess_x L|| <= smooth_x + 2 reg_x."""
     c0 = _exp(R_A**2*R_X)/n
     c1 = min(1/2, c0)
-    c2 = 2*R_Y
-    return float(2*R_A**6*R_Y**2*c1**2 + R_A**5*c1*c2*(R_A*c2*math.sqrt(min(1, c0)) + 2*R_B))
+    return float(2*R_A**6*R_Y**2*c1**2 + (1/2)*math.sqrt(2)*R_A**5*R_Y*(2*R_A*R_Y*math.sqrt(min(1, c0)) + 2*R_B)*min(1/2, 2*c1))
 
 
 def C_x(R_A, R_X, R_Y, R_B, n):
     """hess_x L >= (2 reg_x - C_x) I."""
     c0 = _exp(R_A**2*R_X)/n
-    c1 = 2*R_Y
-    return float(R_A**5*c1*(R_A*c1*math.sqrt(min(1, c0)) + 2*R_B)*min(1/2, c0))
+    return float((1/2)*math.sqrt(2)*R_A**5*R_Y*(2*R_A*R_Y*math.sqrt(min(1, c0)) + 2*R_B)*min(1/2, 2*min(1/2, c0)))
 
 
 def M_x(R_A, R_X, R_Y, R_B, n):
     """||hess_x L(X) - hess_x L(X')|| <= M_x ||X - X'||_F (Y fixed)."""
     c0 = _exp(R_A**2*R_X)/n
     c1 = min(1/2, c0)
-    c2 = math.sqrt(min(1, c0))
-    return float(12*R_A**8*R_Y**2*c1*c2 + R_A**7*R_Y*(6*c1**(3/2) + 2*math.sqrt(2)*c1)*(2*R_A*R_Y*c2 + 2*R_B))
+    c2 = 2*c1
+    c3 = math.sqrt(2)
+    return float(6*R_A**8*R_Y**2*c1*min(1/2, c2) + (1/2)*R_A**7*R_Y*c3*(2*R_A*R_Y*math.sqrt(min(1, c0)) + 2*R_B)*min((9/16)*c3, 3*c1**(3/2) + c2*c3))
 
 
 def smooth_y(R_A, R_X, R_Y, R_B, n):
