@@ -32,10 +32,13 @@ How the bounds are derived (nothing is typed per quantity):
    ``Df[h] = f o w``, ``D2f[h, h] = f o (w^2 - v)``, ``D3f[h, h, h] = f o (w^3 - 3 v w - mu3)``.
    These identities are proven exactly at n = 3 (all symbols free) before anything is emitted.
 3. **Moment bounds** (lemmas S1-S4 on the page): ``|w_i| <= sqrt(2) ||h||``;
-   ``v <= kappa_v ||h||^2`` with ``kappa_v = min(1/2, kappa_f)``; ``f_i <= kappa_f = min(1, e^{R_U}/n)``
-   (Jensen: ``f_i <= e^{u_i - mean(u)} / n`` and ``|u_i - mean(u)| <= ||u||_2 <= R_U = R_A^2 R_X``);
+   ``v <= kappa_v ||h||^2`` with ``kappa_v = min(1/2, kappa_f)``; ``f_i <= kappa_f =
+   min(e^{R_U}/n, 1 / (1 + (n - 1) e^{-R_U sqrt(n/(n-1))}))`` (Jensen: ``f_i <= e^{u_i - mean(u)} / n``
+   and ``|u_i - mean(u)| <= ||u||_2 <= R_U = R_A^2 R_X``; or ``f_i = 1 / (1 + sum_{k != i} e^{u_k - u_i})``
+   with AM-GM over the ``n - 1`` others and ``u_i - mean_{k != i} u_k <= R_U sqrt(n / (n - 1))``);
    ``||diag f - f f^T||_2 <= kappa_1 = min(1/2, kappa_f)`` (Gershgorin and ``diag f - f f^T <= diag f``);
-   ``||F||_2 <= N_F = min(sqrt(n), e^{R_U / 2})`` (rows sum to 1, columns to at most ``e^{R_U}``).
+   ``||F||_2 <= N_F = sqrt(n kappa_f)`` (``||F||_2^2 <= ||F||_1 ||F||_inf``: rows sum to 1, columns to
+   at most ``n kappa_f``).
 4. **Centering and spread** (lemmas S5, S6, derived by SymPy in :func:`_moment_lemmas`): every
    ``D^k f[h^k] = f o g_k`` has ``<f, g_k> = 0``, so ``<c, D^k f> = <c - gamma 1, D^k f>`` for any
    ``gamma`` and ``|<c, D^k f>| <= spread(c)/2 E_f|g_k|``; with ``Delta = max h - min h <= sqrt(2) ||h||``,
@@ -234,10 +237,12 @@ def derive_bounds(f: AttentionFormulas) -> AttentionBounds:
         raise ProofError("ell_s has a constant term; the residual bound would need d (not a region parameter)")
 
     R_U = R_A**2 * R_X                                    # ||u_j||_2 <= ||a1_j|| ||X||_2 ||A2||_2
-    kf = sp.Min(1, sp.exp(R_U) / n)                       # max_i f_i
+    # max_i f_i: Jensen over all entries, and AM-GM over the others with Cauchy-Schwarz
+    # u_i - mean_{k != i} u_k <= ||u|| sqrt(n / (n - 1)) (the max keeps n = 1 defined: kf = 1 there)
+    kf = sp.Min(sp.exp(R_U) / n, 1 / (1 + (n - 1) * sp.exp(-R_U * sp.sqrt(n / sp.Max(n - 1, 1)))))
     k1 = sp.Min(sp.Rational(1, 2), kf)                    # ||diag f - f f^T||_2
     kv = sp.Min(sp.Rational(1, 2), kf)                    # variance factor: v <= kv ||h||^2
-    NF = sp.Min(sp.sqrt(n), sp.exp(R_U / 2))              # ||F||_2
+    NF = sp.sqrt(n * kf)                                   # ||F||_2^2 <= ||F||_1 ||F||_inf <= n kf * 1
     V = R_A * R_Y                                          # ||A3 Y||_2 and ||A3 Y||_F
     rho = ca * NF * R_A * R_Y + cb * R_B                   # ||ell_s(S, B)||_F
     rho_row = ca * sp.sqrt(kf) * R_A * R_Y + cb * R_B      # max_j ||ell_s(S, B)_j||_2  (||f_j||_2 <= sqrt(kf))
@@ -362,9 +367,12 @@ def emit_section(ab: AttentionBounds) -> str:
              "$n$ rows. Quantities exclude the regularizers (they add $2\\lambda_X$, $2\\lambda_Y$ "
              "on the diagonal).", "",
              "Derived pieces: $R_U = R_A^2 R_X$ bounds every row of $U$; "
-             f"$\\kappa_f = {tex(ab.pieces['kappa_f'])}$ bounds every softmax entry (Jensen); "
+             f"$\\kappa_f = {tex(ab.pieces['kappa_f'])}$ bounds every softmax entry (Jensen over all entries, "
+             "or $f_i = 1/(1 + \\sum_{k \\ne i} e^{u_k - u_i})$ with AM-GM over the others and "
+             "$u_i - \\mathrm{mean}_{k\\ne i} u_k \\le R_U\\sqrt{n/(n-1)}$ by Cauchy-Schwarz); "
              f"$\\kappa_1 = {tex(ab.pieces['kappa_1'])}$ bounds $\\|\\mathrm{{diag}} f - f f^\\top\\|_2$ (Gershgorin); "
-             f"$N_F = {tex(ab.pieces['N_F'])}$ bounds $\\|F\\|_2$; "
+             f"$N_F = {tex(ab.pieces['N_F'])}$ bounds $\\|F\\|_2$ ($\\|F\\|_2^2 \\le \\|F\\|_1\\|F\\|_\\infty$: "
+             "rows sum to 1, columns to at most $n\\kappa_f$); "
              f"$\\rho = {tex(ab.pieces['rho'])}$ bounds $\\|\\ell_s(S, B)\\|_F$ and "
              f"$\\rho_{{row}} = {tex(ab.pieces['rho_row'])}$ one of its rows.", "",
              "Softmax lemmas (proven by SymPy at $n = 3$): with $w = h - \\langle f, h\\rangle$, "

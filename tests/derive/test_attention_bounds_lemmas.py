@@ -2,6 +2,7 @@
 checks that each lemma holds and is not far from sharp."""
 
 import numpy as np
+import pytest
 import sympy as sp
 
 from softsym.derive.bounds import attention as ab
@@ -55,3 +56,27 @@ def test_spread_constants_are_close_to_attained():
     e3 = p * np.abs(w1**3 - 3 * v * w1 - mu3) + (1 - p) * np.abs(w2**3 - 3 * v * w2 - mu3)
     assert 0.7 * 0.25 < e2.max() <= 0.25
     assert 0.88 * 9 / 32 < e3.max() <= 9 / 32
+
+
+def _kappa_f(R_U, n):
+    return min(np.exp(R_U) / n, 1 / (1 + (n - 1) * np.exp(-R_U * np.sqrt(n / max(n - 1, 1)))))
+
+
+def test_entry_bound_holds_and_is_attained():
+    """max_i f_i <= kappa_f for ||u||_2 <= R_U, with equality at u = (a, -b, ..., -b); ||F||_2 <= sqrt(n kappa_f)."""
+    rng = np.random.default_rng(1)
+    for n in (2, 3, 5, 8):
+        for R_U in (0.3, 1.0, 3.0):
+            a, b = R_U * np.sqrt((n - 1) / n), R_U / np.sqrt(n * (n - 1))
+            u = np.r_[a, -b * np.ones(n - 1)]
+            assert np.linalg.norm(u) == pytest.approx(R_U)
+            f = np.exp(u) / np.exp(u).sum()
+            # the AM-GM / Cauchy-Schwarz form is attained there (so it cannot be lowered)
+            assert f[0] == pytest.approx(1 / (1 + (n - 1) * np.exp(-R_U * np.sqrt(n / (n - 1)))), rel=1e-12)
+            assert f[0] <= _kappa_f(R_U, n) * (1 + 1e-12)
+            for _ in range(50):
+                U = rng.standard_normal((n, n))
+                U *= R_U * rng.random((n, 1)) / np.linalg.norm(U, axis=1, keepdims=True)
+                F = np.exp(U) / np.exp(U).sum(axis=1, keepdims=True)
+                assert F.max() <= _kappa_f(R_U, n) * (1 + 1e-12)
+                assert np.linalg.norm(F, 2) <= np.sqrt(n * _kappa_f(R_U, n)) * (1 + 1e-12)
