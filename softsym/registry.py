@@ -106,7 +106,8 @@ def _bound_formulas(entry: dict) -> tuple[tuple[str, str, str], ...]:
 def _bound_assumptions(entry: dict) -> tuple[tuple[str, str], ...]:
     """``(region, text)`` from a manifest bounds entry (``assumptions`` per region, or one text for all)."""
     text = entry.get("assumptions", {})
-    return tuple((region, str(text if isinstance(text, str) else text.get(region, "")))
+    per_region = text if isinstance(text, dict) else {}
+    return tuple((region, text if isinstance(text, str) else str(per_region.get(region, "")))
                  for region in entry.get("regions", ()))
 
 
