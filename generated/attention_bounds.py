@@ -30,45 +30,63 @@ def _exp(x):
 
 def smooth_x(R_A, R_X, R_Y, R_B, n):
     """||hess_x L|| <= smooth_x + 2 reg_x."""
-    c0 = _exp(R_A**2*R_X)/n
-    c1 = min(1/2, c0)
-    c2 = 2*R_Y
-    return float(2*R_A**6*R_Y**2*c1**2 + R_A**5*c1*c2*(R_A*c2*math.sqrt(min(1, c0)) + 2*R_B))
+    c0 = R_A**2*R_X
+    c1 = _exp(c0)/n
+    c2 = n - 1
+    c3 = 1/(c2*_exp(-c0*math.sqrt(n)/math.sqrt(max(1, c2))) + 1)
+    c4 = min(1/2, c1, c3)
+    return float(2*R_A**6*R_Y**2*c4**2 + (1/2)*math.sqrt(2)*R_A**5*R_Y*(2*R_A*R_Y*math.sqrt(min(c1, c3)) + 2*R_B)*min(1/2, 2*c4))
 
 
 def C_x(R_A, R_X, R_Y, R_B, n):
     """hess_x L >= (2 reg_x - C_x) I."""
-    c0 = _exp(R_A**2*R_X)/n
-    c1 = 2*R_Y
-    return float(R_A**5*c1*(R_A*c1*math.sqrt(min(1, c0)) + 2*R_B)*min(1/2, c0))
+    c0 = R_A**2*R_X
+    c1 = _exp(c0)/n
+    c2 = n - 1
+    c3 = 1/(c2*_exp(-c0*math.sqrt(n)/math.sqrt(max(1, c2))) + 1)
+    return float((1/2)*math.sqrt(2)*R_A**5*R_Y*(2*R_A*R_Y*math.sqrt(min(c1, c3)) + 2*R_B)*min(1/2, 2*min(1/2, c1, c3)))
 
 
 def M_x(R_A, R_X, R_Y, R_B, n):
     """||hess_x L(X) - hess_x L(X')|| <= M_x ||X - X'||_F (Y fixed)."""
-    c0 = _exp(R_A**2*R_X)/n
-    c1 = min(1/2, c0)
-    c2 = math.sqrt(min(1, c0))
-    return float(12*R_A**8*R_Y**2*c1*c2 + R_A**7*R_Y*(6*c1**(3/2) + 2*math.sqrt(2)*c1)*(2*R_A*R_Y*c2 + 2*R_B))
+    c0 = R_A**2*R_X
+    c1 = _exp(c0)/n
+    c2 = n - 1
+    c3 = 1/(c2*_exp(-c0*math.sqrt(n)/math.sqrt(max(1, c2))) + 1)
+    c4 = min(1/2, c1, c3)
+    c5 = 2*c4
+    c6 = math.sqrt(2)
+    return float(6*R_A**8*R_Y**2*c4*min(1/2, c5) + (1/2)*R_A**7*R_Y*c6*(2*R_A*R_Y*math.sqrt(min(c1, c3)) + 2*R_B)*min((9/16)*c6, 3*c4**(3/2) + c5*c6))
 
 
 def smooth_y(R_A, R_X, R_Y, R_B, n):
     """2 reg_y I <= hess_y L <= (smooth_y + 2 reg_y) I."""
     c0 = R_A**2
-    return float(2*c0*min(math.sqrt(n), _exp((1/2)*R_X*c0))**2)
+    c1 = R_X*c0
+    c2 = n - 1
+    return float(2*c0*n*min(_exp(c1)/n, 1/(c2*_exp(-c1*math.sqrt(n)/math.sqrt(max(1, c2))) + 1)))
 
 
 def cross(R_A, R_X, R_Y, R_B, n):
     """||d2 L / dx dy|| <= cross."""
     c0 = R_A**2*R_X
-    c1 = min(1/2, _exp(c0)/n)
-    c2 = 2*R_Y*min(math.sqrt(n), _exp((1/2)*c0))
-    return float(R_A**4*c1*c2 + R_A**3*c1*(R_A*c2 + 2*R_B))
+    c1 = _exp(c0)/n
+    c2 = n - 1
+    c3 = math.sqrt(n)
+    c4 = 1/(c2*_exp(-c0*c3/math.sqrt(max(1, c2))) + 1)
+    c5 = min(1/2, c1, c4)
+    c6 = 2*R_Y*c3*math.sqrt(min(c1, c4))
+    return float(R_A**4*c5*c6 + R_A**3*c5*(R_A*c6 + 2*R_B))
 
 
 def cross_res(R_A, R_X, R_Y, R_B, n):
     """|<ell_s(S, B), dF A3 E>| <= cross_res ||D||_F ||E||_F (non-Gauss-Newton cross term)."""
     c0 = R_A**2*R_X
-    return float(R_A**3*(2*R_A*R_Y*min(math.sqrt(n), _exp((1/2)*c0)) + 2*R_B)*min(1/2, _exp(c0)/n))
+    c1 = _exp(c0)/n
+    c2 = n - 1
+    c3 = math.sqrt(n)
+    c4 = 1/(c2*_exp(-c0*c3/math.sqrt(max(1, c2))) + 1)
+    return float(R_A**3*(2*R_A*R_Y*c3*math.sqrt(min(c1, c4)) + 2*R_B)*min(1/2, c1, c4))
 
 
 FUNCTIONS = {

@@ -35,10 +35,15 @@ class MemberInfo:
     package: str = "softsym.kernels"
     #: the derived equations, ``(lhs, rhs)`` LaTeX pairs meaning ``lhs = rhs``, in page order
     formulas: tuple[tuple[str, str], ...] = ()
-    #: whether derived bounds exist (``softsym bounds``; the normalized family)
+    #: whether derived bounds exist (``softsym bounds``; every family but mixture_score)
     has_bounds: bool = False
-    #: the derived bounds, ``(region, quantity, rhs)`` meaning ``quantity <= rhs`` in ``region``
+    #: the derived bounds, ``(region, quantity, rhs)`` meaning ``quantity <relation> rhs`` in ``region``
     bound_formulas: tuple[tuple[str, str, str], ...] = ()
+    #: the assumptions defining each region of ``bound_formulas``, ``(region, text)``
+    bound_assumptions: tuple[tuple[str, str], ...] = ()
+    #: how ``quantity`` relates to ``rhs`` in ``bound_formulas``: ``"<="`` (an upper bound) or ``"="``
+    #: (a derived constant, e.g. the two-layer family's; what it bounds is in the page)
+    bound_relation: str = "<="
 
 
 # Kernel packages: the built-in one plus directories loaded with load_kernels().
@@ -98,6 +103,14 @@ def _bound_formulas(entry: dict) -> tuple[tuple[str, str, str], ...]:
                  for q in entry.get("quantities", ()) if q in eqs[region])
 
 
+def _bound_assumptions(entry: dict) -> tuple[tuple[str, str], ...]:
+    """``(region, text)`` from a manifest bounds entry (``assumptions`` per region, or one text for all)."""
+    text = entry.get("assumptions", {})
+    per_region = text if isinstance(text, dict) else {}
+    return tuple((region, text if isinstance(text, str) else str(per_region.get(region, "")))
+                 for region in entry.get("regions", ()))
+
+
 def _members() -> dict[str, MemberInfo]:
     out: dict[str, MemberInfo] = {}
     for package in ("softsym.kernels", *_PACKAGES):
@@ -107,7 +120,9 @@ def _members() -> dict[str, MemberInfo]:
                                    shift_invariant=bool(m.get("shift_invariant", False)), package=package,
                                    formulas=tuple((lhs, rhs) for lhs, rhs in m.get("formulas", ())),
                                    has_bounds="bounds" in m,
-                                   bound_formulas=_bound_formulas(m.get("bounds", {})))
+                                   bound_formulas=_bound_formulas(m.get("bounds", {})),
+                                   bound_assumptions=_bound_assumptions(m.get("bounds", {})),
+                                   bound_relation=str(m.get("bounds", {}).get("relation", "<=")))
     return out
 
 

@@ -32,14 +32,24 @@ How the bounds are derived (nothing is typed per quantity):
    ``Df[h] = f o w``, ``D2f[h, h] = f o (w^2 - v)``, ``D3f[h, h, h] = f o (w^3 - 3 v w - mu3)``.
    These identities are proven exactly at n = 3 (all symbols free) before anything is emitted.
 3. **Moment bounds** (lemmas S1-S4 on the page): ``|w_i| <= sqrt(2) ||h||``;
-   ``v <= kappa_v ||h||^2`` with ``kappa_v = min(1/2, kappa_f)``; ``f_i <= kappa_f = min(1, e^{R_U}/n)``
-   (Jensen: ``f_i <= e^{u_i - mean(u)} / n`` and ``|u_i - mean(u)| <= ||u||_2 <= R_U = R_A^2 R_X``);
+   ``v <= kappa_v ||h||^2`` with ``kappa_v = min(1/2, kappa_f)``; ``f_i <= kappa_f =
+   min(e^{R_U}/n, 1 / (1 + (n - 1) e^{-R_U sqrt(n/(n-1))}))`` (Jensen: ``f_i <= e^{u_i - mean(u)} / n``
+   and ``|u_i - mean(u)| <= ||u||_2 <= R_U = R_A^2 R_X``; or ``f_i = 1 / (1 + sum_{k != i} e^{u_k - u_i})``
+   with AM-GM over the ``n - 1`` others and ``u_i - mean_{k != i} u_k <= R_U sqrt(n / (n - 1))``);
    ``||diag f - f f^T||_2 <= kappa_1 = min(1/2, kappa_f)`` (Gershgorin and ``diag f - f f^T <= diag f``);
-   ``||F||_2 <= N_F = min(sqrt(n), e^{R_U / 2})`` (rows sum to 1, columns to at most ``e^{R_U}``).
-4. **Products** follow Cauchy-Schwarz / Hoelder over rows, with ``dU = A1 D A2^T``:
+   ``||F||_2 <= N_F = sqrt(n kappa_f)`` (``||F||_2^2 <= ||F||_1 ||F||_inf``: rows sum to 1, columns to
+   at most ``n kappa_f``).
+4. **Centering and spread** (lemmas S5, S6, derived by SymPy in :func:`_moment_lemmas`): every
+   ``D^k f[h^k] = f o g_k`` has ``<f, g_k> = 0``, so ``<c, D^k f> = <c - gamma 1, D^k f>`` for any
+   ``gamma`` and ``|<c, D^k f>| <= spread(c)/2 E_f|g_k|``; with ``Delta = max h - min h <= sqrt(2) ||h||``,
+   ``E_f|w^2 - v| <= min(2 v, kappa_2 Delta^2)`` and ``E_f|g_3| <= min(2 sqrt(2) ||h|| v + 3 v^{3/2},
+   kappa_3 Delta^3)`` with ``kappa_2 = 1/4``, ``kappa_3 = 9/32``.
+5. **Products** follow Cauchy-Schwarz / Hoelder over rows, with ``dU = A1 D A2^T``:
    ``sum_j ||h_j||^2 <= R_A^4`` and ``max_j ||h_j|| <= R_A^2`` for ``||D||_F = 1``;
-   ``||V||_2 <= R_A R_Y`` (``V = A3 Y``); row ``j`` of ``C = ell_s(S, B) V^T`` has
-   ``||c_j||_inf <= R_A R_Y rho_row`` with ``rho_row`` a bound on one residual row.
+   ``||V||_2, ||V||_F <= R_A R_Y`` (``V = A3 Y``); row ``j`` of ``C = ell_s(S, B) V^T`` is
+   ``c_j = V r_j`` with spread ``<= max_{i != i'} ||v_i - v_i'|| ||r_j|| <= sqrt(2) R_A R_Y rho_row``
+   (``||v_i||^2 + ||v_i'||^2 <= ||V||_F^2``), ``rho_row`` a bound on one residual row ``r_j``;
+   ``||V^T D^2 f[h, h]|| <= max_i ||v_i|| E_f|w^2 - v|``.
 """
 
 from __future__ import annotations
@@ -60,6 +70,8 @@ PARAMS = (R_A, R_X, R_Y, R_B, n)
 _PNAMES = {R_A: "R_A", R_X: "R_X", R_Y: "R_Y", R_B: "R_B", n: "n"}
 
 QUANTITIES = ("smooth_x", "C_x", "M_x", "smooth_y", "cross", "cross_res")
+#: the one region of the family, as named in the manifest (``bound_formulas``, ``softsym formulas --latex``)
+REGION = "norm_ball"
 ASSUMPTIONS = ("||A1||_2, ||A2||_2, ||A3||_2 <= R_A, ||X||_F <= R_X, ||Y||_F <= R_Y, ||B||_F <= R_B, "
                "n rows (A_i, B are n x d)")
 MEANING = {
@@ -164,6 +176,55 @@ def _affine_coeffs(f: AttentionFormulas) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     return sp.Abs(a), sp.Abs(c), sp.Abs(e)
 
 
+def _moment_lemmas() -> tuple[sp.Expr, sp.Expr, list[str]]:
+    """The spread constants ``kappa_2``, ``kappa_3``: ``E_f|w^2 - v| <= kappa_2 Delta^2`` and
+    ``E_f|w^3 - 3 v w - mu3| <= kappa_3 Delta^3`` for every distribution ``f`` and ``h`` of spread
+    ``Delta = max h - min h`` (lemmas S5, S6 on the page), maximized here by SymPy.
+
+    ``w = h - <f, h>`` has mean 0 and lies in ``[-alpha, b]`` with ``alpha + b <= Delta``; by the
+    symmetry ``w -> -w`` (which keeps both absolute moments) take ``alpha <= b``.  Then
+    ``v <= alpha b`` (Bhatia-Davis: ``E (b - w)(w + alpha) >= 0``) and ``w^2 <= b^2``.
+
+    * S5: for ``X = w^2`` in ``[0, b^2]``, ``(X - v)_+`` lies below the chord ``(1 - v/b^2) X``, so
+      ``E|X - v| = 2 E (X - v)_+ <= 2 v (1 - v / b^2)``, increasing in ``v`` up to ``b^2 / 2``.
+    * S6: ``E|g| <= sqrt(E g^2) <= sqrt(E (w^3 - 3 v w)^2)`` and ``E w^6 <= b^4 v``, ``E w^4 >= v^2`` give
+      ``E g^2 <= b^4 v + 3 v^3``, increasing in ``v``.
+
+    Both bounds increase in ``alpha`` and ``b``, so with ``Delta = 1``, ``alpha = t`` in ``[0, 1/2]`` and
+    ``b = 1 - t`` the constants are maxima of explicit functions of ``t``, found from the real roots
+    of their derivatives (exact).
+    """
+    t = sp.Symbol("t", nonnegative=True)
+    vv = sp.Symbol("v", nonnegative=True)
+    bb = 1 - t
+
+    def sup(expr, lo, hi):
+        crit = [r for r in sp.real_roots(sp.Poly(sp.numer(sp.together(sp.diff(expr, t))), t))
+                if lo <= r <= hi]
+        points = [lo, hi, *crit]                           # a maximum on [lo, hi] is at one of these
+        vals = [sp.simplify(expr.subs(t, c)) for c in points]
+        best = max(vals, key=lambda e: float(e))
+        return best, points[vals.index(best)]
+
+    mad = 2 * vv * (1 - vv / bb**2)
+    if sp.simplify(sp.diff(mad, vv).subs(vv, bb**2 / 2)) != 0:
+        raise ProofError("moment lemma S5: 2v(1 - v/b^2) does not peak at v = b^2/2")
+    # v <= alpha b <= b^2/2 iff t <= 1/3; otherwise the MAD bound is at most its peak b^2/2
+    k2a, t2a = sup(sp.expand(mad.subs(vv, t * bb)), sp.Integer(0), sp.Rational(1, 3))
+    k2b, t2b = sup(sp.expand(bb**2 / 2), sp.Rational(1, 3), sp.Rational(1, 2))
+    kappa2 = sp.Max(k2a, k2b)
+    sq = bb**4 * vv + 3 * vv**3
+    if not sp.diff(sq, vv).is_nonnegative:
+        raise ProofError("moment lemma S6: b^4 v + 3 v^3 is not increasing in v")
+    k3sq, t3 = sup(sp.expand(sq.subs(vv, t * bb)), sp.Integer(0), sp.Rational(1, 2))
+    kappa3 = sp.sqrt(k3sq)
+    claims = [f"S5: E_f|w^2 - v| <= kappa_2 Delta^2, kappa_2 = max(max_t 2 t (1-t) (1 - t/(1-t)) on [0, 1/3] "
+              f"= {k2a} at t = {t2a}, max (1-t)^2/2 on [1/3, 1/2] = {k2b}) = {kappa2} (sympy)",
+              f"S6: E_f|w^3 - 3 v w - mu3| <= kappa_3 Delta^3, kappa_3^2 = max_t t (1-t)^5 + 3 t^3 (1-t)^3 on "
+              f"[0, 1/2] = {k3sq} at t = {t3}, kappa_3 = {kappa3} (sympy)"]
+    return kappa2, kappa3, claims
+
+
 def derive_bounds(f: AttentionFormulas) -> AttentionBounds:
     """Every quantity of :data:`QUANTITIES` as a SymPy expression in the region parameters."""
     claims = _softmax_claims()
@@ -175,28 +236,35 @@ def derive_bounds(f: AttentionFormulas) -> AttentionBounds:
         raise ProofError("ell_s has a constant term; the residual bound would need d (not a region parameter)")
 
     R_U = R_A**2 * R_X                                    # ||u_j||_2 <= ||a1_j|| ||X||_2 ||A2||_2
-    kf = sp.Min(1, sp.exp(R_U) / n)                       # max_i f_i
+    # max_i f_i: Jensen over all entries, and AM-GM over the others with Cauchy-Schwarz
+    # u_i - mean_{k != i} u_k <= ||u|| sqrt(n / (n - 1)) (the max keeps n = 1 defined: kf = 1 there)
+    kf = sp.Min(sp.exp(R_U) / n, 1 / (1 + (n - 1) * sp.exp(-R_U * sp.sqrt(n / sp.Max(n - 1, 1)))))
     k1 = sp.Min(sp.Rational(1, 2), kf)                    # ||diag f - f f^T||_2
     kv = sp.Min(sp.Rational(1, 2), kf)                    # variance factor: v <= kv ||h||^2
-    NF = sp.Min(sp.sqrt(n), sp.exp(R_U / 2))              # ||F||_2
-    V = R_A * R_Y                                          # ||A3 Y||_2
+    NF = sp.sqrt(n * kf)                                   # ||F||_2^2 <= ||F||_1 ||F||_inf <= n kf * 1
+    V = R_A * R_Y                                          # ||A3 Y||_2 and ||A3 Y||_F
     rho = ca * NF * R_A * R_Y + cb * R_B                   # ||ell_s(S, B)||_F
     rho_row = ca * sp.sqrt(kf) * R_A * R_Y + cb * R_B      # max_j ||ell_s(S, B)_j||_2  (||f_j||_2 <= sqrt(kf))
     H2, Hinf = R_A**4, R_A**2                              # sum_j ||h_j||^2, max_j ||h_j|| for ||D||_F = 1
-    cinf = V * rho_row                                     # max_j ||c_j||_inf
+    # c_j = V r_j has spread <= max_{i != i'} ||v_i - v_i'|| ||r_j|| <= sqrt(2) ||V||_F ||r_j||; every
+    # D^k f = f o g_k has sum_i f_i g_k,i = 0, so <c, D^k f> = <c - gamma, D^k f> <= spread(c)/2 E_f|g_k|
+    chalf = V * rho_row / sp.sqrt(2)                       # max_j spread(c_j) / 2
+    kappa2, kappa3, lemma_claims = _moment_lemmas()
+    claims += lemma_claims
+    # E_f|g_k| / ||h||^k, spread(h)^2 <= 2 ||h||^2: the moment bounds in kv and the spread lemmas
+    g2 = sp.Min(2 * kv, 2 * kappa2)                        # E_f|w^2 - v|
+    g3 = sp.Min(2 * sp.sqrt(2) * kv + 3 * kv**sp.Rational(3, 2), 2 * sp.sqrt(2) * kappa3)  # E_f|w^3 - 3vw - mu3|
     # softmax row lemmas, as factors of ||h||^k
     Df = k1                                                # ||Df[h]|| / ||h||
-    D2f = 2 * sp.sqrt(kf)                                  # ||D2f[h,h]|| / ||h||^2  (||f||_2 |w^2 - v|_inf)
-    cD2 = 2 * kv                                           # |<c, D2f>| / (||c||_inf ||h||^2)
-    cD3 = 2 * (sp.sqrt(2) * kv + 3 * kv**sp.Rational(3, 2))  # |<c, D3f>| / (||c||_inf ||h||^3)
+    D2f = g2                                               # ||V^T D2f[h,h]|| / (||V||_2 ||h||^2)  (max_i ||v_i|| E_f|g_2|)
 
     # per-monomial bounds of the chain-rule expansion, summed over entries of S (directions D in X)
     t = sp.Symbol("t", real=True)
     sd = sp.Function("s")(t)
     s1, s2, s3 = (sp.Derivative(sd, (t, k)) for k in (1, 2, 3))
-    pair = {(1, 1): V**2 * Df**2 * H2,                     # sum_j ||Df_j V||^2
-            (1, 2): V**2 * Df * D2f * Hinf * H2}           # sum_j ||Df_j V|| ||D2f_j V||
-    resid = {2: cinf * cD2 * H2, 3: cinf * cD3 * Hinf * H2}  # |sum_j <c_j, D^k f_j>|
+    pair = {(1, 1): V**2 * Df**2 * H2,                     # sum_j ||V^T Df_j||^2
+            (1, 2): V**2 * Df * D2f * Hinf * H2}           # sum_j ||V^T Df_j|| ||V^T D2f_j||
+    resid = {2: chalf * g2 * H2, 3: chalf * g3 * Hinf * H2}  # |sum_j <c_j, D^k f_j>|
 
     def bound_of(expansion: sp.Expr, drop_gauss_newton: bool = False) -> sp.Expr:
         total = sp.Integer(0)
@@ -230,7 +298,7 @@ def derive_bounds(f: AttentionFormulas) -> AttentionBounds:
     exprs = {"smooth_x": smooth_x, "C_x": C_x, "M_x": M_x, "smooth_y": smooth_y,
              "cross": cross, "cross_res": cross_res}
     pieces = {"R_U": R_U, "kappa_f": kf, "kappa_1": k1, "kappa_v": kv, "N_F": NF, "rho": rho,
-              "rho_row": rho_row}
+              "rho_row": rho_row, "kappa_2": kappa2, "kappa_3": kappa3, "g_2": g2, "g_3": g3}
     _sanity(exprs)
     return AttentionBounds(name=f.spec.name, exprs=exprs, pieces=pieces, chain=chain, claims=tuple(claims))
 
@@ -298,21 +366,34 @@ def emit_section(ab: AttentionBounds) -> str:
              "$n$ rows. Quantities exclude the regularizers (they add $2\\lambda_X$, $2\\lambda_Y$ "
              "on the diagonal).", "",
              "Derived pieces: $R_U = R_A^2 R_X$ bounds every row of $U$; "
-             f"$\\kappa_f = {tex(ab.pieces['kappa_f'])}$ bounds every softmax entry (Jensen); "
+             f"$\\kappa_f = {tex(ab.pieces['kappa_f'])}$ bounds every softmax entry (Jensen over all entries, "
+             "or $f_i = 1/(1 + \\sum_{k \\ne i} e^{u_k - u_i})$ with AM-GM over the others and "
+             "$u_i - \\mathrm{mean}_{k\\ne i} u_k \\le R_U\\sqrt{n/(n-1)}$ by Cauchy-Schwarz); "
              f"$\\kappa_1 = {tex(ab.pieces['kappa_1'])}$ bounds $\\|\\mathrm{{diag}} f - f f^\\top\\|_2$ (Gershgorin); "
-             f"$N_F = {tex(ab.pieces['N_F'])}$ bounds $\\|F\\|_2$; "
+             f"$N_F = {tex(ab.pieces['N_F'])}$ bounds $\\|F\\|_2$ ($\\|F\\|_2^2 \\le \\|F\\|_1\\|F\\|_\\infty$: "
+             "rows sum to 1, columns to at most $n\\kappa_f$); "
              f"$\\rho = {tex(ab.pieces['rho'])}$ bounds $\\|\\ell_s(S, B)\\|_F$ and "
              f"$\\rho_{{row}} = {tex(ab.pieces['rho_row'])}$ one of its rows.", "",
              "Softmax lemmas (proven by SymPy at $n = 3$): with $w = h - \\langle f, h\\rangle$, "
              "$v = \\langle f, w^2\\rangle$, $\\mu_3 = \\langle f, w^3\\rangle$: "
              "$Df[h] = f\\circ w$, $D^2 f[h,h] = f \\circ (w^2 - v)$, $D^3 f[h,h,h] = f\\circ(w^3 - 3 v w - \\mu_3)$. "
-             "Moment bounds: $|w_i| \\le \\sqrt 2 \\|h\\|$, $v \\le \\min(1/2, \\kappa_f)\\|h\\|^2$, "
-             "$|\\langle c, D^2 f\\rangle| \\le 2\\|c\\|_\\infty v$, "
-             "$|\\langle c, D^3 f\\rangle| \\le 2\\|c\\|_\\infty(\\sqrt2\\|h\\| v + 3 v^{3/2})$.", "",
+             "Moment bounds: $|w_i| \\le \\sqrt 2 \\|h\\|$, $v \\le \\min(1/2, \\kappa_f)\\|h\\|^2$. "
+             "Centering: each $D^k f = f\\circ g_k$ has $\\langle f, g_k\\rangle = 0$, so "
+             "$|\\langle c, D^k f\\rangle| \\le \\tfrac12 \\mathrm{spread}(c)\\, E_f|g_k|$; "
+             "row $j$ of $C = \\ell_s(S, B) V^\\top$ has spread at most $\\sqrt2 \\|V\\|_F \\|r_j\\|$. "
+             "Spread lemmas (S5, S6; $\\Delta = \\max h - \\min h \\le \\sqrt2\\|h\\|$; $w$ has mean 0 in "
+             "$[-\\alpha, b]$, $v \\le \\alpha b$, $w^2 \\le b^2$): "
+             "$E_f|w^2 - v| \\le 2v(1 - v/b^2) \\le \\kappa_2\\Delta^2$ and "
+             "$E_f|w^3 - 3vw - \\mu_3| \\le \\sqrt{b^4 v + 3v^3} \\le \\kappa_3\\Delta^3$, "
+             f"$\\kappa_2 = {sp.latex(ab.pieces['kappa_2'])}$, $\\kappa_3 = {sp.latex(ab.pieces['kappa_3'])}$ "
+             "(maxima over $t = \\alpha/\\Delta$ by SymPy). Hence "
+             f"$E_f|g_2| \\le {tex(ab.pieces['g_2'])}\\,\\|h\\|^2$ and "
+             f"$E_f|g_3| \\le {tex(ab.pieces['g_3'])}\\,\\|h\\|^3$.", "",
              f"Chain rule (SymPy): $\\frac{{d^3}}{{dt^3}}\\ell(s(t), b) = {codegen.latex(ab.chain[3], {})}$.", ""]
+    eqs = formulas(ab)[REGION]
     for q in QUANTITIES:
         qtex = q.replace("_", "\\_")
-        lines += [f"- `{q}`: {MEANING[q]}", "", f"$$\\mathrm{{{qtex}}} \\le {tex(ab.exprs[q])}$$", ""]
+        lines += [f"- `{q}`: {MEANING[q]}", "", f"$$\\mathrm{{{qtex}}} \\le {eqs[q]}$$", ""]
     lines += ["Reduced function $\\varphi(X) = \\min_Y L$: $\\nabla^2\\varphi \\preceq \\nabla_x^2 L$ and "
               "$\\nabla^2\\varphi \\succeq (2\\lambda_X - C_x - \\mathrm{cross\\_res}^2 / (2\\lambda_Y)) I$ "
               "(minimize the joint quadratic form over the Y-direction; the Gauss-Newton part is a square and is "
@@ -323,7 +404,15 @@ def emit_section(ab: AttentionBounds) -> str:
     return "\n".join(lines)
 
 
+def formulas(ab: AttentionBounds) -> dict[str, dict[str, str]]:
+    """The derived bounds as LaTeX, ``{REGION: {quantity: rhs}}`` (``quantity <= rhs`` on the region);
+    the formulas page and the manifest entry are both rendered from it."""
+    names = {R_A: "R_A", R_X: "R_X", R_Y: "R_Y", R_B: "R_B"}
+    return {REGION: {q: codegen.latex(ab.exprs[q], names) for q in QUANTITIES}}
+
+
 def manifest_entry(ab: AttentionBounds) -> dict:
-    """Bounds info for the manifest."""
-    return {"module": f"{ab.name}_bounds", "quantities": list(QUANTITIES), "assumptions": ASSUMPTIONS,
-            "params": [_PNAMES[p] for p in PARAMS]}
+    """Bounds info for the manifest: module, quantities, region with its assumptions, LaTeX formulas."""
+    return {"module": f"{ab.name}_bounds", "quantities": list(QUANTITIES), "regions": [REGION],
+            "assumptions": {REGION: ASSUMPTIONS}, "params": [_PNAMES[p] for p in PARAMS],
+            "meaning": dict(MEANING), "relation": "<=", "formulas": formulas(ab)}

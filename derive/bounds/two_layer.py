@@ -277,7 +277,7 @@ def emit_module(tb: TwoLayerBounds, spec_hash: str) -> str:
 
 def emit_section(tb: TwoLayerBounds) -> str:
     """Markdown/LaTeX section appended to the member's formulas page."""
-    names = {kappa: r"\kappa", lam0: r"\lambda_0", rho0: r"\rho_0", s0: r"s_0", delta: r"\delta", flips: "N"}
+    eqs = formulas(tb)[REGION]
     lines = ["", "## Derived constants (`softsym.derive.bounds.two_layer`)", "",
              f"Assumptions: {ASSUMPTIONS}.", "",
              "With $G$ the $(n, m)$ matrix of rows $g(u_i) = \\partial F/\\partial u(u_i)$, "
@@ -296,12 +296,26 @@ def emit_section(tb: TwoLayerBounds) -> str:
                   "($N = \\sum_i \\#\\{r : |\\langle w_r(0), x_i\\rangle| \\le D\\}$).", ""]
     for q in tb.quantities:
         label = q.replace("_", "\\_")
-        lines += [f"- {MEANING[q]}: $\\mathrm{{{label}}} = {codegen.latex(tb.exprs[q], names)}$"]
+        lines += [f"- {MEANING[q]}: $\\mathrm{{{label}}} = {eqs[q]}$"]
     lines += ["", "Proven (SymPy, exact):", ""] + [f"- {c}" for c in tb.claims]
     return "\n".join(lines) + "\n"
 
 
+#: the one region of the family, as named in the manifest (``bound_formulas``, ``softsym formulas --latex``)
+REGION = "preactivation_box"
+LATEX_NAMES = {kappa: r"\kappa", lam0: r"\lambda_0", rho0: r"\rho_0", s0: r"s_0", delta: r"\delta", flips: "N"}
+
+
+def formulas(tb: TwoLayerBounds) -> dict[str, dict[str, str]]:
+    """The derived constants as LaTeX, ``{REGION: {quantity: rhs}}`` (``quantity = rhs``; each
+    constant's meaning, an upper or lower bound, is in ``MEANING``); the formulas page and the
+    manifest entry are both rendered from it."""
+    return {REGION: {q: codegen.latex(tb.exprs[q], LATEX_NAMES) for q in tb.quantities}}
+
+
 def manifest_entry(tb: TwoLayerBounds) -> dict:
-    """Bounds info for the manifest."""
+    """Bounds info for the manifest: module, structure, region with its assumptions, LaTeX formulas."""
     return {"module": f"{tb.name}_bounds", "kind": tb.kind, "deterministic": tb.deterministic,
-            "quantities": list(tb.quantities), "assumptions": ASSUMPTIONS, "proof": list(tb.claims)}
+            "quantities": list(tb.quantities), "regions": [REGION], "assumptions": {REGION: ASSUMPTIONS},
+            "meaning": {q: MEANING[q] for q in tb.quantities}, "relation": "=", "formulas": formulas(tb),
+            "proof": list(tb.claims)}

@@ -359,8 +359,9 @@ def _formulas(args) -> int:
         return 0
     for lhs, rhs in info.formulas:
         print(f"{lhs} = {rhs}")
+    rel = "=" if info.bound_relation == "=" else "\\le"
     for region, quantity, rhs in info.bound_formulas:
-        print(f"{quantity} \\le {rhs}  ({region})")
+        print(f"{quantity} {rel} {rhs}  ({region})")
     return 0
 
 

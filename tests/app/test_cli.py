@@ -34,7 +34,13 @@ def test_catalogue_and_formulas():
     bounds = [line for line in lines if " \\le " in line]
     assert len(bounds) == 10 and bounds[0].startswith("C \\le ") and bounds[0].endswith("(ball)")
     att = softsym("formulas", "attention", "--latex")
-    assert att.returncode == 0 and "\\ell_{ss} = 2" in att.stdout.splitlines() and " \\le " not in att.stdout
+    assert att.returncode == 0 and "\\ell_{ss} = 2" in att.stdout.splitlines()
+    att_bounds = [line for line in att.stdout.splitlines() if " \\le " in line]
+    assert [line.split(" ")[0] for line in att_bounds] == ["smooth_x", "C_x", "M_x", "smooth_y", "cross", "cross_res"]
+    assert all(line.endswith("(norm_ball)") and "R_{A}" not in line and "R_A" in line for line in att_bounds)
+    two = softsym("formulas", "two_layer_softmax", "--latex")
+    assert two.returncode == 0 and " \\le " not in two.stdout
+    assert any(line.startswith("lr = ") and line.endswith("(preactivation_box)") for line in two.stdout.splitlines())
 
 
 def test_formulas_come_from_the_manifest_not_the_page():
@@ -46,7 +52,13 @@ def test_formulas_come_from_the_manifest_not_the_page():
         for lhs, rhs in info.formulas:
             assert rhs in text, (info.name, lhs)   # the page is rendered from the same list
         assert info.has_bounds == (info.family != "mixture_score")
-        assert bool(info.bound_formulas) == (info.family == "normalized")
+        assert bool(info.bound_formulas) == info.has_bounds
+        regions = {region for region, _, _ in info.bound_formulas}
+        assert regions == {region for region, _ in info.bound_assumptions}
+        assert all(assumed for _, assumed in info.bound_assumptions)
+        assert info.bound_relation == ("=" if info.family == "two_layer" else "<=")
+        for _, _, rhs in info.bound_formulas:
+            assert rhs in text, (info.name, rhs)   # the page is rendered from the same mapping
 
 
 def test_verify_passes_and_names_unknown_members():
