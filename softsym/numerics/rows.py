@@ -111,3 +111,17 @@ def max_row_norm(A):
         if t > best:
             best = t
     return np.sqrt(best)
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def max_abs_and_diff(U, U0):
+    """``(max |U_ij|, max |U_ij - U0_ij|)`` over same-shaped 2-d arrays: one pass, no temporary."""
+    n, m = U.shape
+    big = 0.0
+    dif = 0.0
+    for i in range(n):
+        for j in range(m):
+            v = U[i, j]
+            big = max(big, abs(v))
+            dif = max(dif, abs(v - U0[i, j]))
+    return big, dif
