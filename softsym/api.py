@@ -103,8 +103,7 @@ def minimize(problem, x0=None, method: str | None = None, tol: float | None = No
     if family == "two_layer":
         if step_cert is not None:
             res["lr_rule"] = "certified: 1/smooth of the derived constants"
-        if getattr(solver, "certify", False):
-            res.update(training_report(problem, res, x0, step_cert))
+        res.update(training_report(problem, res, x0, step_cert))
     return res
 
 

@@ -75,7 +75,7 @@ class NetworkGD(Solver):
     def init(self, objective, x0: np.ndarray) -> NetworkGDState:
         f, g = objective.fun_and_jac(x0)
         st = NetworkGDState(x=x0, f=f, g=g, f0=f)
-        if self.certify:
+        if self.certify and hasattr(objective, "preactivations"):
             st.U0 = objective.preactivations(x0)
             big, _ = max_abs_and_diff(st.U0, st.U0)
             st.region = {"D": 0.0, "max_abs_u": float(big), "w_drift": 0.0, "x0": x0}
@@ -100,7 +100,7 @@ class NetworkGD(Solver):
         new = NetworkGDState(x=x, f=f, g=g, lr=state.lr, lr_rule=state.lr_rule, f0=state.f0,
                              lam_max0=state.lam_max0, H0=state.H0, lam_min=state.lam_min, drift=state.drift,
                              U0=state.U0, region=state.region)
-        if self.certify:  # the run's own running maxima (created by init)
+        if state.region is not None:  # the run's own running maxima (created by init)
             big, dif = max_abs_and_diff(objective.preactivations(x), state.U0)
             reg = new.region
             reg["D"], reg["max_abs_u"] = max(reg["D"], float(dif)), max(reg["max_abs_u"], float(big))

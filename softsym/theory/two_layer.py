@@ -28,7 +28,7 @@ from scipy.optimize import minimize as _scipy_minimize
 
 from .._validate import as_array, count, positive
 from ..errors import ValidationError
-from ..problems.two_layer import TwoLayerNetwork, activations
+from ..problems.two_layer import TwoLayerNetwork, TwoLayerRegression, activations
 from ..registry import generated_module, kernels, member
 from .evaluate import evaluate
 
@@ -194,6 +194,14 @@ def guarantee(net: TwoLayerNetwork, X, y, W0=None, iterations: int = 60, screen:
     def cst(B, lam):
         return bounds(mod.NAME, B=B, m=net.m, n=n, kappa=net.kappa, lam0=lam, rho0=rho, c=c)
 
+    def degenerate(lam, msg):  # no lam0 > 0: no region, but the step 1/smooth (free of lam0) is still derived
+        cc = cst(B0, 1.0)
+        return Guarantee(mod.NAME, n, net.m, net.kappa, B0, math.inf, lam, rho0, cc["lr"], 0.0, math.inf,
+                         cc["smooth"], cc["L_H"], False, msg, c)
+
+    if n * c > net.d * net.m:
+        return degenerate(0.0, f"lambda_min(H(W0)) = 0: the NTK is ({n * c} x {n * c}) but has rank <= "
+                               f"d m = {net.d * net.m} (more targets than trained weights): no guarantee")
     if screen and n * c > SCREEN_ROWS:
         Gr = net.jac_rows(X, W0)
         diag = np.repeat(np.sum(X * X, axis=1), c) * np.sum(Gr * Gr, axis=1)
@@ -208,8 +216,7 @@ def guarantee(net: TwoLayerNetwork, X, y, W0=None, iterations: int = 60, screen:
                                  f"(needs >= {cc['drift'] / cc['radius']:.3g}x more margin)", c, False)
     lam0 = float(np.linalg.eigvalsh(net.ntk(X, W0))[0])
     if lam0 <= 0:
-        return Guarantee(mod.NAME, n, net.m, net.kappa, B0, math.inf, lam0, rho0, 0.0, 0.0, math.inf, math.inf,
-                         math.inf, False, "lambda_min(H(W0)) <= 0: no guarantee", c)
+        return degenerate(lam0, f"lambda_min(H(W0)) = {lam0:.3g} <= 0: no guarantee")
 
     def cb(B):
         return cst(B, lam0)
@@ -227,7 +234,10 @@ def guarantee(net: TwoLayerNetwork, X, y, W0=None, iterations: int = 60, screen:
     if not math.isfinite(B):
         cc = cb(B0)
         return Guarantee(mod.NAME, n, net.m, net.kappa, B0, math.inf, lam0, rho0, cc["lr"], cc["radius"], cc["drift"],
-                         cc["smooth"], cc["L_H"], False, "B = B0 + drift(B) has no fixed point: drift too large", c)
+                         cc["smooth"], cc["L_H"], False,
+                         f"not certified: B = B0 + drift(B) has no fixed point (drift bound {cc['drift']:.3g} at "
+                         f"B = B0 = {B0:.3g}, radius {cc['radius']:.3g}: needs >= {cc['drift'] / cc['radius']:.3g}x "
+                         "more margin)", c)
     cc = cb(B)
     holds = cc["drift"] <= cc["radius"] and B0 + cc["drift"] <= B * (1 + 1e-12)
     msg = (f"certified: drift {cc['drift']:.3g} <= radius {cc['radius']:.3g}" if holds else
@@ -311,6 +321,9 @@ def training_report(problem, res, x0=None, guarantee_: Guarantee | None = None) 
     ``inside_box``, ``inside`` and ``lam_min_certified = lam0 - L_H D``).  Never raises on
     unmet assumptions.
     """
+    if not isinstance(problem, TwoLayerRegression):
+        return {"guarantee": "none", "guarantee_message": f"no derived guarantee for {type(problem).__name__}",
+                "certificate": {"holds": False, "message": "not a TwoLayerRegression"}}
     region = dict(res.get("region") or {})
     if not region:
         return {"guarantee": "none", "guarantee_message": "run not tracked (certify=False)",
