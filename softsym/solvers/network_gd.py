@@ -100,12 +100,13 @@ class NetworkGD(Solver):
         new = NetworkGDState(x=x, f=f, g=g, lr=state.lr, lr_rule=state.lr_rule, f0=state.f0,
                              lam_max0=state.lam_max0, H0=state.H0, lam_min=state.lam_min, drift=state.drift,
                              U0=state.U0, region=state.region)
-        if state.region is not None:  # the run's own running maxima (created by init)
+        if state.region is not None and np.isfinite(f):  # running maxima (a new dict: a rejected step leaves the old)
             big, dif = max_abs_and_diff(objective.preactivations(x), state.U0)
-            reg = new.region
-            reg["D"], reg["max_abs_u"] = max(reg["D"], float(dif)), max(reg["max_abs_u"], float(big))
+            reg = state.region
             dW = (x - reg["x0"]).reshape(-1, state.U0.shape[1])
-            reg["w_drift"] = max(reg["w_drift"], float(np.sqrt(np.max(np.einsum("ij,ij->j", dW, dW)))))
+            new.region = {"D": max(reg["D"], float(dif)), "max_abs_u": max(reg["max_abs_u"], float(big)),
+                          "w_drift": max(reg["w_drift"], float(np.sqrt(np.max(np.einsum("ij,ij->j", dW, dW))))),
+                          "x0": reg["x0"]}
         if self.record:  # the run's own lists (created by init)
             H = objective.ntk(x)
             new.lam_min.append(float(np.linalg.eigvalsh(H)[0]))
