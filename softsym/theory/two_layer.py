@@ -11,9 +11,15 @@ The constants are derived symbolically by ``softsym.derive.bounds.two_layer`` an
   ``drift <= radius`` is the over-parametrization condition under which GD provably stays in
   the region and contracts the loss by ``1 - lr lam0 / 2`` per step.
 
-ReLU has no deterministic ``L_H`` (its derivative jumps); its module holds margin-count bounds
-instead, evaluated by :func:`relu_perturbation`.  Every number in the certification search comes
-from the members' generated kernels.
+With ``c`` outputs (``a in R^{m x c}``, score networks) every ``n`` of ``lam_max, L_H, smooth,
+drift`` becomes ``n c`` (argument ``c`` of :func:`bounds`; :func:`guarantee` reads it from the
+network).  ReLU has no deterministic ``L_H`` (its derivative jumps); its module holds
+margin-count bounds instead (``c = 1``), evaluated by :func:`relu_perturbation`.  Every number in
+the certification search comes from the members' generated kernels.
+
+Training: :func:`training_report` turns a ``softsym.minimize`` result (whose ``gd`` solver
+tracked the run's displacement maxima) into ``guarantee`` / ``certificate`` / ``region``;
+:func:`certified_step` is the guarantee behind ``lr="certified"``.
 """
 
 from __future__ import annotations
