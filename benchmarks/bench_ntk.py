@@ -14,8 +14,15 @@ timing, and given to both).  Floor: the two bare GEMMs ``X W`` and ``X^T Gamma``
 NumPy ``exp`` of the (n, m) matrix (into a preallocated output).  Medians of ``--repeat`` runs
 with [min, max].
 
-Usage: ``python benchmarks/bench_ntk.py [--table ntk|training|all] [--n N --m M --d D]``
-(the training table's defaults are the regression task n = 512, d = 16, m = 2048).
+``certify`` table -- the cost of the certified-region report of two-layer training: the same GD
+run (fixed step, ``maxiter`` steps, no early stop) with ``certify=True`` (the default: one
+``X W`` product and one max pass per step, plus the guarantee once, after the run) and with
+``certify=False``; per-step overhead is the difference of the run times over the steps, the
+one-off part is timed separately (:func:`softsym.theory.two_layer.training_report`).
+
+Usage: ``python benchmarks/bench_ntk.py [--table ntk|training|certify|all] [--n N --m M --d D]``
+(the training table's defaults are the regression task n = 512, d = 16, m = 2048; the certify
+table's n = 256, d = 16, m = 1024).
 """
 
 from __future__ import annotations
@@ -169,14 +176,46 @@ def training(n: int, m: int, d: int, repeat: int) -> str:
                                       "run s (median)", "final / initial loss"))
 
 
+def certify_overhead(n: int, m: int, d: int, repeat: int, steps: int = 50) -> str:
+    """The ``certify`` table (see the module docstring)."""
+    from softsym.theory.two_layer import training_report
+
+    X, y = regression_task(n, d, seed=0)
+    net = TwoLayerNetwork(d, m, seed=0)
+    problem = TwoLayerRegression(net, X, y)
+    lr = 1.0 / net.lam_max(X)
+
+    def run(certify: bool):
+        return softsym.minimize(problem, method="gd", lr=lr, maxiter=steps, tol=0, gtol_abs=0, certify=certify)
+
+    res = run(True)
+    rows, per = [], {}
+    for certify in (False, True):
+        t = _runs(lambda certify=certify: run(certify), repeat)
+        med, rng_, per[certify] = _per_step(t, steps)
+        rows.append((f"minimize(method='gd', certify={certify}), {steps} steps", med, rng_,
+                     f"{t[len(t) // 2]:.3f}"))
+    t_rep = _runs(lambda: training_report(problem, res), repeat)
+    rows.append(("of which once per run: training_report (guarantee at W_0)", "-", "-", f"{t_rep[len(t_rep) // 2]:.3f}"))
+    step_over = per[True] - per[False] - t_rep[len(t_rep) // 2] / steps
+    head = (f"Certified-region report: n={n}, m={m}, d={d}, threads={os.environ.get('OPENBLAS_NUM_THREADS', 'default')}; "
+            f"per-step tracking overhead {step_over * 1e3:.3f} ms ({step_over / per[False]:.1%} of a step), "
+            f"guarantee {res.guarantee!r}: {res.guarantee_message}")
+    return head + "\n" + table(rows, ("run", "ms / step (median)", "[min, max]", "run s (median)"))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--table", choices=("ntk", "training", "all"), default="all")
+    p.add_argument("--table", choices=("ntk", "training", "certify", "all"), default="all")
     p.add_argument("--n", type=int, default=512)
     p.add_argument("--m", type=int, default=2048)
     p.add_argument("--d", type=int, default=None, help="features (default 32 for ntk, 16 for training)")
     p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args(argv)
+    if args.table == "certify":
+        print(certify_overhead(256 if args.n == 512 else args.n, 1024 if args.m == 2048 else args.m,
+                               args.d or 16, args.repeat))
+        return 0
     if args.table in ("training", "all"):
         print(training(args.n, args.m, args.d or 16, args.repeat))
         if args.table == "training":

@@ -13,7 +13,7 @@ ACTIVATION = "exp"
 KIND = "elementwise"
 DETERMINISTIC = True
 QUANTITIES = ('g_inf', 'G', 'L_g', 'lam_max', 'L_H', 'radius', 'smooth', 'lr', 'drift')
-ASSUMPTIONS = 'scalar output; ||x_i||_2 <= 1; |<w_r, x_i>| <= B for all r, i (at W and W0); ||a||_inf <= 1; n inputs, width m, output scale kappa; lam0 = lambda_min(H(W0)) > 0; rho0 = ||F(W0, X) - y||_2'
+ASSUMPTIONS = 'c outputs (c = 1: scalar; the margin-count bounds of a jump member are for c = 1 only); ||x_i||_2 <= 1; |<w_r, x_i>| <= B for all r, i (at W and W0); ||a||_inf <= 1 (a in R^{m x c}); n inputs, width m, output scale kappa; lam0 = lambda_min(H(W0)) > 0 (H is (n c) x (n c)); rho0 = ||F(W0, X) - Y||_F'
 MEANING = {
     'g_inf': 'max_r |dF/du_r| on the box',
     'G': 'max ||dF/du||_2 on the box',
@@ -26,69 +26,69 @@ MEANING = {
     'drift': 'max_r ||w_r(t) - w_r(0)|| along certified GD while in the region',
 }
 ARGS = {
-    'g_inf': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
-    'G': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
-    'L_g': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
-    'lam_max': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
-    'L_H': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
-    'radius': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
-    'smooth': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
-    'lr': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
-    'drift': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
+    'g_inf': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
+    'G': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
+    'L_g': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
+    'lam_max': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
+    'L_H': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
+    'radius': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
+    'smooth': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
+    'lr': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
+    'drift': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
 }
 
 
-def g_inf(B, m, kappa, n, lam0, rho0):
+def g_inf(B, m, kappa, n, lam0, rho0, c=1):
     """max_r |dF/du_r| on the box."""
     out = max(kappa*math.exp(B), kappa*math.exp(-B))
     return float(out)
 
 
-def G(B, m, kappa, n, lam0, rho0):
+def G(B, m, kappa, n, lam0, rho0, c=1):
     """max ||dF/du||_2 on the box."""
     out = kappa*math.sqrt(m)*math.exp(B)
     return float(out)
 
 
-def L_g(B, m, kappa, n, lam0, rho0):
+def L_g(B, m, kappa, n, lam0, rho0, c=1):
     """Lipschitz constant of dF/du in u (inf -> 2 norm); bounds ||d^2F/du^2||_2."""
     out = kappa*math.sqrt(m)*math.exp(B)
     return float(out)
 
 
-def lam_max(B, m, kappa, n, lam0, rho0):
+def lam_max(B, m, kappa, n, lam0, rho0, c=1):
     """upper bound on lambda_max(H(W))."""
-    out = kappa**2*m*n*math.exp(2*B)
+    out = c*kappa**2*m*n*math.exp(2*B)
     return float(out)
 
 
-def L_H(B, m, kappa, n, lam0, rho0):
+def L_H(B, m, kappa, n, lam0, rho0, c=1):
     """||H(W) - H(W0)||_2 <= L_H * D, D = max_{r,i} |<w_r - w_r(0), x_i>|."""
-    out = 2*kappa**2*m*n*math.exp(2*B)
+    out = 2*c*kappa**2*m*n*math.exp(2*B)
     return float(out)
 
 
-def radius(B, m, kappa, n, lam0, rho0):
+def radius(B, m, kappa, n, lam0, rho0, c=1):
     """D <= radius keeps lambda_min(H(W)) >= lam0 / 2."""
-    out = (1/4)*lam0*math.exp(-2*B)/(kappa**2*m*n)
+    out = (1/4)*lam0*math.exp(-2*B)/(c*kappa**2*m*n)
     return float(out)
 
 
-def smooth(B, m, kappa, n, lam0, rho0):
+def smooth(B, m, kappa, n, lam0, rho0, c=1):
     """smoothness of the training loss on GD segments (lr <= 1/smooth, ||r|| <= rho0)."""
-    out = kappa**2*m*n*math.exp(2*B) + 2*kappa*math.sqrt(m)*math.sqrt(n)*rho0*math.exp(B)
+    out = 2*math.sqrt(c)*kappa*math.sqrt(m)*math.sqrt(n)*rho0*math.exp(B) + c*kappa**2*m*n*math.exp(2*B)
     return float(out)
 
 
-def lr(B, m, kappa, n, lam0, rho0):
+def lr(B, m, kappa, n, lam0, rho0, c=1):
     """certified GD step 1 / smooth."""
-    out = 1/(kappa**2*m*n*math.exp(2*B) + 2*kappa*math.sqrt(m)*math.sqrt(n)*rho0*math.exp(B))
+    out = 1/(2*math.sqrt(c)*kappa*math.sqrt(m)*math.sqrt(n)*rho0*math.exp(B) + c*kappa**2*m*n*math.exp(2*B))
     return float(out)
 
 
-def drift(B, m, kappa, n, lam0, rho0):
+def drift(B, m, kappa, n, lam0, rho0, c=1):
     """max_r ||w_r(t) - w_r(0)|| along certified GD while in the region."""
-    out = 4*math.sqrt(n)*rho0*max(kappa*math.exp(B), kappa*math.exp(-B))/lam0
+    out = 4*math.sqrt(c)*math.sqrt(n)*rho0*max(kappa*math.exp(B), kappa*math.exp(-B))/lam0
     return float(out)
 
 

@@ -13,7 +13,7 @@ ACTIVATION = "relu"
 KIND = "jump"
 DETERMINISTIC = False
 QUANTITIES = ('g_inf', 'G', 'lam_max', 'jump', 'flip_prob', 'dH_count', 'dH_whp', 'radius_whp')
-ASSUMPTIONS = 'scalar output; ||x_i||_2 <= 1; |<w_r, x_i>| <= B for all r, i (at W and W0); ||a||_inf <= 1; n inputs, width m, output scale kappa; lam0 = lambda_min(H(W0)) > 0; rho0 = ||F(W0, X) - y||_2'
+ASSUMPTIONS = 'c outputs (c = 1: scalar; the margin-count bounds of a jump member are for c = 1 only); ||x_i||_2 <= 1; |<w_r, x_i>| <= B for all r, i (at W and W0); ||a||_inf <= 1 (a in R^{m x c}); n inputs, width m, output scale kappa; lam0 = lambda_min(H(W0)) > 0 (H is (n c) x (n c)); rho0 = ||F(W0, X) - Y||_F'
 MEANING = {
     'g_inf': 'max_r |dF/du_r| on the box',
     'G': 'max ||dF/du||_2 on the box',

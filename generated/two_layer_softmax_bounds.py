@@ -13,7 +13,7 @@ ACTIVATION = "softmax"
 KIND = "normalized-exp"
 DETERMINISTIC = True
 QUANTITIES = ('g_inf', 'G', 'L_g', 'lam_max', 'L_H', 'radius', 'smooth', 'lr', 'drift')
-ASSUMPTIONS = 'scalar output; ||x_i||_2 <= 1; |<w_r, x_i>| <= B for all r, i (at W and W0); ||a||_inf <= 1; n inputs, width m, output scale kappa; lam0 = lambda_min(H(W0)) > 0; rho0 = ||F(W0, X) - y||_2'
+ASSUMPTIONS = 'c outputs (c = 1: scalar; the margin-count bounds of a jump member are for c = 1 only); ||x_i||_2 <= 1; |<w_r, x_i>| <= B for all r, i (at W and W0); ||a||_inf <= 1 (a in R^{m x c}); n inputs, width m, output scale kappa; lam0 = lambda_min(H(W0)) > 0 (H is (n c) x (n c)); rho0 = ||F(W0, X) - Y||_F'
 MEANING = {
     'g_inf': 'max_r |dF/du_r| on the box',
     'G': 'max ||dF/du||_2 on the box',
@@ -26,78 +26,78 @@ MEANING = {
     'drift': 'max_r ||w_r(t) - w_r(0)|| along certified GD while in the region',
 }
 ARGS = {
-    'g_inf': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
-    'G': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
-    'L_g': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
-    'lam_max': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
-    'L_H': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
-    'radius': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
-    'smooth': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
-    'lr': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
-    'drift': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0'),
+    'g_inf': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
+    'G': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
+    'L_g': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
+    'lam_max': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
+    'L_H': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
+    'radius': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
+    'smooth': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
+    'lr': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
+    'drift': ('B', 'm', 'kappa', 'n', 'lam0', 'rho0', 'c'),
 }
 
 
-def g_inf(B, m, kappa, n, lam0, rho0):
+def g_inf(B, m, kappa, n, lam0, rho0, c=1):
     """max_r |dF/du_r| on the box."""
     c0 = math.exp(2*B)
     out = 2*c0*kappa/(c0 + m - 1)
     return float(out)
 
 
-def G(B, m, kappa, n, lam0, rho0):
+def G(B, m, kappa, n, lam0, rho0, c=1):
     """max ||dF/du||_2 on the box."""
     out = kappa*math.sqrt(1/(m + math.exp(2*B) - 1))*math.exp(B)
     return float(out)
 
 
-def L_g(B, m, kappa, n, lam0, rho0):
+def L_g(B, m, kappa, n, lam0, rho0, c=1):
     """Lipschitz constant of dF/du in u (inf -> 2 norm); bounds ||d^2F/du^2||_2."""
     out = 3*kappa*math.sqrt(1/(m + math.exp(2*B) - 1))*math.exp(B)
     return float(out)
 
 
-def lam_max(B, m, kappa, n, lam0, rho0):
+def lam_max(B, m, kappa, n, lam0, rho0, c=1):
     """upper bound on lambda_max(H(W))."""
     c0 = math.exp(2*B)
-    out = c0*kappa**2*n/(c0 + m - 1)
+    out = c*c0*kappa**2*n/(c0 + m - 1)
     return float(out)
 
 
-def L_H(B, m, kappa, n, lam0, rho0):
+def L_H(B, m, kappa, n, lam0, rho0, c=1):
     """||H(W) - H(W0)||_2 <= L_H * D, D = max_{r,i} |<w_r - w_r(0), x_i>|."""
     c0 = math.exp(2*B)
-    out = 6*c0*kappa**2*n/(c0 + m - 1)
+    out = 6*c*c0*kappa**2*n/(c0 + m - 1)
     return float(out)
 
 
-def radius(B, m, kappa, n, lam0, rho0):
+def radius(B, m, kappa, n, lam0, rho0, c=1):
     """D <= radius keeps lambda_min(H(W)) >= lam0 / 2."""
     c0 = 2*B
-    out = (1/12)*lam0*(m + math.exp(c0) - 1)*math.exp(-c0)/(kappa**2*n)
+    out = (1/12)*lam0*(m + math.exp(c0) - 1)*math.exp(-c0)/(c*kappa**2*n)
     return float(out)
 
 
-def smooth(B, m, kappa, n, lam0, rho0):
+def smooth(B, m, kappa, n, lam0, rho0, c=1):
     """smoothness of the training loss on GD segments (lr <= 1/smooth, ||r|| <= rho0)."""
     c0 = math.exp(2*B)
     c1 = 1/(c0 + m - 1)
-    out = c0*c1*kappa**2*n + 6*math.sqrt(c1)*kappa*math.sqrt(n)*rho0*math.exp(B)
+    out = 6*math.sqrt(c)*math.sqrt(c1)*kappa*math.sqrt(n)*rho0*math.exp(B) + c*c0*c1*kappa**2*n
     return float(out)
 
 
-def lr(B, m, kappa, n, lam0, rho0):
+def lr(B, m, kappa, n, lam0, rho0, c=1):
     """certified GD step 1 / smooth."""
     c0 = math.exp(2*B)
     c1 = 1/(c0 + m - 1)
-    out = 1/(c0*c1*kappa**2*n + 6*math.sqrt(c1)*kappa*math.sqrt(n)*rho0*math.exp(B))
+    out = 1/(6*math.sqrt(c)*math.sqrt(c1)*kappa*math.sqrt(n)*rho0*math.exp(B) + c*c0*c1*kappa**2*n)
     return float(out)
 
 
-def drift(B, m, kappa, n, lam0, rho0):
+def drift(B, m, kappa, n, lam0, rho0, c=1):
     """max_r ||w_r(t) - w_r(0)|| along certified GD while in the region."""
     c0 = math.exp(2*B)
-    out = 8*c0*kappa*math.sqrt(n)*rho0/(lam0*(c0 + m - 1))
+    out = 8*math.sqrt(c)*c0*kappa*math.sqrt(n)*rho0/(lam0*(c0 + m - 1))
     return float(out)
 
 

@@ -15,6 +15,7 @@ from .problems.normalized import NormalizedObjective
 from .solvers import DEFAULT_MAXITER, DEFAULT_METHOD, make_solver, run
 from .theory.attention import attention_guarantee
 from .theory.start import start_condition
+from .theory.two_layer import certified_step, training_report
 
 #: the relative gradient tolerance when none is given, per family
 DEFAULT_TOL = {"normalized": 1e-10, "attention": 1e-8, "two_layer": 1e-8}
@@ -59,6 +60,12 @@ def minimize(problem, x0=None, method: str | None = None, tol: float | None = No
     Attention results also carry ``lambda_min``, ``is_minimum``, ``guarantee`` ("global": the derived
     bounds certify the region and X lies in it; "local": a minimum without that certificate; "none")
     and ``certificate`` (see :func:`softsym.theory.attention.attention_guarantee`).
+    Two-layer results (method ``gd``) carry ``guarantee`` ("global": the GD theorem's condition
+    holds for the network, data and ``W0``, the step is at most the certified one and the run
+    stayed in the certified region; "none" otherwise, ``guarantee_message`` says why),
+    ``certificate`` and ``region`` (see :func:`softsym.theory.two_layer.training_report`);
+    ``certify=False`` skips the tracking and the certificate, ``lr="certified"`` trains with the
+    derived step ``1/smooth`` (``ValidationError`` saying why when there is none).
     ``callback(intermediate_result)`` is called after every iteration; raising
     ``StopIteration`` stops cleanly.  Extra keyword options go to the method.
     With ``certify_start`` (normalized family) the result also reports ``start_certified`` and
@@ -72,13 +79,17 @@ def minimize(problem, x0=None, method: str | None = None, tol: float | None = No
     method = DEFAULT_METHOD[family] if method is None else method
     callback = check_callback("callback", callback)
     certify_start = flag("certify_start", certify_start)
-    solver = make_solver(family, method, options)
     if family == "normalized":
         obj = problem
         x0 = np.zeros(obj.d) if x0 is None else x0
     else:
         obj = problem.objective()
         x0 = problem.start(x0)
+    step_cert = None
+    if family == "two_layer" and isinstance(options.get("lr"), str) and options["lr"] == "certified":
+        step_cert = certified_step(problem, x0)
+        options = {**options, "lr": step_cert.lr}
+    solver = make_solver(family, method, options)
     tol = DEFAULT_TOL[family] if tol is None else tol
     maxiter = DEFAULT_MAXITER.get(method, 1000) if maxiter is None else maxiter
     res = run(solver, obj, x0, tol, maxiter, callback, gtol_abs)
@@ -89,6 +100,10 @@ def minimize(problem, x0=None, method: str | None = None, tol: float | None = No
         res.update(start_condition(obj, x0, grad0))
     if family == "attention":
         res.update(attention_guarantee(problem, res))
+    if family == "two_layer":
+        if step_cert is not None:
+            res["lr_rule"] = "certified: 1/smooth of the derived constants"
+        res.update(training_report(problem, res, x0, step_cert))
     return res
 
 

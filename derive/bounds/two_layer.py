@@ -1,7 +1,7 @@
 """Bound deriver for the two-layer family: NTK perturbation, λ_min radius, smoothness, GD region.
 
 Network (see :mod:`softsym.derive.families.two_layer`): ``u = W^T x``, ``F(W, x) = sum_r
-h(u_r, a_r, alpha)`` with a scalar output.  ``F`` depends on ``W`` only through ``u``, so with
+h(u_r, a_r, alpha)`` with a scalar output (``c = 1``; ``c`` outputs below).  ``F`` depends on ``W`` only through ``u``, so with
 ``g(u) = dF/du in R^m`` (the member's derived ``g = h_u + S phi'``) and ``G`` the ``(n, m)``
 matrix of rows ``g(u_i)``::
 
@@ -48,6 +48,17 @@ Constants (deterministic members), with ``D = max_{r,i} |<w_r - w_r(0), x_i>| <=
   contracts by ``1 - lr lam0 / 2`` per step.  Hence the over-parametrization condition:
   ``B0 + drift <= B`` and ``drift <= radius`` (``B0 = max |<w_r(0), x_i>|``) imply, by
   induction, that GD never leaves the region and converges linearly.
+
+Vector output (``c`` outputs, ``a in R^{m x c}``, ``||a||_inf <= 1``; score networks): the
+outputs share ``u``, output ``j`` is the scalar network with output weights ``a_j`` and ``g`` is
+proven linear in ``a``.  So ``G`` has ``n c`` rows ``g(u_i; a_j)``, each obeying the per-row
+bounds ``g_inf, G, L_g`` unchanged, ``H = (X X^T (x) 1 1^T) o (G G^T)`` is ``(n c) x (n c)``
+with the PSD factor's diagonal still ``<= 1``, and the residual enters through ``sum_j r_ij
+g(u_i; a_j) = g(u_i; a r_i)`` with ``||a r_i||_inf <= ||r_i||_1``.  Every ``n`` of the scalar
+argument becomes ``n c``: ``lam_max = n c G^2``, ``L_H = 2 n c G L_g``, ``smooth = n c G^2 +
+2 sqrt(n c) rho0 L_g``, ``drift = 4 sqrt(n c) g_inf rho0 / lam0`` (``radius`` and ``lr`` follow);
+``lam0`` is the smallest eigenvalue of the ``(n c) x (n c)`` NTK.  The margin-count bounds of a
+jump member are stated for ``c = 1`` only.
 """
 
 from __future__ import annotations
@@ -72,12 +83,17 @@ D = sp.Symbol("D", positive=True)
 s0 = sp.Symbol("s_0", positive=True)
 delta = sp.Symbol("delta", positive=True)
 flips = sp.Symbol("N", nonnegative=True)
+c_out = sp.Symbol("c", positive=True, integer=True)
 
-ARGS = (B, m, kappa, n, lam0, rho0)
+ARGS = (B, m, kappa, n, lam0, rho0, c_out)
+#: arguments with a default in the emitted evaluators (``c = 1``: a scalar output)
+ARG_DEFAULTS = {c_out: 1}
 ARG_NAMES = {B: "B", m: "m", kappa: "kappa", n: "n", lam0: "lam0", rho0: "rho0", D: "D", s0: "s0",
-             delta: "delta", flips: "N"}
-ASSUMPTIONS = ("scalar output; ||x_i||_2 <= 1; |<w_r, x_i>| <= B for all r, i (at W and W0); ||a||_inf <= 1; "
-               "n inputs, width m, output scale kappa; lam0 = lambda_min(H(W0)) > 0; rho0 = ||F(W0, X) - y||_2")
+             delta: "delta", flips: "N", c_out: "c"}
+ASSUMPTIONS = ("c outputs (c = 1: scalar; the margin-count bounds of a jump member are for c = 1 only); "
+               "||x_i||_2 <= 1; |<w_r, x_i>| <= B for all r, i (at W and W0); ||a||_inf <= 1 (a in R^{m x c}); "
+               "n inputs, width m, output scale kappa; lam0 = lambda_min(H(W0)) > 0 (H is (n c) x (n c)); "
+               "rho0 = ||F(W0, X) - Y||_F")
 DETERMINISTIC = ("g_inf", "G", "L_g", "lam_max", "L_H", "radius", "smooth", "lr", "drift")
 MARGIN = ("g_inf", "G", "lam_max", "jump", "flip_prob", "dH_count", "dH_whp", "radius_whp")
 MEANING = {
@@ -223,6 +239,29 @@ def _jump(f: TwoLayerFormulas, log: ProofLog) -> tuple[dict, tuple[str, ...]]:
             "flip_prob": p_flip, "dH_count": dH_count, "dH_whp": dH_whp, "radius_whp": radius[0]}, rules
 
 
+def _vector_outputs(f: TwoLayerFormulas, log: ProofLog) -> tuple[str, ...]:
+    """Prove that ``g(u; a)`` is linear in the output weights ``a`` (exactly, at ``m = PROOF_M``).
+
+    A ``c``-output network shares ``u`` (and the normalizer) across outputs and its output ``j``
+    has output weights ``a_j`` (column ``j`` of ``a``), so its gradient rows are the scalar rows
+    ``g(u; a_j)``; linearity gives ``sum_j r_j g(u; a_j) = g(u; a r)`` with ``||a r||_inf <=
+    ||r||_1 <= sqrt(c) ||r||_2``, which is what the residual and drift terms use.
+    """
+    us = sp.symbols(f"u_0:{PROOF_M}", real=True)
+    A1 = sp.symbols(f"a_0:{PROOF_M}", real=True)
+    A2 = sp.symbols(f"ap_0:{PROOF_M}", real=True)
+    r1, r2 = sp.symbols("r_1 r_2", real=True)
+    g1, g2 = _g_vector(f, us, A1), _g_vector(f, us, A2)
+    g12 = _g_vector(f, us, [r1 * x + r2 * y for x, y in zip(A1, A2)])
+    log.require_all(f"g(u; r_1 a + r_2 a') = r_1 g(u; a) + r_2 g(u; a') (m={PROOF_M}): "
+                    "output j of a c-output network has rows g(u; a_j), and sum_j r_j g(u; a_j) = g(u; a r)",
+                    [g12[r] - r1 * g1[r] - r2 * g2[r] for r in range(PROOF_M)])
+    return ("c outputs: rows g(u_i; a_j) (proven linear in a); the (n c) x (n c) NTK is (X X^T (x) 1 1^T) o (G G^T) "
+            "with G of n c rows, so every n of the scalar proof becomes n c: ||G||_2 <= sqrt(n c) G, "
+            "sum_{i,j} |r_ij| <= sqrt(n c) ||r||_F, and sum_j r_ij g(u_i; a_j) = g(u_i; a r_i) with "
+            "||a r_i||_inf <= ||r_i||_1",)
+
+
 def derive_bounds(f: TwoLayerFormulas) -> TwoLayerBounds:
     """Classify the member's derived ``g`` and derive its constants (``ValueError`` if no rule applies)."""
     log = ProofLog()
@@ -240,14 +279,16 @@ def derive_bounds(f: TwoLayerFormulas) -> TwoLayerBounds:
         kind = "elementwise"
         base, rules = _elementwise(f, log)
     g_inf, G, L_g = (sp.simplify(base[k]) for k in ("g_inf", "G", "L_g"))
-    lam_max = n * G**2
-    L_H = 2 * n * G * L_g
-    smooth = n * G**2 + 2 * sp.sqrt(n) * rho0 * L_g
+    rules += _vector_outputs(f, log)
+    rows = n * c_out  # rows of the Jacobian (and of the NTK): one per input and output
+    lam_max = rows * G**2
+    L_H = 2 * rows * G * L_g
+    smooth = rows * G**2 + 2 * sp.sqrt(rows) * rho0 * L_g
     exprs = {"g_inf": g_inf, "G": G, "L_g": L_g, "lam_max": lam_max, "L_H": L_H, "radius": lam0 / (2 * L_H),
-             "smooth": smooth, "lr": 1 / smooth, "drift": 4 * sp.sqrt(n) * g_inf * rho0 / lam0}
-    rules += ("L_H = 2 n G L_g (Schur: ||K o M|| <= max K_ii ||M|| for PSD K = X X^T)",
-              "smooth = n G^2 + 2 sqrt(n) rho0 L_g (Gauss-Newton part + residual part on GD segments)",
-              "drift = 4 sqrt(n) g_inf rho0 / lam0 (geometric sum of per-step moves at rate 1 - lr lam0/2)")
+             "smooth": smooth, "lr": 1 / smooth, "drift": 4 * sp.sqrt(rows) * g_inf * rho0 / lam0}
+    rules += ("L_H = 2 n c G L_g (Schur: ||K o M|| <= max K_ii ||M|| for PSD K = X X^T (x) 1 1^T)",
+              "smooth = n c G^2 + 2 sqrt(n c) rho0 L_g (Gauss-Newton part + residual part on GD segments)",
+              "drift = 4 sqrt(n c) g_inf rho0 / lam0 (geometric sum of per-step moves at rate 1 - lr lam0/2)")
     return TwoLayerBounds(spec.name, spec.activation, kind, exprs, tuple(log.claims), rules)
 
 
@@ -268,7 +309,7 @@ def emit_module(tb: TwoLayerBounds, spec_hash: str) -> str:
     lines += [f"    {q!r}: {MEANING[q]!r}," for q in tb.quantities] + ["}", "ARGS = {"]
     lines += [f"    {q!r}: {tuple(ARG_NAMES[s] for s in tb.args(q))!r}," for q in tb.quantities] + ["}"]
     for q in tb.quantities:
-        args = ", ".join(ARG_NAMES[s] for s in tb.args(q))
+        args = ", ".join(ARG_NAMES[s] + (f"={ARG_DEFAULTS[s]}" if s in ARG_DEFAULTS else "") for s in tb.args(q))
         lines += ["", "", f"def {q}({args}):", f'    """{MEANING[q]}."""']
         lines += [codegen.code_block([("out", tb.exprs[q])], ARG_NAMES, indent=4), "    return float(out)"]
     lines += ["", "", "FUNCTIONS = {"] + [f"    {q!r}: {q}," for q in tb.quantities] + ["}", ""]
@@ -280,8 +321,8 @@ def emit_section(tb: TwoLayerBounds) -> str:
     eqs = formulas(tb)[REGION]
     lines = ["", "## Derived constants (`softsym.derive.bounds.two_layer`)", "",
              f"Assumptions: {ASSUMPTIONS}.", "",
-             "With $G$ the $(n, m)$ matrix of rows $g(u_i) = \\partial F/\\partial u(u_i)$, "
-             "$H(W) = (X X^\\top) \\circ (G G^\\top)$ and $D = \\max_{r,i} |\\langle w_r - w_r(0), x_i\\rangle| "
+             "With $G$ the $(n c, m)$ matrix of rows $g_j(u_i) = \\partial F_j/\\partial u(u_i)$ ($c$ outputs), "
+             "$H(W) = (X X^\\top \\otimes 1 1^\\top) \\circ (G G^\\top)$ and $D = \\max_{r,i} |\\langle w_r - w_r(0), x_i\\rangle| "
              "\\le \\max_r \\lVert w_r - w_r(0)\\rVert$.", "",
              f"Structure: `{tb.kind}`. Rules: " + "; ".join(tb.rules) + ".", ""]
     if tb.deterministic:
@@ -303,7 +344,8 @@ def emit_section(tb: TwoLayerBounds) -> str:
 
 #: the one region of the family, as named in the manifest (``bound_formulas``, ``softsym formulas --latex``)
 REGION = "preactivation_box"
-LATEX_NAMES = {kappa: r"\kappa", lam0: r"\lambda_0", rho0: r"\rho_0", s0: r"s_0", delta: r"\delta", flips: "N"}
+LATEX_NAMES = {kappa: r"\kappa", lam0: r"\lambda_0", rho0: r"\rho_0", s0: r"s_0", delta: r"\delta", flips: "N",
+               c_out: "c"}
 
 
 def formulas(tb: TwoLayerBounds) -> dict[str, dict[str, str]]:

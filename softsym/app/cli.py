@@ -187,6 +187,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kappa", type=float, default=None, help="two-layer members: output scale (default the member's)")
     p.add_argument("--lam0", type=float, default=1.0, help="two-layer members: lambda_min(H(W0))")
     p.add_argument("--rho0", type=float, default=1.0, help="two-layer members: initial residual norm")
+    p.add_argument("--outputs", type=int, default=1,
+                   help="two-layer members: number of outputs c (a in R^{m x c}; default 1)")
     p.set_defaults(func=_bounds)
 
     p = add("formulas", help="print a member's derived formulas")
@@ -330,16 +332,17 @@ def _bounds_two_layer(args) -> int:
     for B in args.B:
         for m in args.m:
             for n in args.n:
-                c = tl.bounds(args.member, B=B, m=m, n=n, kappa=args.kappa, lam0=args.lam0, rho0=args.rho0)
+                c = tl.bounds(args.member, B=B, m=m, n=n, kappa=args.kappa, lam0=args.lam0, rho0=args.rho0,
+                              c=args.outputs)
                 rows.append((f"{B:g}", m, n, f"{c.params['kappa']:.4g}", *(f"{v:.4g}" for v in c.values.values())))
-    print(f"{c.name} ({c.kind}): {c.assumptions}")
+    print(f"{c.name} ({c.kind}, c = {args.outputs}): {c.assumptions}")
     print(table(rows, ("B", "m", "n", "kappa", *c.values)))
     if not c.deterministic:
         print("no deterministic NTK perturbation constant (the activation's derivative jumps); margin-count bounds "
               "shown at D=0, N=0: see softsym.theory.two_layer.relu_perturbation")
     if not args.certify:
         return 0
-    cert = tl.certify(args.member, seed=args.seed, restarts=args.restarts)
+    cert = tl.certify(args.member, seed=args.seed, restarts=args.restarts, outputs=args.outputs)
     return _report_certificate(cert)
 
 

@@ -259,6 +259,13 @@ class TwoLayerRegression(MemoObjective):
         self._loss_grad(c)
         return c["loss"], c["jac"].copy()
 
+    def preactivations(self, w) -> np.ndarray:
+        """``U = X W`` (n, m): ``U_ir = <w_r, x_i>`` at ``w = vec(W)`` (one BLAS product)."""
+        W = w.reshape(self.net.d, self.net.m) if isinstance(w, np.ndarray) and w.shape == (self.d,) \
+            else self.weights(w)
+        with blas_threads(f"two_layer preactivations {self.X.shape[0]}x{self.net.m}"):
+            return self.X @ W
+
     def ntk(self, w) -> np.ndarray:
         """The NTK Gram ``H(W)`` (n*c, n*c) at ``w = vec(W)``."""
         self.nhev += 1

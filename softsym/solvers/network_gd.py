@@ -14,6 +14,14 @@ Options: ``lr`` (default above), ``record`` (each step also stores ``||H(W_t) - 
 ``ntk_drift`` and ``lam_min``, ``t = 0 .. nit``) and ``loss_tol`` (also stop, with success,
 once ``L(W_t) <= loss_tol * L(W_0)``).  Every result carries ``lr``, ``lr_rule`` and
 ``lam_max0`` (NaN when neither the default step nor the record needed it).
+
+``certify`` (default on) tracks, incrementally, what the two-layer guarantee needs from the run
+(:mod:`softsym.theory.two_layer`): with ``U_t = X W_t``, the displacement
+``D = max_t max_{r,i} |<w_r(t) - w_r(0), x_i>| = max_t max |U_t - U_0|``, ``max_t max |U_t|``
+and ``max_t max_r ||w_r(t) - w_r(0)||``; one ``X W`` product and one pass per step, ``U_0``
+kept (no path is stored).  The result's ``region`` holds the three maxima; ``softsym.minimize``
+adds the certified region, the verdict and the certificate.  ``lr="certified"`` (the derived
+step ``1/smooth``) is resolved by ``softsym.minimize``, which has the constants.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import numpy as np
 
 from .._validate import positive
 from ..errors import ValidationError
+from ..numerics.rows import max_abs_and_diff
 from .base import Solver, State, register
 
 
@@ -38,6 +47,8 @@ class NetworkGDState(State):
     H0: np.ndarray | None = None
     lam_min: list = field(default_factory=list)
     drift: list = field(default_factory=list)
+    U0: np.ndarray | None = None
+    region: dict | None = None
 
 
 @register
@@ -47,16 +58,27 @@ class NetworkGD(Solver):
     name = "gd"
     families = ("two_layer",)
 
-    def __init__(self, lr: float | None = None, record: bool = False, loss_tol: float | None = None):
+    def __init__(self, lr: float | None = None, record: bool = False, loss_tol: float | None = None,
+                 certify: bool = True):
+        if isinstance(lr, str):
+            raise ValidationError(f"lr must be a positive number; lr={lr!r} is resolved by softsym.minimize "
+                                  "(lr='certified' needs the derived constants)" if lr == "certified" else
+                                  f"lr must be a positive number or 'certified', got {lr!r}")
         self.lr = None if lr is None else positive("lr", lr)
-        if not isinstance(record, (bool, np.bool_)):
-            raise ValidationError(f"record must be True or False, got {record!r}")
+        for name, v in (("record", record), ("certify", certify)):
+            if not isinstance(v, (bool, np.bool_)):
+                raise ValidationError(f"{name} must be True or False, got {v!r}")
         self.record = bool(record)
+        self.certify = bool(certify)
         self.loss_tol = None if loss_tol is None else positive("loss_tol", loss_tol)
 
     def init(self, objective, x0: np.ndarray) -> NetworkGDState:
         f, g = objective.fun_and_jac(x0)
         st = NetworkGDState(x=x0, f=f, g=g, f0=f)
+        if self.certify and hasattr(objective, "preactivations"):
+            st.U0 = objective.preactivations(x0)
+            big, _ = max_abs_and_diff(st.U0, st.U0)
+            st.region = {"D": 0.0, "max_abs_u": float(big), "w_drift": 0.0, "x0": x0}
         if self.record:
             st.H0 = objective.ntk(x0)
             ev = np.linalg.eigvalsh(st.H0)
@@ -76,7 +98,15 @@ class NetworkGD(Solver):
         x += state.x
         f, g = objective.fun_and_jac(x)
         new = NetworkGDState(x=x, f=f, g=g, lr=state.lr, lr_rule=state.lr_rule, f0=state.f0,
-                             lam_max0=state.lam_max0, H0=state.H0, lam_min=state.lam_min, drift=state.drift)
+                             lam_max0=state.lam_max0, H0=state.H0, lam_min=state.lam_min, drift=state.drift,
+                             U0=state.U0, region=state.region)
+        if state.region is not None and np.isfinite(f):  # running maxima (a new dict: a rejected step leaves the old)
+            big, dif = max_abs_and_diff(objective.preactivations(x), state.U0)
+            reg = state.region
+            dW = (x - reg["x0"]).reshape(-1, state.U0.shape[1])
+            new.region = {"D": max(reg["D"], float(dif)), "max_abs_u": max(reg["max_abs_u"], float(big)),
+                          "w_drift": max(reg["w_drift"], float(np.sqrt(np.max(np.einsum("ij,ij->j", dW, dW))))),
+                          "x0": reg["x0"]}
         if self.record:  # the run's own lists (created by init)
             H = objective.ntk(x)
             new.lam_min.append(float(np.linalg.eigvalsh(H)[0]))
@@ -92,4 +122,6 @@ class NetworkGD(Solver):
         out = {"lr": state.lr, "lr_rule": state.lr_rule, "lam_max0": state.lam_max0}
         if self.record:
             out.update(ntk_drift=np.array(state.drift), lam_min=np.array(state.lam_min))
+        if self.certify and state.region is not None:
+            out["region"] = {k: v for k, v in state.region.items() if k != "x0"}
         return out

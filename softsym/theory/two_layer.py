@@ -11,9 +11,15 @@ The constants are derived symbolically by ``softsym.derive.bounds.two_layer`` an
   ``drift <= radius`` is the over-parametrization condition under which GD provably stays in
   the region and contracts the loss by ``1 - lr lam0 / 2`` per step.
 
-ReLU has no deterministic ``L_H`` (its derivative jumps); its module holds margin-count bounds
-instead, evaluated by :func:`relu_perturbation`.  Every number in the certification search comes
-from the members' generated kernels.
+With ``c`` outputs (``a in R^{m x c}``, score networks) every ``n`` of ``lam_max, L_H, smooth,
+drift`` becomes ``n c`` (argument ``c`` of :func:`bounds`; :func:`guarantee` reads it from the
+network).  ReLU has no deterministic ``L_H`` (its derivative jumps); its module holds
+margin-count bounds instead (``c = 1``), evaluated by :func:`relu_perturbation`.  Every number in
+the certification search comes from the members' generated kernels.
+
+Training: :func:`training_report` turns a ``softsym.minimize`` result (whose ``gd`` solver
+tracked the run's displacement maxima) into ``guarantee`` / ``certificate`` / ``region``;
+:func:`certified_step` is the guarantee behind ``lr="certified"``.
 """
 
 from __future__ import annotations
@@ -28,11 +34,11 @@ from scipy.optimize import minimize as _scipy_minimize
 
 from .._validate import as_array, count, positive
 from ..errors import ValidationError
-from ..problems.two_layer import TwoLayerNetwork, activations
+from ..problems.two_layer import TwoLayerNetwork, TwoLayerRegression, activations
 from ..registry import generated_module, kernels, member
 from .evaluate import evaluate
 
-ARG_ORDER = ("B", "m", "kappa", "n", "lam0", "rho0")
+ARG_ORDER = ("B", "m", "kappa", "n", "lam0", "rho0", "c")
 
 
 def member_name(name_or_activation: str) -> str:
@@ -70,13 +76,15 @@ class TwoLayerConstants:
 
 def bounds(name: str, B: float = 1.0, m: int = 64, n: int = 16, kappa: float | None = None,
            lam0: float = 1.0, rho0: float = 1.0, D: float = 0.0, s0: float = 1.0, delta: float = 0.1,
-           N: int = 0) -> TwoLayerConstants:
+           N: int = 0, c: int = 1) -> TwoLayerConstants:
     """Evaluate the derived constants of two-layer member ``name`` (or activation name).
 
     Region: ``||x_i|| <= 1``, ``|<w_r, x_i>| <= B``, ``||a||_inf <= 1``; ``lam0 = lambda_min(H(W0))``,
     ``rho0 = ||F(W0, X) - y||``; ``kappa`` defaults to the member's output scale at width ``m``.
     ReLU (margin-count bounds) also uses ``D`` (displacement), ``s0`` (init std), ``delta``
     (failure probability) and ``N`` (margin count ``sum_i #{r : |<w_r(0), x_i>| <= D}``).
+    ``c`` is the number of outputs (``a in R^{m x c}``; the NTK is ``(n c) x (n c)``); the
+    margin-count bounds exist for ``c = 1`` only.
     """
     mod = bounds_module(name)
     B = positive("B", B, allow_zero=True)
@@ -85,7 +93,9 @@ def bounds(name: str, B: float = 1.0, m: int = 64, n: int = 16, kappa: float | N
     kappa = kernels(mod.NAME).default_kappa(m) if kappa is None else positive("kappa", kappa)
     args = {"B": B, "m": m, "kappa": kappa, "n": n, "lam0": positive("lam0", lam0), "rho0": positive("rho0", rho0),
             "D": positive("D", D, allow_zero=True), "s0": positive("s0", s0), "delta": positive("delta", delta),
-            "N": count("N", N)}
+            "N": count("N", N), "c": count("c", c, 1)}
+    if not mod.DETERMINISTIC and args["c"] != 1:
+        raise ValidationError(f"{mod.NAME}: the margin-count bounds are derived for one output (c=1), got c={c}")
     values = {q: evaluate(mod.FUNCTIONS[q], *(args[p] for p in mod.ARGS[q])) for q in mod.QUANTITIES}
     used = sorted({p for q in mod.QUANTITIES for p in mod.ARGS[q]}, key=list(args).index)
     return TwoLayerConstants(name=mod.NAME, activation=mod.ACTIVATION, kind=mod.KIND,
@@ -97,15 +107,13 @@ def bounds(name: str, B: float = 1.0, m: int = 64, n: int = 16, kappa: float | N
 # Gradient-descent guarantee and run checks
 
 
-def _a2(net: TwoLayerNetwork) -> np.ndarray:
-    if not net.scalar:
-        raise ValidationError("the two-layer guarantees are derived for a scalar output (d_out=None)")
-    return net.a
-
-
 def _unit_rows(X: np.ndarray) -> None:
     if float(np.max(np.linalg.norm(X, axis=1))) > 1 + 1e-12:
         raise ValidationError("X rows must satisfy ||x_i||_2 <= 1 (the bounds' assumption)")
+
+
+#: above this many NTK rows (n * c) :func:`guarantee` first screens with an upper bound on lam0
+SCREEN_ROWS = 1024
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,9 @@ class Guarantee:
     at the smallest consistent ``B`` (fixed point of ``B = B0 + drift(B)``).  When it holds, GD
     with any ``lr <= lr_certified`` never moves a neuron farther than ``drift``, keeps
     ``lambda_min(H) >= lam0/2`` and has ``L_t <= (1 - lr lam0/2)^t L_0``.  ``margin = radius/drift``.
+    ``c`` is the number of outputs (the NTK is ``(n c) x (n c)``).  ``lam0_exact=False``: ``lam0``
+    is only an upper bound (the smallest NTK diagonal entry), used when even that bound shows the
+    condition fails, so ``radius`` is then an upper bound and ``drift`` a lower bound.
     """
 
     name: str
@@ -133,10 +144,17 @@ class Guarantee:
     L_H: float
     holds: bool
     message: str
+    c: int = 1
+    lam0_exact: bool = True
 
     @property
     def margin(self) -> float:
         return self.radius / self.drift if self.drift > 0 else math.inf
+
+    @property
+    def rate(self) -> float:
+        """The certified per-step loss contraction ``1 - lr lam0 / 2`` at the certified step."""
+        return 1.0 - self.lr * self.lam0 / 2
 
     def steps_bound(self, eps: float, lr: float | None = None) -> float:
         """Steps after which the guarantee gives ``L_t <= eps L_0`` (inf when it does not hold)."""
@@ -147,37 +165,71 @@ class Guarantee:
         q = 1.0 - lr * self.lam0 / 2
         return 0.0 if eps >= 1 else math.ceil(math.log(eps) / math.log(q))
 
+    def as_dict(self) -> dict:
+        """The numbers a training result carries as ``certificate``."""
+        return {"member": self.name, "n": self.n, "m": self.m, "c": self.c, "kappa": self.kappa,
+                "lam0": self.lam0, "lam0_exact": self.lam0_exact, "rho0": self.rho0, "B0": self.B0, "B": self.B,
+                "radius": self.radius, "drift": self.drift, "margin": self.margin, "L_H": self.L_H,
+                "smooth": self.smooth, "lr_certified": self.lr, "holds": self.holds, "message": self.message}
 
-def guarantee(net: TwoLayerNetwork, X, y, W0=None, iterations: int = 60) -> Guarantee:
+
+def guarantee(net: TwoLayerNetwork, X, y, W0=None, iterations: int = 60, screen: bool = True) -> Guarantee:
     """The certified region, step and GD statement for training ``net`` on ``(X, y)`` from ``W0``.
 
-    ``lam0`` and ``rho0`` are measured at ``W0`` (default ``net.W``); ``B`` solves
-    ``B = B0 + drift(B)`` by monotone fixed-point iteration (no fixed point: ``holds=False``).
+    ``y`` is ``(n,)`` for a scalar network, ``(n, c)`` for ``c = net.d_out`` outputs.  ``lam0``
+    and ``rho0`` are measured at ``W0`` (default ``net.W``); ``B`` solves ``B = B0 + drift(B)``
+    by monotone fixed-point iteration (no fixed point: ``holds=False``).  With ``screen`` and more
+    than ``SCREEN_ROWS`` NTK rows, the condition is first evaluated with the upper bound
+    ``lam0 <= min_k H_kk`` at ``B = B0`` (the constants grow with ``B``, the ratio drift/radius
+    falls with ``lam0``): when it fails there, it fails for the exact ``lam0`` too and the
+    ``(n c)``-sized eigendecomposition is skipped (``lam0_exact=False``).
     """
     X = as_array("X", X, 2, (None, net.d))
     _unit_rows(X)
-    _a2(net)
     W0 = net.W if W0 is None else as_array("W0", W0, 2, (net.d, net.m))
-    y = as_array("y", y, 1, (X.shape[0],))
+    n, c = X.shape[0], net.d_out
+    y = as_array("y", y, 1, (n,)) if net.scalar else as_array("y", y, 2, (n, c))
     mod = bounds_module(net.activation)
     if not mod.DETERMINISTIC:
         raise ValidationError(f"activation {net.activation!r} has no deterministic GD guarantee "
                               "(its derivative jumps); see relu_perturbation")
-    n = X.shape[0]
-    lam0 = float(np.linalg.eigvalsh(net.ntk(X, W0))[0])
     rho0 = float(np.linalg.norm(net.forward(X, W0) - y))
     B0 = float(np.max(np.abs(X @ W0)))
-    if lam0 <= 0:
-        return Guarantee(mod.NAME, n, net.m, net.kappa, B0, math.inf, lam0, rho0, 0.0, 0.0, math.inf, math.inf,
-                         math.inf, False, "lambda_min(H(W0)) <= 0: no guarantee")
     rho = max(rho0, 1e-300)
 
-    def c(B):
-        return bounds(mod.NAME, B=B, m=net.m, n=n, kappa=net.kappa, lam0=lam0, rho0=rho)
+    def cst(B, lam):
+        return bounds(mod.NAME, B=B, m=net.m, n=n, kappa=net.kappa, lam0=lam, rho0=rho, c=c)
+
+    def degenerate(lam, msg):  # no lam0 > 0: no region, but the step 1/smooth (free of lam0) is still derived
+        cc = cst(B0, 1.0)
+        return Guarantee(mod.NAME, n, net.m, net.kappa, B0, math.inf, lam, rho0, cc["lr"], 0.0, math.inf,
+                         cc["smooth"], cc["L_H"], False, msg, c)
+
+    if n * c > net.d * net.m:
+        return degenerate(0.0, f"lambda_min(H(W0)) = 0: the NTK is ({n * c} x {n * c}) but has rank <= "
+                               f"d m = {net.d * net.m} (more targets than trained weights): no guarantee")
+    if screen and n * c > SCREEN_ROWS:
+        Gr = net.jac_rows(X, W0)
+        diag = np.repeat(np.sum(X * X, axis=1), c) * np.sum(Gr * Gr, axis=1)
+        lam_ub = float(np.min(diag))
+        if lam_ub > 0:
+            cc = cst(B0, lam_ub)
+            if cc["drift"] > cc["radius"]:
+                return Guarantee(mod.NAME, n, net.m, net.kappa, B0, math.inf, lam_ub, rho0, cc["lr"], cc["radius"],
+                                 cc["drift"], cc["smooth"], cc["L_H"], False,
+                                 f"not certified: even with lambda_min(H(W0)) <= {lam_ub:.3g} (smallest NTK diagonal) "
+                                 f"the drift bound {cc['drift']:.3g} > radius {cc['radius']:.3g} at B = B0 "
+                                 f"(needs >= {cc['drift'] / cc['radius']:.3g}x more margin)", c, False)
+    lam0 = float(np.linalg.eigvalsh(net.ntk(X, W0))[0])
+    if lam0 <= 0:
+        return degenerate(lam0, f"lambda_min(H(W0)) = {lam0:.3g} <= 0: no guarantee")
+
+    def cb(B):
+        return cst(B, lam0)
 
     B = B0
     for _ in range(iterations):
-        Bn = B0 + c(B)["drift"]
+        Bn = B0 + cb(B)["drift"]
         if not math.isfinite(Bn) or Bn > B0 + 50:
             B = math.inf
             break
@@ -186,16 +238,19 @@ def guarantee(net: TwoLayerNetwork, X, y, W0=None, iterations: int = 60) -> Guar
             break
         B = Bn
     if not math.isfinite(B):
-        cc = c(B0)
+        cc = cb(B0)
         return Guarantee(mod.NAME, n, net.m, net.kappa, B0, math.inf, lam0, rho0, cc["lr"], cc["radius"], cc["drift"],
-                         cc["smooth"], cc["L_H"], False, "B = B0 + drift(B) has no fixed point: drift too large")
-    cc = c(B)
+                         cc["smooth"], cc["L_H"], False,
+                         f"not certified: B = B0 + drift(B) has no fixed point (drift bound {cc['drift']:.3g} at "
+                         f"B = B0 = {B0:.3g}, radius {cc['radius']:.3g}: needs >= {cc['drift'] / cc['radius']:.3g}x "
+                         "more margin)", c)
+    cc = cb(B)
     holds = cc["drift"] <= cc["radius"] and B0 + cc["drift"] <= B * (1 + 1e-12)
     msg = (f"certified: drift {cc['drift']:.3g} <= radius {cc['radius']:.3g}" if holds else
            f"not certified: drift bound {cc['drift']:.3g} > radius {cc['radius']:.3g} "
            f"(needs {cc['drift'] / cc['radius']:.3g}x more margin)")
     return Guarantee(mod.NAME, n, net.m, net.kappa, B0, B, lam0, rho0, cc["lr"], cc["radius"], cc["drift"],
-                     cc["smooth"], cc["L_H"], holds, msg)
+                     cc["smooth"], cc["L_H"], holds, msg, c)
 
 
 @dataclass(frozen=True)
@@ -237,6 +292,79 @@ def check_run(net: TwoLayerNetwork, X, weights, guarantee_: Guarantee) -> Region
     return RegionReport(D=D, w_drift=wd, max_abs_u=mu, radius=rad, B=B, inside_radius=bool(np.all(D <= rad)),
                         inside_box=bool(np.all(mu <= B)),
                         lam_min_certified=guarantee_.lam0 - guarantee_.L_H * float(D.max()))
+
+
+def certified_step(problem, x0=None) -> Guarantee:
+    """The guarantee behind ``lr="certified"`` for a two-layer problem started at ``x0``.
+
+    ``ValidationError`` saying why when there is no certified step (rows with ``||x_i|| > 1``,
+    an activation whose derivative jumps, ``lambda_min(H(W0)) <= 0``).  The step ``1/smooth`` is
+    certified inside the region whether or not the over-parametrization condition holds; the
+    guarantee says whether the run provably stays there.
+    """
+    net = problem.net
+    W0 = problem.start(x0).reshape(net.d, net.m)
+    try:
+        g = guarantee(net, problem.X, problem.y, W0, screen=False)
+    except ValidationError as exc:
+        raise ValidationError(f"lr='certified' is unavailable: {exc}") from None
+    if not (g.lr > 0 and math.isfinite(g.lr)):
+        raise ValidationError(f"lr='certified' is unavailable: {g.message}")
+    return g
+
+
+def training_report(problem, res, x0=None, guarantee_: Guarantee | None = None) -> dict:
+    """What is known about a training result ``res`` of two-layer ``problem`` from ``x0``.
+
+    ``guarantee`` is ``"global"`` when the GD theorem's condition holds for (net, data, ``W0``)
+    (:func:`guarantee`), the run's step is at most the certified ``1/smooth`` and the run stayed
+    in the region (``D <= radius`` and ``max |u| <= B`` at every step, from the solver's running
+    maxima ``res.region``): the loss then contracts by ``rate`` per step towards a global
+    minimizer (zero loss).  ``"none"`` otherwise; ``guarantee_message`` says why.  Returns
+    ``guarantee``, ``guarantee_message``, ``certificate`` (:meth:`Guarantee.as_dict`, or
+    ``{"holds": False, "message": ...}`` when the assumptions fail) and ``region`` (the run's
+    maxima ``D``, ``max_abs_u``, ``w_drift`` with ``radius``, ``B``, ``inside_radius``,
+    ``inside_box``, ``inside`` and ``lam_min_certified = lam0 - L_H D``).  Never raises on
+    unmet assumptions.
+    """
+    if not isinstance(problem, TwoLayerRegression):
+        return {"guarantee": "none", "guarantee_message": f"no derived guarantee for {type(problem).__name__}",
+                "certificate": {"holds": False, "message": "not a TwoLayerRegression"}}
+    region = dict(res.get("region") or {})
+    if not region:
+        return {"guarantee": "none", "guarantee_message": "run not tracked (certify=False)",
+                "certificate": {"holds": False, "message": "not computed (certify=False)"}}
+    g = guarantee_
+    if g is None:
+        net = problem.net
+        try:
+            g = guarantee(net, problem.X, problem.y, problem.start(x0).reshape(net.d, net.m))
+        except ValidationError as exc:
+            region.update(radius=math.nan, B=math.nan, inside_radius=False, inside_box=False, inside=False,
+                          lam_min_certified=math.nan)
+            return {"guarantee": "none", "guarantee_message": f"assumptions not met: {exc}",
+                    "certificate": {"holds": False, "message": f"no certificate: {exc}"}, "region": region}
+    inside_r = bool(region["D"] <= g.radius)
+    inside_b = bool(region["max_abs_u"] <= g.B)
+    region.update(radius=g.radius, B=g.B, inside_radius=inside_r, inside_box=inside_b, inside=inside_r and inside_b,
+                  lam_min_certified=g.lam0 - g.L_H * region["D"] if g.lam0_exact else math.nan)
+    lr = float(res.get("lr", math.nan))
+    step_ok = bool(lr <= g.lr * (1 + 1e-12))
+    why = []
+    if not g.holds:
+        why.append(g.message)
+    if not step_ok:
+        why.append(f"step {lr:.3g} > certified {g.lr:.3g}")
+    if not inside_r:
+        why.append(f"left the radius (D = {region['D']:.3g} > {g.radius:.3g})")
+    if not inside_b:
+        why.append(f"left the box (max |u| = {region['max_abs_u']:.3g} > B = {g.B:.3g})")
+    if why:
+        return {"guarantee": "none", "guarantee_message": "; ".join(why), "certificate": g.as_dict(),
+                "region": region}
+    msg = (f"certified: step {lr:.3g} <= {g.lr:.3g}, D = {region['D']:.3g} <= radius {g.radius:.3g}, "
+           f"max |u| = {region['max_abs_u']:.3g} <= B = {g.B:.3g}; loss contracts by {1 - lr * g.lam0 / 2:.6g} per step")
+    return {"guarantee": "global", "guarantee_message": msg, "certificate": g.as_dict(), "region": region}
 
 
 def relu_perturbation(net: TwoLayerNetwork, X, W, W0=None) -> dict:
@@ -283,17 +411,22 @@ def _hess_norm(k, W, X, Y, a, kappa, rng, iters: int = 12) -> float:
 
 
 class _Search:
-    """Ratio functions measured/bound over unconstrained parameter vectors (B taken as the sample's max |u|)."""
+    """Ratio functions measured/bound over unconstrained parameter vectors (B taken as the sample's max |u|).
 
-    def __init__(self, name: str, n: int, d: int, m: int, seed: int):
-        self.name, self.n, self.d, self.m = name, n, d, m
+    ``outputs`` outputs with random sign output weights ``a`` (m, outputs).
+    """
+
+    def __init__(self, name: str, n: int, d: int, m: int, seed: int, outputs: int = 1):
+        self.name, self.n, self.d, self.m, self.outputs = name, n, d, m, outputs
         self.k = kernels(name)
         self.kappa = self.k.default_kappa(m)
         rng = np.random.default_rng(seed)
-        self.a = rng.choice(np.array([-1.0, 1.0]), size=(m, 1))
+        self.a = rng.choice(np.array([-1.0, 1.0]), size=(m, outputs))
         self.rng = rng
 
     def c(self, B, **kw):
+        if self.outputs > 1:
+            kw["c"] = self.outputs
         return bounds(self.name, B=B, m=self.m, n=self.n, kappa=self.kappa, **kw)
 
     def split(self, z, *shapes):
@@ -307,15 +440,16 @@ class _Search:
     def ratio_g(self, z, q):
         (U,) = self.split(z, (1, self.m))
         B = float(np.max(np.abs(U)))
-        g = _g(self.k, U, self.a, self.kappa)[0]
-        meas = float(np.max(np.abs(g))) if q == "g_inf" else float(np.linalg.norm(g))
+        g = _g(self.k, U, self.a, self.kappa)
+        meas = float(np.max(np.abs(g))) if q == "g_inf" else float(np.max(np.linalg.norm(g, axis=1)))
         return meas / self.c(B)[q]
 
     def ratio_Lg(self, z):
         U1, dU = self.split(z, (1, self.m), (1, self.m))
         U2 = U1 + dU
         B = float(max(np.max(np.abs(U1)), np.max(np.abs(U2))))
-        num = float(np.linalg.norm(_g(self.k, U1, self.a, self.kappa) - _g(self.k, U2, self.a, self.kappa)))
+        num = float(np.max(np.linalg.norm(_g(self.k, U1, self.a, self.kappa) - _g(self.k, U2, self.a, self.kappa),
+                                          axis=1)))
         den = float(np.max(np.abs(dU)))
         return 0.0 if den < 1e-12 else num / (self.c(B)["L_g"] * den)
 
@@ -356,12 +490,12 @@ class _Search:
 
     def ratio_smooth(self, z):
         """||hess L|| on the GD segment from W (residual of norm rho0 = 1) over ``smooth``."""
-        X, W, zr = self.split(z, (self.n, self.d), (self.d, self.m), (self.n,))
+        X, W, zr = self.split(z, (self.n, self.d), (self.d, self.m), (self.n * self.outputs,))
         X = np.ascontiguousarray(_unit(X))
         W = np.ascontiguousarray(W)
         rho0 = 1.0
         F = self.k.forward(W, X, self.a, self.kappa)
-        Y = F - rho0 * (zr / max(np.linalg.norm(zr), 1e-300)).reshape(-1, 1)
+        Y = F - rho0 * (zr / max(np.linalg.norm(zr), 1e-300)).reshape(self.n, self.outputs)
         lg = self.k.loss_grad(W, X, Y, self.a, self.kappa)[1]
         W1 = W - self.c(float(np.max(np.abs(X @ W))), rho0=rho0)["lr"] * lg
         B = float(max(np.max(np.abs(X @ W)), np.max(np.abs(X @ W1))))
@@ -387,6 +521,7 @@ class TwoLayerCertification:
     name: str
     rows: tuple[CertRow, ...]
     gd: dict = field(default_factory=dict)
+    outputs: int = 1
 
     @property
     def violations(self) -> list[str]:
@@ -394,7 +529,7 @@ class TwoLayerCertification:
         return out + (["gd"] if self.gd and not self.gd.get("ok", True) else [])
 
     def table(self) -> str:
-        lines = [f"{self.name}: quantity, draws, max measured/bound (tightness), violations"]
+        lines = [f"{self.name} (c = {self.outputs}): quantity, draws, max measured/bound (tightness), violations"]
         lines += [f"  {r.quantity:10s} {r.draws:6d}  {r.max_ratio:10.4g}  {r.violations}" for r in self.rows]
         if self.gd:
             lines.append("  gd theorem: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -414,7 +549,8 @@ def _maximize(fn, x0s, maxiter: int) -> tuple[float, int]:
     return best, draws
 
 
-def gd_theorem_check(name: str, n: int = 4, d: int = 3, m: int = 8, seed: int = 0, steps: int = 200) -> dict:
+def gd_theorem_check(name: str, n: int = 4, d: int = 3, m: int = 8, seed: int = 0, steps: int = 200,
+                     outputs: int = 1) -> dict:
     """Run certified GD where the over-parametrization condition holds and test its three conclusions.
 
     Targets ``y = F(W0) + rho z`` with ``rho`` halved until :func:`guarantee` holds; returns the
@@ -423,8 +559,9 @@ def gd_theorem_check(name: str, n: int = 4, d: int = 3, m: int = 8, seed: int = 
     act = bounds_module(name).ACTIVATION
     rng = np.random.default_rng(seed)
     X = _unit(rng.standard_normal((n, d)))
-    net = TwoLayerNetwork(d, m, activation=act, seed=seed, init_scale=0.5, symmetric=False)
-    z = rng.standard_normal(n)
+    net = TwoLayerNetwork(d, m, activation=act, seed=seed, init_scale=0.5, symmetric=False,
+                          d_out=None if outputs == 1 else outputs)
+    z = rng.standard_normal(n) if outputs == 1 else rng.standard_normal((n, outputs))
     z /= np.linalg.norm(z)
     F0 = net.forward(X)
     rho, g = 1.0, None
@@ -438,7 +575,7 @@ def gd_theorem_check(name: str, n: int = 4, d: int = 3, m: int = 8, seed: int = 
     y = F0 + rho * z
     W = net.W.copy()
     W0 = W.copy()
-    a, kap, Y = net.a, net.kappa, y.reshape(-1, 1)
+    a, kap, Y = net.a, net.kappa, y.reshape(n, outputs)
     k = kernels(g.name)
     L0 = None
     drift_ratio = lam_ratio = loss_ratio = 0.0
@@ -457,27 +594,32 @@ def gd_theorem_check(name: str, n: int = 4, d: int = 3, m: int = 8, seed: int = 
 
 
 def certify(name: str, n: int = 3, d: int = 2, m: int = 6, seed: int = 0, restarts: int = 3,
-            maxiter: int = 300, scale: float = 1.5, gd: bool = True) -> TwoLayerCertification:
+            maxiter: int = 300, scale: float = 1.5, gd: bool = True, outputs: int = 1) -> TwoLayerCertification:
     """Adversarial search (random starts + Nelder-Mead) for violations of every derived constant.
 
     Searches at ``(n, d, m)`` and at ``(1, 1, 4)``; a row reports the largest measured/bound found.
+    ``outputs = c > 1`` certifies the vector-output constants (random sign ``a`` in ``R^{m x c}``,
+    ``(n c) x (n c)`` NTK, vector residuals); deterministic members only.
     """
     name = member_name(name)
     n, d, m = count("n", n, 1), count("d", d, 1), count("m", m, 1)
+    outputs = count("outputs", outputs, 1)
     restarts, maxiter = count("restarts", restarts, 1), count("maxiter", maxiter, 1)
     rng = np.random.default_rng(seed + 1)
     mod = bounds_module(name)
+    if outputs > 1 and not mod.DETERMINISTIC:
+        raise ValidationError(f"{name}: the margin-count bounds are derived for one output (outputs=1)")
     best: dict[str, tuple[float, int]] = {}
     # The given size, and one input in one dimension with 4 neurons (where the products are tightest).
     for nn, dd, mm in ((n, d, m), (1, 1, 4)):
-        s = _Search(name, nn, dd, mm, seed)
+        s = _Search(name, nn, dd, mm, seed, outputs)
         nm, nw = nn * dd, dd * mm
         checks = {"g_inf": (lambda z, s=s: s.ratio_g(z, "g_inf"), mm), "G": (lambda z, s=s: s.ratio_g(z, "G"), mm),
                   "lam_max": (s.ratio_lam_max, nm + nw)}
         if mod.DETERMINISTIC:
             checks["L_g"] = (s.ratio_Lg, 2 * mm)
             checks["L_H"] = (s.ratio_LH, nm + 2 * nw)
-            checks["smooth"] = (s.ratio_smooth, nm + nw + nn)
+            checks["smooth"] = (s.ratio_smooth, nm + nw + nn * outputs)
         else:
             checks["dH_count"] = (s.ratio_dH_count, nm + 2 * nw)
         for q, (fn, size) in checks.items():
@@ -486,8 +628,8 @@ def certify(name: str, n: int = 3, d: int = 2, m: int = 6, seed: int = 0, restar
             r0, k0 = best.get(q, (0.0, 0))
             best[q] = (max(r, r0), k + k0)
     rows = [CertRow(q, k, r, int(r > 1 + 1e-9)) for q, (r, k) in best.items()]
-    gd_res = gd_theorem_check(name, seed=seed) if gd and mod.DETERMINISTIC else {}
-    return TwoLayerCertification(name, tuple(rows), gd_res)
+    gd_res = gd_theorem_check(name, seed=seed, outputs=outputs) if gd and mod.DETERMINISTIC else {}
+    return TwoLayerCertification(name, tuple(rows), gd_res, outputs)
 
 
 @dataclass(frozen=True)

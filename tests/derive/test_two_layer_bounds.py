@@ -26,9 +26,24 @@ def test_softmax_constants_carry_the_normalizer(derived):
     e = derived["softmax"].exprs
     p_max = sp.exp(2 * tb.B) / (sp.exp(2 * tb.B) + tb.m - 1)
     assert sp.simplify(e["G"] - tb.kappa * sp.sqrt(p_max)) == 0
-    assert sp.simplify(e["L_H"] - 6 * tb.n * tb.kappa**2 * p_max) == 0
+    assert sp.simplify(e["L_H"] - 6 * tb.n * tb.c_out * tb.kappa**2 * p_max) == 0
     assert sp.simplify(e["radius"] * 2 * e["L_H"] - tb.lam0) == 0
     assert any("variance" in c or "sum_r p_r b_r^2" in c for c in derived["softmax"].claims)
+
+
+def test_vector_output_scales_every_n_by_c(derived):
+    """c outputs: the per-row constants do not depend on c; lam_max, L_H, smooth, drift are the
+    scalar expressions with n -> n c (and reduce to them at c = 1); linearity in a is proven."""
+    for act in ("softmax", "exp"):
+        e = derived[act].exprs
+        for q in ("g_inf", "G", "L_g"):
+            assert tb.c_out not in e[q].free_symbols
+        for q in ("lam_max", "L_H", "smooth", "drift", "radius", "lr"):
+            assert tb.c_out in e[q].free_symbols
+            scalar = e[q].subs(tb.c_out, 1)
+            assert sp.simplify(e[q] - scalar.subs(tb.n, tb.n * tb.c_out)) == 0
+        assert any("g(u; r_1 a + r_2 a') = r_1 g(u; a) + r_2 g(u; a')" in c for c in derived[act].claims)
+        assert sp.simplify(e["L_H"] - 2 * tb.n * tb.c_out * e["G"] * e["L_g"]) == 0
 
 
 def test_relu_has_no_lipschitz_constant(derived):

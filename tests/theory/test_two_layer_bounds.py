@@ -201,3 +201,41 @@ def test_width_requirement_meets_the_condition_and_moves_with_lambda():
     assert c_half["drift"] > c_half["radius"] or m == 2
     easier = tl.width_requirement("softmax", n=4, rho0=1.0, lam_bar=5.0, kappa_rule=kap)
     assert easier.m < w.m
+
+
+@pytest.mark.parametrize("act", ["softmax", "exp"])
+def test_vector_output_certify_finds_no_violation(act):
+    cert = tl.certify(act, outputs=2, restarts=1, maxiter=80, seed=5)
+    assert cert.outputs == 2 and not cert.violations, cert.table()
+    assert all(0 < r.max_ratio <= 1 + 1e-9 for r in cert.rows), cert.table()
+    assert cert.gd["certified"] and cert.gd["ok"], cert.gd
+
+
+def test_vector_output_bound_scaled_below_worst_case_is_caught(monkeypatch):
+    """lam_max for c outputs scaled to 1/(2c) of the derived value (half the scalar formula n G^2):
+    the search finds the violation (L_H's scaling is caught by the attained configuration below)."""
+    mod = tl.bounds_module("exp")
+    orig = mod.FUNCTIONS["lam_max"]
+    monkeypatch.setitem(mod.FUNCTIONS, "lam_max", lambda *a: orig(*a) / (2 * a[6]))
+    cert = tl.certify("exp", outputs=2, restarts=1, maxiter=80, seed=5, gd=False)
+    assert cert.violations == ["lam_max"], cert.table()
+
+
+def test_exp_vector_output_constants_are_attained():
+    """Equal inputs, every pre-activation at B and a = 1 (m, c): lam_max = n c G^2 and L_H are attained."""
+    n, d, m, B, kap, cc = 3, 2, 10, 0.7, 0.3, 3
+    name = "two_layer_exp"
+    X = np.tile([1.0, 0.0], (n, 1))
+    a = np.ones((m, cc))
+    W0 = np.zeros((d, m))
+    W0[0] = B
+    c = tl.bounds("exp", B=B, m=m, n=n, kappa=kap, c=cc)
+    assert c["lam_max"] == pytest.approx(cc * tl.bounds("exp", B=B, m=m, n=n, kappa=kap)["lam_max"], rel=1e-12)
+    assert np.linalg.eigvalsh(_ntk(name, W0, X, a, kap))[-1] / c["lam_max"] == pytest.approx(1, rel=1e-12)
+    D = 1e-6
+    W = W0.copy()
+    W[0] -= D
+    dH = np.linalg.norm(_ntk(name, W, X, a, kap) - _ntk(name, W0, X, a, kap), 2)
+    assert 0.99 < dH / (c["L_H"] * D) <= 1
+    with pytest.raises(ValidationError, match="c=1"):
+        tl.bounds("relu", m=8, n=2, c=2)
