@@ -66,7 +66,7 @@ def test_multistart_recovers_where_default_start_fails():
     ms = softsym.minimize_multistart(prob, seed=2, method="newton", tol=1e-10, maxiter=60)
     assert ms.fun / b2 < 1e-10 and ms.success and ms.is_minimum
     assert np.linalg.norm(ms.X - inst.X_star) < 1e-6
-    assert ms.starts_used == len(ms.screen_losses) <= 64
+    assert ms.starts_used == len(ms.screen_losses) <= 64 and ms.hops_used == 0   # found before hopping
     assert 1 <= ms.finished <= ms.starts_used
     assert ms.screen_iterations <= 40 * ms.starts_used
     assert ms.iterations_total >= ms.screen_iterations + ms.nit
@@ -91,14 +91,14 @@ def test_multistart_without_exact_fit_is_honest():
     rng = np.random.default_rng(9)
     A1, A2, A3, B = (rng.standard_normal((30, 2)) for _ in range(4))
     prob = AttentionRegression(A1, A2, A3, B)
-    ms = softsym.minimize_multistart(prob, starts=6, keep=2, method="newton")
-    assert ms.starts_used == 6 and ms.finished == 2
+    ms = softsym.minimize_multistart(prob, starts=6, keep=2, hops=5, method="newton")
+    assert ms.starts_used == 11 and ms.hops_used == 5 and ms.finished == 4
     assert ms.fun / np.sum(B ** 2) > 0.1
     assert ms.success == (ms.status == 0 and ms.is_minimum)
 
 
-@pytest.mark.parametrize("bad", [{"starts": 0}, {"starts": 2.5}, {"screen_iters": 0}, {"keep": 0},
-                                 {"scale": -1.0}, {"scale": float("nan")}, {"fit_tol": 0.0}, {"seed": -1}])
+@pytest.mark.parametrize("bad", [{"starts": 0}, {"starts": 2.5}, {"screen_iters": 0}, {"keep": 0}, {"hops": -1},
+                                 {"hop": 0.0}, {"scale": -1.0}, {"scale": float("nan")}, {"fit_tol": 0.0}, {"seed": -1}])
 def test_multistart_options_validated(bad):
     inst = planted(20, 2, seed=0)
     prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B)
