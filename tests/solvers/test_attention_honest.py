@@ -72,6 +72,17 @@ def test_multistart_recovers_where_default_start_fails():
     assert ms.iterations_total >= ms.screen_iterations + ms.nit
 
 
+def test_basin_hopping_rescues_the_default_start():
+    inst = planted(60, 3, seed=202)
+    prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B)
+    b2 = float(np.sum(inst.B ** 2))
+    alone = softsym.minimize_multistart(prob, starts=1, keep=1, hops=0, method="newton")
+    assert alone.fun / b2 > 1e-3 and alone.hops_used == 0     # X0 = 0, screened and finished: a local minimum
+    hopped = softsym.minimize_multistart(prob, starts=1, keep=1, hops=20, method="newton")
+    assert hopped.fun / b2 < 1e-10 and hopped.success and 1 <= hopped.hops_used <= 20
+    assert np.linalg.norm(hopped.X - inst.X_star) < 1e-6
+
+
 def test_screen_reduced_descends_and_projects_y():
     from softsym.solvers.variable_projection import screen_reduced
     inst = planted(60, 3, seed=5)
