@@ -105,22 +105,25 @@ def minimize_multistart(problem, x0=None, starts: int = 64, seed: int = 0, scale
     Candidates: the X part of ``x0`` (default X0 = 0) and ``starts - 1`` random ``X0`` (i.i.d.
     Gaussian entries scaled to ``||X0||_F = scale``, seeded by ``seed``).  Screening: every
     candidate runs ``screen_iters`` L-BFGS iterations on phi(X) = min_Y L(X, Y)
-    (:func:`softsym.solvers.variable_projection.screen_reduced`; each iteration costs about two
-    O(n^2 d) sweeps, a Newton iteration d^2 such products).  A candidate whose screened relative
-    loss ``phi / ||B||_F^2`` is below ``PROMOTE_LOSS`` is finished at once; if no run fits by the end of
-    screening, the ``keep`` candidates with the lowest screened loss not yet finished are finished.
-    If none of those fits either, monotonic basin hopping follows: ``hops`` times, the lowest
-    screened point so far is kicked by a random Gaussian E with ``||E||_F = hop`` and screened
-    (promoted as above; the kicked point becomes the base when its screened loss is lower), and
-    the ``keep`` lowest of the kicked candidates are finished at the end.  Finishing is ``softsym.minimize`` from
-    the screened (X, Y*(X)) with ``method``, ``maxiter`` and ``kwargs``; the search stops at the
-    first finished run that is reported a minimum (``success``) with relative loss below
-    ``fit_tol``.  Returns the finished run with the lowest loss among those reported as minima,
-    otherwise the lowest loss overall, so ``success``, ``is_minimum`` and ``guarantee`` are those of
-    that run.  The result adds ``starts_used`` (candidates screened, kicks included), ``screen_losses``
-    (relative loss of every screened candidate, in order), ``hops_used`` (kicks screened), ``screen_iterations`` and ``screen_evaluations`` (L-BFGS iterations and phi-and-gradient
-    evaluations of the screening), ``finished`` (runs finished) and ``iterations_total``
-    (screening iterations plus solver iterations).
+    (:func:`softsym.solvers.variable_projection.screen_reduced`; each evaluation costs two
+    O(n^2 d) sweeps, a Newton iteration many more).  A candidate whose screened relative loss
+    ``phi / ||B||_F^2`` is below ``PROMOTE_LOSS`` is finished at once; if no run fits by the end
+    of screening, the ``keep`` candidates with the lowest screened loss not yet finished are
+    finished.  If none of those fits either, monotonic basin hopping follows: ``hops`` times, the
+    lowest screened point so far is kicked by a random Gaussian E with ``||E||_F = hop`` and
+    screened (promoted as above; the kicked point becomes the base when its screened loss is
+    lower), and the ``keep`` lowest of the kicked candidates are finished at the end.
+
+    Finishing is ``softsym.minimize`` from the screened (X, Y*(X)) with ``method``, ``maxiter``
+    and ``kwargs``; the search stops at the first finished run that is reported a minimum
+    (``success``) with relative loss below ``fit_tol``.  Returns the finished run with the lowest
+    loss among those reported as minima, otherwise the lowest loss overall, so ``success``,
+    ``is_minimum`` and ``guarantee`` are those of that run.  The result adds ``starts_used``
+    (candidates screened, kicks included), ``screen_losses`` (relative loss of every screened
+    candidate, in order), ``hops_used`` (kicks screened), ``screen_iterations`` and
+    ``screen_evaluations`` (L-BFGS iterations and phi-and-gradient evaluations of the screening),
+    ``finished`` (runs finished) and ``iterations_total`` (screening plus solver iterations).
+    Bad options raise ``ValidationError`` naming the option.
     """
     from ._validate import count, positive
     from .solvers.variable_projection import screen_reduced

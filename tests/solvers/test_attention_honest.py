@@ -109,7 +109,8 @@ def test_multistart_without_exact_fit_is_honest():
 
 
 @pytest.mark.parametrize("bad", [{"starts": 0}, {"starts": 2.5}, {"screen_iters": 0}, {"keep": 0}, {"hops": -1},
-                                 {"hop": 0.0}, {"scale": -1.0}, {"scale": float("nan")}, {"fit_tol": 0.0}, {"seed": -1}])
+                                 {"hop": 0.0}, {"scale": -1.0}, {"scale": float("nan")}, {"fit_tol": 0.0},
+                                 {"seed": -1}])
 def test_multistart_options_validated(bad):
     inst = planted(20, 2, seed=0)
     prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B)
