@@ -107,54 +107,108 @@ def minimize(problem, x0=None, method: str | None = None, tol: float | None = No
     return res
 
 
-def minimize_multistart(problem, x0=None, starts: int = 64, seed: int = 0, scale: float = 1.0,
-                        screen_iters: int = 5, keep: int = 4, fit_tol: float = 1e-10, method: str | None = None,
-                        maxiter: int | None = None, **kwargs: Any) -> OptimizeResult:
-    """Attention: multi-start with screening and certified selection (a globalization).
+#: a screened start whose relative loss is below this is finished at once (it is in a fitting basin
+#: as a rule; finishing it first saves screening the rest when it fits)
+PROMOTE_LOSS = 1e-4
 
-    Candidates: ``x0`` (default X0 = 0) and ``starts - 1`` random ``X0`` (i.i.d. Gaussian entries
-    scaled to ``||X0||_F = scale``, seeded).  Screening: every candidate runs ``screen_iters``
-    iterations; the ``keep`` with the lowest loss then run to convergence (``maxiter``), stopping
-    early once one reaches relative loss ``L / ||B||_F^2 < fit_tol``.  Returns the run with the
-    lowest loss among those reported as minima (``success``: converged and ``is_minimum``),
-    otherwise the lowest loss overall; the result adds ``starts_used``, ``screen_losses``
-    (relative loss of every candidate after screening) and ``iterations_total``.
+
+def minimize_multistart(problem, x0=None, starts: int = 64, seed: int = 0, scale: float = 1.0,
+                        screen_iters: int = 40, keep: int = 4, hops: int = 64, hop: float = 1.5, fit_tol: float = 1e-10,
+                        method: str | None = None, maxiter: int | None = None, **kwargs: Any) -> OptimizeResult:
+    """Attention: multi-start with screening on the reduced loss and certified selection (a globalization).
+
+    Candidates: the X part of ``x0`` (default X0 = 0) and ``starts - 1`` random ``X0`` (i.i.d.
+    Gaussian entries scaled to ``||X0||_F = scale``, seeded by ``seed``).  Screening: every
+    candidate runs ``screen_iters`` L-BFGS iterations on phi(X) = min_Y L(X, Y)
+    (:func:`softsym.solvers.variable_projection.screen_reduced`; each evaluation costs two
+    O(n^2 d) sweeps, a Newton iteration many more).  A candidate whose screened relative loss
+    ``phi / ||B||_F^2`` is below ``PROMOTE_LOSS`` is finished at once; if no run fits by the end
+    of screening, the ``keep`` candidates with the lowest screened loss not yet finished are
+    finished.  If none of those fits either, monotonic basin hopping follows: ``hops`` times, the
+    lowest screened point so far is kicked by a random Gaussian E with ``||E||_F = hop`` and
+    screened (promoted as above; the kicked point becomes the base when its screened loss is
+    lower), and the ``keep`` lowest of the kicked candidates are finished at the end.
+
+    Finishing is ``softsym.minimize`` from the screened (X, Y*(X)) with ``method``, ``maxiter``
+    and ``kwargs``; the search stops at the first finished run that is reported a minimum
+    (``success``) with relative loss below ``fit_tol``.  Returns the finished run with the lowest
+    loss among those reported as minima, otherwise the lowest loss overall, so ``success``,
+    ``is_minimum`` and ``guarantee`` are those of that run.  The result adds ``starts_used``
+    (candidates screened, kicks included), ``screen_losses`` (relative loss of every screened
+    candidate, in order), ``hops_used`` (kicks screened), ``screen_iterations`` and
+    ``screen_evaluations`` (L-BFGS iterations and phi-and-gradient evaluations of the screening),
+    ``finished`` (runs finished) and ``iterations_total`` (screening plus solver iterations).
+    Bad options raise ``ValidationError`` naming the option.
     """
     from ._validate import count, positive
+    from .solvers.variable_projection import screen_reduced
 
     if getattr(problem, "family", None) != "attention":
         raise ValidationError("minimize_multistart needs an attention problem")
     starts = count("starts", starts, 1)
     screen_iters = count("screen_iters", screen_iters, 1)
     keep = count("keep", keep, 1)
+    hops = count("hops", hops, 0)
+    hop = positive("hop", hop)
     scale = positive("scale", scale)
     fit_tol = positive("fit_tol", fit_tol)
     rng = np.random.default_rng(count("seed", seed))
+    k = problem.d
+    first = problem.start(x0)[:k * k].reshape(k, k)
     b2 = max(float(np.sum(problem.B * problem.B)), np.finfo(float).tiny)
-    screened, total = [], 0
-    for i in range(starts):
-        if i == 0:
-            start = x0
-        else:
-            X0 = rng.standard_normal((problem.d, problem.d))
-            start = (X0 * (scale / np.linalg.norm(X0)), None)
-        res = minimize(problem, start, method=method, maxiter=screen_iters, **kwargs)
-        total += res.nit
-        screened.append(res)
-        if res.success and res.fun / b2 < fit_tol:
-            break
-    order = sorted(range(len(screened)), key=lambda i: screened[i].fun)
-    finals = []
-    for i in order[:keep]:
-        r0 = screened[i]
-        res = r0 if r0.success else minimize(problem, (r0.X, r0.Y), method=method, maxiter=maxiter, **kwargs)
-        total += 0 if res is r0 else res.nit
+    screened, finals, done = [], [], set()
+    totals = {"screen_it": 0, "screen_ev": 0, "solve_it": 0}
+
+    def finish(i: int) -> OptimizeResult:
+        sc = screened[i]
+        res = minimize(problem, (sc.X, sc.Y), method=method, maxiter=maxiter, **kwargs)
+        totals["solve_it"] += res.nit
         finals.append(res)
-        if res.success and res.fun / b2 < fit_tol:
-            break
+        done.add(i)
+        return res
+
+    def fits(res: OptimizeResult) -> bool:
+        return bool(res.success) and res.fun / b2 < fit_tol
+
+    def screen(X0: np.ndarray) -> bool:
+        """Screen from X0; finish at once when promising; True when that run fits."""
+        sc = screen_reduced(problem, X0, screen_iters)
+        totals["screen_it"] += sc.nit
+        totals["screen_ev"] += sc.nfev
+        screened.append(sc)
+        return sc.phi / b2 < PROMOTE_LOSS and fits(finish(len(screened) - 1))
+
+    def finish_best(among: range) -> bool:
+        """Finish the ``keep`` lowest screened candidates in ``among`` not yet finished; True on a fit."""
+        order = sorted((j for j in among if j not in done), key=lambda j: screened[j].phi)
+        return any(fits(finish(i)) for i in order[:keep])
+
+    def random_start() -> np.ndarray:
+        X0 = rng.standard_normal((k, k))
+        return X0 * (scale / np.linalg.norm(X0))
+
+    found = any(screen(first if i == 0 else random_start()) for i in range(starts))
+    found = found or finish_best(range(len(screened)))
+    if not found and hops:
+        # monotonic basin hopping: kick the lowest screened point by ||E||_F = hop, keep the kick's
+        # screened point when it is lower
+        first_hop = len(screened)
+        base = min(screened, key=lambda sc: sc.phi)
+        for _ in range(hops):
+            X0 = rng.standard_normal((k, k))
+            if screen(base.X + X0 * (hop / np.linalg.norm(X0))):
+                found = True
+                break
+            if screened[-1].phi < base.phi:
+                base = screened[-1]
+        found = found or finish_best(range(first_hop, len(screened)))
     minima = [r for r in finals if r.success]
     best = min(minima or finals, key=lambda r: r.fun)
     best["starts_used"] = len(screened)
-    best["screen_losses"] = [float(r.fun / b2) for r in screened]
-    best["iterations_total"] = int(total)
+    best["screen_losses"] = [float(sc.phi / b2) for sc in screened]
+    best["screen_iterations"] = int(totals["screen_it"])
+    best["screen_evaluations"] = int(totals["screen_ev"])
+    best["hops_used"] = len(screened) - min(len(screened), starts)
+    best["finished"] = len(finals)
+    best["iterations_total"] = int(totals["screen_it"] + totals["solve_it"])
     return best

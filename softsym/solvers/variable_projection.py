@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import ValidationError
+from ..errors import OverflowDetected, ValidationError
 from ..numerics.cg import truncated_cg
 from ..numerics.cholesky import NotPositiveDefinite, shifted_cholesky_solve
 from ..problems.attention import AttentionRegression, JointObjective
@@ -219,3 +219,57 @@ class VariableProjectionNewtonCG(_VariableProjection):
 
     name = "newton-cg"
     direction = "newton-cg"
+
+
+@dataclass
+class Screened:
+    """The end of a screening descent on phi: ``X``, ``Y = Y*(X)``, ``phi`` = L(X, Y*(X)), and the
+    iterations and phi-and-gradient evaluations it took."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    phi: float
+    nit: int
+    nfev: int
+
+
+def screen_reduced(prob: AttentionRegression, X0: np.ndarray, iters: int) -> Screened:
+    """A cheap first-order descent on phi(X) = min_Y L(X, Y) from ``X0``: ``iters`` L-BFGS iterations.
+
+    Each evaluation is one forward sweep for Y*(X) and phi (``y_star_and_value``) and one for the
+    gradient dL/dX at (X, Y*(X)), which is the gradient of phi (Y*(X) minimizes L(X, .)); O(n^2 d)
+    each, against d^2 Hessian-vector products per Newton iteration.  Used to rank the starts of a
+    multi-start by where they lead (``softsym.minimize_multistart``), not as a solver: it reports
+    no convergence, and the ranked starts are finished by ``softsym.minimize``.
+    """
+    from scipy.optimize import minimize as scipy_minimize
+
+    k = prob.d
+    X0 = np.asarray(X0, dtype=float).reshape(k, k)
+    scale = max(float(np.sum(prob.B * prob.B)), np.finfo(float).tiny)  # L-BFGS on phi / ||B||^2 (order one)
+    Y = np.zeros((k, k))
+    best: list = [np.inf, X0.copy(), Y]
+    nfev = nit = 0
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        nonlocal Y, nfev
+        X = x.reshape(k, k)
+        Y, val = prob.y_star_and_value(X, Y)
+        _, gX, _ = prob.value_and_grad(X, Y)
+        nfev += 1
+        if val < best[0]:
+            best[:] = [val, X.copy(), Y.copy()]
+        return val / scale, gX.ravel() / scale
+
+    def count_iteration(_x: np.ndarray) -> None:
+        nonlocal nit
+        nit += 1
+
+    try:
+        scipy_minimize(fun, X0.ravel(), jac=True, method="L-BFGS-B", callback=count_iteration,
+                       options={"maxiter": iters, "gtol": 0.0, "ftol": 0.0, "maxcor": 20})
+    except OverflowDetected:  # a trial step too long for the softmax: keep the best point so far
+        pass
+    if not np.isfinite(best[0]):
+        raise OverflowDetected("attention: non-finite loss at the screening start")
+    return Screened(X=best[1], Y=best[2], phi=float(best[0]), nit=nit, nfev=nfev)

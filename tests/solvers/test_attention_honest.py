@@ -63,12 +63,60 @@ def test_multistart_recovers_where_default_start_fails():
     b2 = float(np.sum(inst.B ** 2))
     one = softsym.minimize(prob, None, method="newton", tol=1e-10, maxiter=60)
     assert one.fun / b2 > 1e-3                                # the default start alone does not fit
-    ms = softsym.minimize_multistart(prob, starts=10, seed=2, method="newton", tol=1e-10, maxiter=60)
+    ms = softsym.minimize_multistart(prob, seed=2, method="newton", tol=1e-10, maxiter=60)
     assert ms.fun / b2 < 1e-10 and ms.success and ms.is_minimum
     assert np.linalg.norm(ms.X - inst.X_star) < 1e-6
-    assert ms.starts_used == len(ms.screen_losses) <= 10
-    with pytest.raises(softsym.ValidationError):
-        softsym.minimize_multistart(prob, starts=0)
+    assert ms.starts_used == len(ms.screen_losses) <= 64 and ms.hops_used == 0   # found before hopping
+    assert 1 <= ms.finished <= ms.starts_used
+    assert ms.screen_iterations <= 40 * ms.starts_used
+    assert ms.iterations_total >= ms.screen_iterations + ms.nit
+
+
+def test_basin_hopping_rescues_the_default_start():
+    inst = planted(60, 3, seed=202)
+    prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B)
+    b2 = float(np.sum(inst.B ** 2))
+    alone = softsym.minimize_multistart(prob, starts=1, keep=1, hops=0, method="newton")
+    assert alone.fun / b2 > 1e-3 and alone.hops_used == 0     # X0 = 0, screened and finished: a local minimum
+    hopped = softsym.minimize_multistart(prob, starts=1, keep=1, hops=20, method="newton")
+    assert hopped.fun / b2 < 1e-10 and hopped.success and 1 <= hopped.hops_used <= 20
+    assert np.linalg.norm(hopped.X - inst.X_star) < 1e-6
+
+
+def test_screen_reduced_descends_and_projects_y():
+    from softsym.solvers.variable_projection import screen_reduced
+    inst = planted(60, 3, seed=5)
+    prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B)
+    X0 = np.random.default_rng(1).standard_normal((3, 3))
+    Y0 = prob.minimize_y(X0, np.zeros((3, 3)))
+    sc = screen_reduced(prob, X0, 15)
+    assert sc.phi < 0.5 * prob.loss(X0, Y0)                   # 15 L-BFGS iterations descend on phi
+    assert sc.phi == pytest.approx(prob.loss(sc.X, sc.Y), rel=1e-12)
+    assert np.allclose(prob.grad(sc.X, sc.Y)[1], 0, atol=1e-8 * np.sum(inst.B ** 2))   # Y = Y*(X)
+    assert 1 <= sc.nit <= 15 and sc.nfev >= sc.nit
+
+
+def test_multistart_without_exact_fit_is_honest():
+    """Data with no exact fit: every start is screened, ``keep`` are finished, and the result is a
+    minimum with a loss well above zero, not claimed to fit."""
+    rng = np.random.default_rng(9)
+    A1, A2, A3, B = (rng.standard_normal((30, 2)) for _ in range(4))
+    prob = AttentionRegression(A1, A2, A3, B)
+    ms = softsym.minimize_multistart(prob, starts=6, keep=2, hops=5, method="newton")
+    assert ms.starts_used == 11 and ms.hops_used == 5 and ms.finished == 4
+    assert ms.fun / np.sum(B ** 2) > 0.1
+    assert ms.success == (ms.status == 0 and ms.is_minimum)
+
+
+@pytest.mark.parametrize("bad", [{"starts": 0}, {"starts": 2.5}, {"screen_iters": 0}, {"keep": 0}, {"hops": -1},
+                                 {"hop": 0.0}, {"scale": -1.0}, {"scale": float("nan")}, {"fit_tol": 0.0},
+                                 {"seed": -1}])
+def test_multistart_options_validated(bad):
+    inst = planted(20, 2, seed=0)
+    prob = AttentionRegression(inst.A1, inst.A2, inst.A3, inst.B)
+    name = next(iter(bad))
+    with pytest.raises(softsym.ValidationError, match=name):
+        softsym.minimize_multistart(prob, **bad)
 
 
 def test_lanczos_spectrum_matches_dense():
