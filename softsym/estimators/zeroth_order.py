@@ -220,7 +220,11 @@ def estimate(objective, x, K: int = 16, mu: float = 1e-5, kind: str = "gaussian"
         with blas_threads(key):
             V = Z @ objective.A.T
         losses[k0:k0 + Z.shape[0]] = kern.loss_dirs_u(u, V, mu, objective.b, objective.w)
-    objective.nfev += 2 * K
+    add = getattr(objective, "add_evaluations", None)
+    if add is not None:  # under the objective's lock (threads sharing it keep exact counts)
+        add("nfev", 2 * K)
+    else:
+        objective.nfev += 2 * K
     if not np.all(np.isfinite(losses)):
         hint = "" if objective.info.shift_invariant else " (this member is not shift invariant: reduce mu or rescale A)"
         raise OverflowDetected(f"{objective.name}: non-finite loss at x +- mu z_k{hint}")

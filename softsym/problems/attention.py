@@ -317,6 +317,7 @@ class JointObjective(MemoObjective):
     def _overflow_hint(self, what: str) -> str:
         return f"attention: non-finite {what} (the data or iterate is too large)"
 
+    @serialized
     def fun(self, z) -> float:
         """L(X, Y) at z."""
         c = self._at(z)
@@ -326,10 +327,12 @@ class JointObjective(MemoObjective):
             c["loss"] = val
         return c["loss"]
 
+    @serialized
     def jac(self, z) -> np.ndarray:
         """[vec dL/dX, vec dL/dY] at z (a new array)."""
         return self.fun_and_jac(z)[1]
 
+    @serialized
     def fun_and_jac(self, z) -> tuple[float, np.ndarray]:
         """(L, gradient) at z."""
         c = self._at(z)

@@ -17,6 +17,7 @@ import numpy as np
 from .._validate import as_array, count, positive
 from .._validate import seed as check_seed
 from ..numerics import rows
+from ..numerics.serial import serialized
 from ..numerics.threads import blas_threads
 from ..registry import kernels, member
 from .base import MemoObjective, read_only
@@ -83,10 +84,12 @@ class NormalizedObjective(MemoObjective):
             " rescale A or start closer to 0")
         return f"{self.name}: non-finite {what} at this x (max |Ax| = {umax:.4g}){hint}"
 
+    @serialized
     def u(self, x) -> np.ndarray:
         """u = A x (memoized at the last x; a new array)."""
         return self._at(x)["u"].copy()
 
+    @serialized
     def fun(self, x) -> float:
         """L(x)."""
         c = self._at(x)
@@ -105,6 +108,7 @@ class NormalizedObjective(MemoObjective):
             c["loss"], c["g"] = float(loss), g
         return c["g"]
 
+    @serialized
     def jac(self, x) -> np.ndarray:
         """grad L(x) = A^T g (a new array)."""
         c = self._at(x)
@@ -112,6 +116,7 @@ class NormalizedObjective(MemoObjective):
             c["jac"] = rows.rmatvec(self.A, self._grad_u(c))
         return c["jac"].copy()
 
+    @serialized
     def fun_and_jac(self, x) -> tuple[float, np.ndarray]:
         """(L(x), grad L(x)), one fused kernel pass."""
         g = self.jac(x)
@@ -127,6 +132,7 @@ class NormalizedObjective(MemoObjective):
             c.setdefault("g", g)
         return c["pieces"]
 
+    @serialized
     def pieces(self, x) -> Pieces:
         """The structured derivatives in u-space (for Newton-type and sketching solvers).
 
@@ -136,6 +142,7 @@ class NormalizedObjective(MemoObjective):
         return Pieces(u=read_only(pc.u), loss=pc.loss, g=read_only(pc.g), beta=read_only(pc.beta),
                       p=read_only(pc.p), q=read_only(pc.q), T=pc.T)
 
+    @serialized
     def hess(self, x) -> np.ndarray:
         """hess L(x), a new symmetric (d, d) array."""
         c = self._at(x)
@@ -147,6 +154,7 @@ class NormalizedObjective(MemoObjective):
             c["hess"] = H
         return c["hess"].copy()
 
+    @serialized
     def hessp(self, x, p) -> np.ndarray:
         """hess L(x) @ p in two matrix-vector products."""
         c = self._at(x)

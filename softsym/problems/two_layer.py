@@ -25,6 +25,7 @@ import numpy as np
 from .._validate import as_array, count, positive
 from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
+from ..numerics.serial import serialized
 from ..numerics.threads import blas_threads
 from ..registry import catalogue, kernels
 from .base import MemoObjective
@@ -223,29 +224,34 @@ class TwoLayerRegression(MemoObjective):
             self._check("loss or gradient", loss, grad)
             c["loss"], c["jac"] = float(loss), grad.ravel()
 
+    @serialized
     def fun(self, w) -> float:
         """L(W) at ``w = vec(W)``."""
         c = self._at(w)
         self._loss_grad(c)
         return c["loss"]
 
+    @serialized
     def jac(self, w) -> np.ndarray:
         """``vec(grad_W L)`` (a new array)."""
         c = self._at(w)
         self._loss_grad(c)
         return c["jac"].copy()
 
+    @serialized
     def fun_and_jac(self, w) -> tuple[float, np.ndarray]:
         """(L, gradient) from one kernel call (the gradient is a new array)."""
         c = self._at(w)
         self._loss_grad(c)
         return c["loss"], c["jac"].copy()
 
+    @serialized
     def ntk(self, w) -> np.ndarray:
         """The NTK Gram ``H(W)`` (n*c, n*c) at ``w = vec(W)``."""
         self.nhev += 1
         return self.net.ntk(self.X, self.weights(w))
 
+    @serialized
     def lam_max(self, w) -> float:
         """``lambda_max(H(W))``, the smoothness constant of the linearized problem."""
         self.nhev += 1
