@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .._validate import as_array, count, positive
+from .._validate import as_array, count, fits, positive
 from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
 from ..numerics.threads import blas_threads
@@ -186,6 +186,14 @@ class Estimate:
         return g
 
 
+def check_size(n: int, d: int, K: int, block: int | None) -> None:
+    """``ValidationError`` naming ``K`` (and ``block``) when an estimate's arrays would not fit in
+    memory: ``2K`` losses plus one block of directions ``Z`` (block x d) and of ``Z A^T`` (block x n)."""
+    rows = K if block is None else min(block, K)
+    fits("K" if block is None else "K, block", 8 * (2 * K + rows * (d + n)),
+         f"a zeroth-order estimate with K={K} directions{'' if block is None else f' in blocks of {block}'} (n={n}, d={d})")
+
+
 def estimate(objective, x, K: int = 16, mu: float = 1e-5, kind: str = "gaussian",
              seed: int | np.random.Generator | None = 0, block: int | None = None) -> tuple[np.ndarray, Estimate]:
     """Two-point zeroth-order gradient estimate of ``objective`` at ``x`` from ``2K`` loss values.
@@ -208,6 +216,7 @@ def estimate(objective, x, K: int = 16, mu: float = 1e-5, kind: str = "gaussian"
     if not isinstance(getattr(objective, "A", None), np.ndarray):
         raise ValidationError(f"the zeroth-order estimator needs an objective with A in memory (a NumPy array); "
                               f"{type(objective).__name__} has none")
+    check_size(objective.A.shape[0], objective.d, K, block)
     # u = A x from the objective (memoized: ZO-GD has just evaluated L(x)), so the estimate's
     # bits never depend on whether x was evaluated before
     u = objective.u(x)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import as_array, count, positive
+from .._validate import as_array, count, fits, positive
 from .._validate import seed as check_seed
 from ..numerics import rows
 from ..numerics.serial import serialized
@@ -198,6 +198,7 @@ def synthetic(name: str, n: int, d: int, seed: int | np.random.Generator = 0, ra
     :func:`planted`.  Same seed, same bits.
     """
     n, d = count("n", n, 1), count("d", d, 1)
+    fits("n, d", 8 * (n * d + 4 * n), f"a synthetic instance with n={n}, d={d}")
     radius = positive("radius", radius)
     w = positive("w", w, allow_zero=True)
     rng = np.random.default_rng(check_seed("seed", seed))

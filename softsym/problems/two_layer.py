@@ -22,7 +22,7 @@ from types import ModuleType
 
 import numpy as np
 
-from .._validate import as_array, count, positive
+from .._validate import as_array, count, fits, positive
 from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
 from ..numerics.serial import serialized
@@ -77,6 +77,7 @@ class TwoLayerNetwork:
         self._k = _member_kernels(activation)
         self.scalar = d_out is None
         self.d_out = 1 if d_out is None else count("d_out", d_out, 1)
+        fits("d, m", 8 * self.m * (self.d + 2 * self.d_out), f"a network with d={self.d}, m={self.m}")
         self.kappa = self._k.default_kappa(self.m) if kappa is None else positive("kappa", kappa)
         init_scale = positive("init_scale", init_scale)
         rng = np.random.default_rng(check_seed("seed", seed))
@@ -275,6 +276,7 @@ def regression_task(n: int = 32, d: int = 8, seed: int | np.random.Generator = 0
     ``y`` is centred and scaled to unit RMS.
     """
     n, d = count("n", n, 1), count("d", d, 1)
+    fits("n, d", 8 * (n * d + 3 * n), f"a regression task with n={n}, d={d}")
     rng = np.random.default_rng(check_seed("seed", seed))
     X = rng.standard_normal((n, d))
     X /= np.linalg.norm(X, axis=1, keepdims=True)
