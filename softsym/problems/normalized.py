@@ -92,7 +92,9 @@ class NormalizedObjective(MemoObjective):
     @serialized
     def fun(self, x) -> float:
         """L(x)."""
-        c = self._at(x)
+        return self._loss(self._at(x))
+
+    def _loss(self, c: dict) -> float:
         if "loss" not in c:
             loss = float(self._k.loss_u(c["u"], self.b, self.w))
             self.nfev += 1
@@ -108,19 +110,22 @@ class NormalizedObjective(MemoObjective):
             c["loss"], c["g"] = float(loss), g
         return c["g"]
 
+    def _jac(self, c: dict) -> np.ndarray:
+        if "jac" not in c:
+            c["jac"] = rows.rmatvec(self.A, self._grad_u(c))
+        return c["jac"]
+
     @serialized
     def jac(self, x) -> np.ndarray:
         """grad L(x) = A^T g (a new array)."""
-        c = self._at(x)
-        if "jac" not in c:
-            c["jac"] = rows.rmatvec(self.A, self._grad_u(c))
-        return c["jac"].copy()
+        return self._jac(self._at(x)).copy()
 
     @serialized
     def fun_and_jac(self, x) -> tuple[float, np.ndarray]:
         """(L(x), grad L(x)), one fused kernel pass."""
-        g = self.jac(x)
-        return self.fun(x), g
+        c = self._at(x)
+        g = self._jac(c).copy()
+        return self._loss(c), g
 
     def _pieces(self, c: dict) -> Pieces:
         if "pieces" not in c:
