@@ -54,6 +54,14 @@ def rounding_floor(f: float, n_terms: int = 1) -> float:
     return ROUNDING_FACTOR * float(np.finfo(float).eps) * abs(float(f)) * float(np.sqrt(max(int(n_terms), 1)))
 
 
+def _norm(v: np.ndarray) -> float:
+    """The Euclidean norm without underflow of the squares (scaled by ``max |v_i|``)."""
+    m = float(np.max(np.abs(v))) if np.size(v) else 0.0
+    if m == 0.0 or not np.isfinite(m):
+        return m
+    return m * float(np.linalg.norm(np.asarray(v) / m))
+
+
 def newton_stall(objective, x: np.ndarray, f: float, g: np.ndarray, d: np.ndarray,
                  n_terms: int | None = None) -> None:
     """Raise :class:`~softsym.solvers.status.RoundingStall` when the Newton step ``d`` at ``x``
@@ -69,13 +77,17 @@ def newton_stall(objective, x: np.ndarray, f: float, g: np.ndarray, d: np.ndarra
     ``L(x + d)`` is below ``L(x)`` by more than the rounding floor (:func:`rounding_floor` of a
     sum of ``n_terms`` terms), the run goes on.  Otherwise ``x`` is reported as converged at
     rounding level, with the step's relative size and the gradient norm in the message.
+    Only steps and gradients of full precision count: norms below ``tiny / eps`` (about 1e-292,
+    where an underflowed gradient or Hessian says nothing about stationarity) never stop a run.
     Disabled (a no-op) inside a run with ``gtol_abs=0`` (:data:`STALL_ENABLED`).
     """
     if not STALL_ENABLED.get():
         return
-    dn, xn = float(np.linalg.norm(d)), float(np.linalg.norm(x))
-    eps = float(np.finfo(float).eps)
-    if not (np.isfinite(dn) and dn <= STALL_FACTOR * eps * xn):
+    eps, tiny = float(np.finfo(float).eps), float(np.finfo(float).tiny)
+    dn, xn, gn = _norm(d), _norm(x), _norm(g)
+    # d and g must carry full precision (norms far from the subnormal range; an underflowed
+    # gradient or Hessian says nothing about stationarity), and the step must be tiny
+    if not (np.isfinite(dn) and min(dn, gn) >= tiny / eps and dn <= STALL_FACTOR * eps * xn):
         return
     n_terms = getattr(objective, "n", 1) if n_terms is None else n_terms
     try:
@@ -86,7 +98,7 @@ def newton_stall(objective, x: np.ndarray, f: float, g: np.ndarray, d: np.ndarra
         return
     raise RoundingStall(f"converged at rounding level: the Newton step has relative size {dn / xn if xn else 0.0:.2g} "
                         f"(at most {STALL_FACTOR:g} eps) and does not decrease the loss beyond rounding; the gradient "
-                        f"norm {float(np.linalg.norm(g)):.3g} is rounding noise at this x")
+                        f"norm {gn:.3g} is rounding noise at this x")
 
 
 def trial_loss(objective, x: np.ndarray, t: float, d: np.ndarray) -> float:

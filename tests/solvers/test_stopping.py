@@ -86,6 +86,9 @@ def test_newton_stall_needs_a_tiny_step_and_no_decrease():
     newton_stall(obj, x, f, g, d)  # a real step: no stop
     with pytest.raises(RoundingStall):
         newton_stall(obj, x, f, g, d * 1e-17 / np.linalg.norm(d) * np.linalg.norm(x))
+    tiny = np.finfo(float).tiny
+    newton_stall(obj, x, f, g * tiny, d * tiny)  # an underflowing gradient proves nothing
+    newton_stall(obj, x, f, g, np.zeros(4))  # nor does a step that is exactly 0
     token = STALL_ENABLED.set(False)
     try:
         newton_stall(obj, x, f, g, d * 1e-17 / np.linalg.norm(d) * np.linalg.norm(x))
