@@ -190,8 +190,9 @@ def check_size(n: int, d: int, K: int, block: int | None) -> None:
     """``ValidationError`` naming ``K`` (and ``block``) when an estimate's arrays would not fit in
     memory: ``2K`` losses plus one block of directions ``Z`` (block x d) and of ``Z A^T`` (block x n)."""
     rows = K if block is None else min(block, K)
+    blocks = "" if block is None else f" in blocks of {block}"
     fits("K" if block is None else "K, block", 8 * (2 * K + rows * (d + n)),
-         f"a zeroth-order estimate with K={K} directions{'' if block is None else f' in blocks of {block}'} (n={n}, d={d})")
+         f"a zeroth-order estimate with K={K} directions{blocks} (n={n}, d={d})")
 
 
 def estimate(objective, x, K: int = 16, mu: float = 1e-5, kind: str = "gaussian",

@@ -73,10 +73,11 @@ def newton_stall(objective, x: np.ndarray, f: float, g: np.ndarray, d: np.ndarra
     ``x`` agrees with that point to the accuracy floating point can resolve for a problem of
     moderate conditioning (forward error = condition number times rounding), whatever the
     gradient norm says: its computed value is then rounding noise, amplified by cancellation in
-    sums over the rows and, for ill-conditioned Hessians, by the conditioning.  The step is still tried once: if
-    ``L(x + d)`` is below ``L(x)`` by more than the rounding floor (:func:`rounding_floor` of a
-    sum of ``n_terms`` terms), the run goes on.  Otherwise ``x`` is reported as converged at
-    rounding level, with the step's relative size and the gradient norm in the message.
+    sums over the rows and, for ill-conditioned Hessians, by the conditioning.  The step is
+    still tried once: if ``L(x + d)`` is below ``L(x)`` by more than the rounding floor
+    (:func:`rounding_floor` of a sum of ``n_terms`` terms), the run goes on.  Otherwise ``x`` is
+    reported as converged at rounding level, with the step's relative size and the gradient
+    norm in the message.
     Only steps and gradients of full precision count: norms below ``tiny / eps`` (about 1e-292,
     where an underflowed gradient or Hessian says nothing about stationarity) never stop a run.
     Disabled (a no-op) inside a run with ``gtol_abs=0`` (:data:`STALL_ENABLED`).
