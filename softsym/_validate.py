@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -106,3 +107,26 @@ def callback(name: str, value: Any):
 def optional_count(name: str, value: Any, minimum: int = 0) -> int | None:
     """None or an integer >= ``minimum``."""
     return None if value is None else count(name, value, minimum)
+
+
+#: a single request may use at most this fraction of the machine's physical memory
+MEMORY_FRACTION = 0.5
+
+
+def memory_limit() -> int:
+    """``MEMORY_FRACTION`` of physical memory in bytes (of 16 GiB when it cannot be read)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 16 * 2**30
+    return int(MEMORY_FRACTION * total)
+
+
+def fits(names: str, nbytes: int, what: str) -> None:
+    """``ValidationError`` naming ``names`` when ``what`` would need more than :func:`memory_limit`
+    bytes (``nbytes``, an estimate of its float64 arrays): refused before allocating, never a
+    ``MemoryError`` after minutes of swapping."""
+    limit = memory_limit()
+    if nbytes > limit:
+        raise ValidationError(f"{names}: {what} needs about {nbytes / 2**30:.3g} GiB; the limit is "
+                              f"{limit / 2**30:.3g} GiB ({MEMORY_FRACTION:.0%} of this machine's memory)")

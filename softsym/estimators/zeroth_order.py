@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .._validate import as_array, count, positive
+from .._validate import as_array, count, fits, positive
 from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
 from ..numerics.threads import blas_threads
@@ -186,6 +186,15 @@ class Estimate:
         return g
 
 
+def check_size(n: int, d: int, K: int, block: int | None) -> None:
+    """``ValidationError`` naming ``K`` (and ``block``) when an estimate's arrays would not fit in
+    memory: ``2K`` losses plus one block of directions ``Z`` (block x d) and of ``Z A^T`` (block x n)."""
+    rows = K if block is None else min(block, K)
+    blocks = "" if block is None else f" in blocks of {block}"
+    fits("K" if block is None else "K, block", 8 * (2 * K + rows * (d + n)),
+         f"a zeroth-order estimate with K={K} directions{blocks} (n={n}, d={d})")
+
+
 def estimate(objective, x, K: int = 16, mu: float = 1e-5, kind: str = "gaussian",
              seed: int | np.random.Generator | None = 0, block: int | None = None) -> tuple[np.ndarray, Estimate]:
     """Two-point zeroth-order gradient estimate of ``objective`` at ``x`` from ``2K`` loss values.
@@ -208,6 +217,7 @@ def estimate(objective, x, K: int = 16, mu: float = 1e-5, kind: str = "gaussian"
     if not isinstance(getattr(objective, "A", None), np.ndarray):
         raise ValidationError(f"the zeroth-order estimator needs an objective with A in memory (a NumPy array); "
                               f"{type(objective).__name__} has none")
+    check_size(objective.A.shape[0], objective.d, K, block)
     # u = A x from the objective (memoized: ZO-GD has just evaluated L(x)), so the estimate's
     # bits never depend on whether x was evaluated before
     u = objective.u(x)
@@ -220,7 +230,11 @@ def estimate(objective, x, K: int = 16, mu: float = 1e-5, kind: str = "gaussian"
         with blas_threads(key):
             V = Z @ objective.A.T
         losses[k0:k0 + Z.shape[0]] = kern.loss_dirs_u(u, V, mu, objective.b, objective.w)
-    objective.nfev += 2 * K
+    add = getattr(objective, "add_evaluations", None)
+    if add is not None:  # under the objective's lock (threads sharing it keep exact counts)
+        add("nfev", 2 * K)
+    else:
+        objective.nfev += 2 * K
     if not np.all(np.isfinite(losses)):
         hint = "" if objective.info.shift_invariant else " (this member is not shift invariant: reduce mu or rescale A)"
         raise OverflowDetected(f"{objective.name}: non-finite loss at x +- mu z_k{hint}")

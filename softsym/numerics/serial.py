@@ -4,9 +4,9 @@ The attention problem reuses row-block workspaces and memoizes its Hessian state
 ``(X, Y)``; two threads evaluating one instance would overwrite each other's workspaces and
 read a state filed under another point.  Every public evaluation method of such a problem
 holds the instance's re-entrant lock for its whole duration (:func:`serialized`): calls from
-several threads are correct and run one after another.  (Memo objectives on
-:class:`softsym.problems.base.MemoObjective` need no lock: their memo is replaced in one
-assignment.)  Threads that want parallel evaluation should each build their own problem.
+several threads are correct and run one after another.  Memo objectives on
+:class:`softsym.problems.base.MemoObjective` do the same with a lock each instance gets in
+``__new__``.  Threads that want parallel evaluation should each build their own problem.
 """
 
 from __future__ import annotations

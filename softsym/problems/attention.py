@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import scipy.linalg
 
-from .._validate import as_array, count, positive
+from .._validate import as_array, count, fits, positive
 from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
 from ..numerics.serial import new_lock, serialized
@@ -317,6 +317,7 @@ class JointObjective(MemoObjective):
     def _overflow_hint(self, what: str) -> str:
         return f"attention: non-finite {what} (the data or iterate is too large)"
 
+    @serialized
     def fun(self, z) -> float:
         """L(X, Y) at z."""
         c = self._at(z)
@@ -326,10 +327,12 @@ class JointObjective(MemoObjective):
             c["loss"] = val
         return c["loss"]
 
+    @serialized
     def jac(self, z) -> np.ndarray:
         """[vec dL/dX, vec dL/dY] at z (a new array)."""
         return self.fun_and_jac(z)[1]
 
+    @serialized
     def fun_and_jac(self, z) -> tuple[float, np.ndarray]:
         """(L, gradient) at z."""
         c = self._at(z)
@@ -378,6 +381,7 @@ def planted(n: int, d: int, seed: int | np.random.Generator = 0, x_scale: float 
     nor saturated).  Same seed, same bits.
     """
     n, d = count("n", n, 1), count("d", d, 1)
+    fits("n, d", 8 * (4 * n * d + 2 * n * n), f"a planted attention instance with n={n}, d={d}")
     x_scale = positive("x_scale", x_scale)
     rng = np.random.default_rng(check_seed("seed", seed))
     A1, A2, A3 = (rng.standard_normal((n, d)) for _ in range(3))

@@ -22,9 +22,13 @@ Optional, looked up with ``getattr`` by the solvers that need them:
 :class:`MemoObjective` is the shared implementation: memoization of everything computed at
 the last ``x`` (as scipy's ``ScalarFunction`` does), the counters, validation of ``x`` and the
 one output check that turns a non-finite value into :class:`~softsym.errors.OverflowDetected`.
-The memo is one ``(x, values)`` pair replaced in a single assignment, so concurrent callers
-never see the values of one point filed under another; the counters are not atomic, and
-objectives that reuse workspaces (attention) remain single-threaded.
+Thread safety: every instance owns a re-entrant lock (``self.lock``, created in ``__new__`` so
+no subclass can forget it) and every public evaluation method of the subclasses holds it for
+its whole duration (:func:`softsym.numerics.serial.serialized`): memo fill, output check and
+counters happen one call at a time, so threads sharing one objective get the values and the
+counts a single thread would.  The memo is moreover one ``(x, values)`` pair replaced in a
+single assignment.  Threads that want parallel evaluation should each build their own
+objective (conforming arrays are not copied).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import numpy as np
 from .._validate import as_array
 from ..errors import OverflowDetected
 from ..numerics import rows
+from ..numerics.serial import new_lock, serialized
 
 
 @runtime_checkable
@@ -111,6 +116,29 @@ class MemoObjective:
     grad_unit = 1.0
 
     _memo: tuple[np.ndarray, dict[str, Any]] | None = None
+    lock: Any
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        self = super().__new__(cls)
+        self.lock = new_lock()
+        return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.lock = new_lock()
+
+    @serialized
+    def add_evaluations(self, counter: str, k: int) -> None:
+        """Add ``k`` to the counter ``counter`` (``"nfev"``, ``"njev"`` or ``"nhev"``) under the lock,
+        for work done on the objective's data outside its methods (the zeroth-order estimator)."""
+        if counter not in ("nfev", "njev", "nhev"):
+            raise ValueError(f"unknown counter {counter!r}")
+        setattr(self, counter, getattr(self, counter) + int(k))
 
     def _new_point(self, x: np.ndarray) -> dict[str, Any]:
         """The values a new point starts with (``x`` is the memo's own copy: do not modify it)."""
@@ -138,6 +166,7 @@ class MemoObjective:
             if not is_finite(v):
                 raise OverflowDetected(self._overflow_hint(what))
 
+    @serialized
     def fun_and_jac(self, x) -> tuple[float, np.ndarray]:
         """(L(x), grad L(x)); subclasses whose gradient pass yields the loss need not override."""
         g = self.jac(x)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import as_array, count, positive
+from .._validate import as_array, count, fits, positive
 from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
 from ..registry import kernels
@@ -126,6 +126,7 @@ class GaussianMixture:
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x_0, x_t, z)`` with ``x_0 ~ p_0``, ``z ~ N(0, I)``, ``x_t = e^{-t} x_0 + sigma_t z``."""
         n = count("n", n, 1)
+        fits("n", 8 * 4 * n * self.d, f"{n} samples in dimension {self.d}")
         t = positive("t", t, allow_zero=True)
         rng = np.random.default_rng(check_seed("seed", seed))
         comp = rng.choice(len(self.weights), size=n, p=self.weights)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import as_array, count, positive
+from .._validate import as_array, count, fits, positive
 from .._validate import seed as check_seed
 from ..numerics import rows
+from ..numerics.serial import serialized
 from ..numerics.threads import blas_threads
 from ..registry import kernels, member
 from .base import MemoObjective, read_only
@@ -83,13 +84,17 @@ class NormalizedObjective(MemoObjective):
             " rescale A or start closer to 0")
         return f"{self.name}: non-finite {what} at this x (max |Ax| = {umax:.4g}){hint}"
 
+    @serialized
     def u(self, x) -> np.ndarray:
         """u = A x (memoized at the last x; a new array)."""
         return self._at(x)["u"].copy()
 
+    @serialized
     def fun(self, x) -> float:
         """L(x)."""
-        c = self._at(x)
+        return self._loss(self._at(x))
+
+    def _loss(self, c: dict) -> float:
         if "loss" not in c:
             loss = float(self._k.loss_u(c["u"], self.b, self.w))
             self.nfev += 1
@@ -105,17 +110,22 @@ class NormalizedObjective(MemoObjective):
             c["loss"], c["g"] = float(loss), g
         return c["g"]
 
-    def jac(self, x) -> np.ndarray:
-        """grad L(x) = A^T g (a new array)."""
-        c = self._at(x)
+    def _jac(self, c: dict) -> np.ndarray:
         if "jac" not in c:
             c["jac"] = rows.rmatvec(self.A, self._grad_u(c))
-        return c["jac"].copy()
+        return c["jac"]
 
+    @serialized
+    def jac(self, x) -> np.ndarray:
+        """grad L(x) = A^T g (a new array)."""
+        return self._jac(self._at(x)).copy()
+
+    @serialized
     def fun_and_jac(self, x) -> tuple[float, np.ndarray]:
         """(L(x), grad L(x)), one fused kernel pass."""
-        g = self.jac(x)
-        return self.fun(x), g
+        c = self._at(x)
+        g = self._jac(c).copy()
+        return self._loss(c), g
 
     def _pieces(self, c: dict) -> Pieces:
         if "pieces" not in c:
@@ -127,6 +137,7 @@ class NormalizedObjective(MemoObjective):
             c.setdefault("g", g)
         return c["pieces"]
 
+    @serialized
     def pieces(self, x) -> Pieces:
         """The structured derivatives in u-space (for Newton-type and sketching solvers).
 
@@ -136,6 +147,7 @@ class NormalizedObjective(MemoObjective):
         return Pieces(u=read_only(pc.u), loss=pc.loss, g=read_only(pc.g), beta=read_only(pc.beta),
                       p=read_only(pc.p), q=read_only(pc.q), T=pc.T)
 
+    @serialized
     def hess(self, x) -> np.ndarray:
         """hess L(x), a new symmetric (d, d) array."""
         c = self._at(x)
@@ -147,6 +159,7 @@ class NormalizedObjective(MemoObjective):
             c["hess"] = H
         return c["hess"].copy()
 
+    @serialized
     def hessp(self, x, p) -> np.ndarray:
         """hess L(x) @ p in two matrix-vector products."""
         c = self._at(x)
@@ -190,6 +203,7 @@ def synthetic(name: str, n: int, d: int, seed: int | np.random.Generator = 0, ra
     :func:`planted`.  Same seed, same bits.
     """
     n, d = count("n", n, 1), count("d", d, 1)
+    fits("n, d", 8 * (n * d + 4 * n), f"a synthetic instance with n={n}, d={d}")
     radius = positive("radius", radius)
     w = positive("w", w, allow_zero=True)
     rng = np.random.default_rng(check_seed("seed", seed))

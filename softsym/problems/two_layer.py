@@ -23,9 +23,10 @@ from types import ModuleType
 import numpy as np
 from scipy.linalg import eigh
 
-from .._validate import as_array, count, positive
+from .._validate import as_array, count, fits, positive
 from .._validate import seed as check_seed
 from ..errors import OverflowDetected, ValidationError
+from ..numerics.serial import serialized
 from ..numerics.threads import blas_threads
 from ..registry import catalogue, kernels
 from .base import MemoObjective
@@ -77,6 +78,7 @@ class TwoLayerNetwork:
         self._k = _member_kernels(activation)
         self.scalar = d_out is None
         self.d_out = 1 if d_out is None else count("d_out", d_out, 1)
+        fits("d, m", 8 * self.m * (self.d + 2 * self.d_out), f"a network with d={self.d}, m={self.m}")
         self.kappa = self._k.default_kappa(self.m) if kappa is None else positive("kappa", kappa)
         init_scale = positive("init_scale", init_scale)
         rng = np.random.default_rng(check_seed("seed", seed))
@@ -241,18 +243,21 @@ class TwoLayerRegression(MemoObjective):
             self._check("loss or gradient", loss, grad)
             c["loss"], c["jac"] = float(loss), grad.ravel()
 
+    @serialized
     def fun(self, w) -> float:
         """L(W) at ``w = vec(W)``."""
         c = self._at(w)
         self._loss_grad(c)
         return c["loss"]
 
+    @serialized
     def jac(self, w) -> np.ndarray:
         """``vec(grad_W L)`` (a new array)."""
         c = self._at(w)
         self._loss_grad(c)
         return c["jac"].copy()
 
+    @serialized
     def fun_and_jac(self, w) -> tuple[float, np.ndarray]:
         """(L, gradient) from one kernel call (the gradient is a new array)."""
         c = self._at(w)
@@ -266,11 +271,13 @@ class TwoLayerRegression(MemoObjective):
         with blas_threads(f"two_layer preactivations {self.X.shape[0]}x{self.net.m}"):
             return self.X @ W
 
+    @serialized
     def ntk(self, w) -> np.ndarray:
         """The NTK Gram ``H(W)`` (n*c, n*c) at ``w = vec(W)``."""
         self.nhev += 1
         return self.net.ntk(self.X, self.weights(w))
 
+    @serialized
     def lam_max(self, w) -> float:
         """``lambda_max(H(W))``, the smoothness constant of the linearized problem."""
         self.nhev += 1
@@ -294,6 +301,7 @@ def regression_task(n: int = 32, d: int = 8, seed: int | np.random.Generator = 0
     ``y`` is centred and scaled to unit RMS.
     """
     n, d = count("n", n, 1), count("d", d, 1)
+    fits("n, d", 8 * (n * d + 3 * n), f"a regression task with n={n}, d={d}")
     rng = np.random.default_rng(check_seed("seed", seed))
     X = rng.standard_normal((n, d))
     X /= np.linalg.norm(X, axis=1, keepdims=True)

@@ -294,6 +294,8 @@ class ApproxNewton(Solver):
             if not float(state.g @ refined) < 0:  # a poor H~ (signed steps) can diverge: keep the descent step
                 break
             step = refined
+        if not signed:  # a (sketched) Newton step: at the rounding level of x it cannot move x
+            line_search.newton_stall(objective, state.x, state.f, state.g, step)
         if self.mode == "paper":
             return self._evaluate(objective, state.x + step, ex)
         return self._line_search(objective, state, step, ex)

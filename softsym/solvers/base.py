@@ -29,12 +29,16 @@ scaled by ``1e-160`` the floor shrinks by the same factor and a start there is n
 stationary.  ``GTOL_FACTOR = 16`` comes from the gradient norms at planted minimizers of every
 normalized member (n = 400, d = 6 and n = 20000, d = 16), measured in units of the floor's
 scale ``eps sqrt(d) max(1, |L|) grad_unit``: below 0.3 for softmax, softmax_xent, exp, cosh and
-sinh, 1 to 16 for rescaled_exp and rescaled_cosh, and 84 for rescaled_sinh at n = 400 (whose
-Newton iterates reach 24 and no lower).  A start there therefore still runs to ``maxiter``.
-The factor cannot be raised to cover it: the first Newton step on a softmax instance
-(n = 1200, d = 6, from 0) lands at 24 units, where the relative test asks for one more,
-cheap, quadratic step down to rounding level; a floor above that would stop well-scaled
-problems short of ``tol``.
+sinh, 1 to 16 for rescaled_exp and rescaled_cosh.  The floor is a scale, not a bound on the
+rounding error of the computed gradient: sums over n rows with cancellation (the normalizer
+``alpha = sum_i sinh(u_i)`` of rescaled_sinh cancels heavily) and ill-conditioned Hessians
+make that error larger, up to 1e4 units for rescaled_sinh at n = 4000.  A floor raised to cover
+it would stop well-scaled problems short of ``tol`` (the first Newton step on a softmax
+instance, n = 1200, d = 6, from 0, lands at 24 units, one cheap quadratic step above rounding
+level).  Those starts are covered instead by the Newton-type solvers' rounding-level stop
+(:func:`softsym.solvers.line_search.newton_stall`): an unshifted Newton step of relative size
+at most ``256 eps`` that does not decrease the loss beyond rounding ends the run as converged,
+with a message saying so.  ``gtol_abs=0`` turns both the floor and that stop off.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from scipy.optimize import OptimizeResult
 from .._validate import as_array, count, positive
 from ..errors import OverflowDetected, ValidationError
 from ..numerics import rows
-from .line_search import rounding_floor
+from .line_search import STALL_ENABLED, rounding_floor
 from .status import SolverFailure, Status
 
 #: the factor of the default absolute gradient floor (see the module docstring)
@@ -179,12 +183,23 @@ def run(solver: Solver, objective, x0, tol: float, maxiter: int,
     """Drive ``solver`` from ``x0`` until ``||grad L(x)|| <= max(tol ||grad L(x0)||, gtol_abs)``.
 
     ``gtol_abs=None`` uses :func:`gradient_floor` at the current loss (see the module docstring);
-    ``gtol_abs=0`` gives the purely relative test.
+    ``gtol_abs=0`` gives the purely relative test (and turns the Newton-type solvers' rounding-level
+    stop, :func:`softsym.solvers.line_search.newton_stall`, off).
     """
-    tol = positive("tol", tol, allow_zero=True)
-    maxiter = count("maxiter", maxiter)
     if gtol_abs is not None:
         gtol_abs = positive("gtol_abs", gtol_abs, allow_zero=True)
+    token = STALL_ENABLED.set(gtol_abs is None or gtol_abs > 0)
+    try:
+        return _run(solver, objective, x0, tol, maxiter, callback, gtol_abs)
+    finally:
+        STALL_ENABLED.reset(token)
+
+
+def _run(solver: Solver, objective, x0, tol: float, maxiter: int,
+         callback: Callable[[OptimizeResult], Any] | None, gtol_abs: float | None) -> OptimizeResult:
+    """:func:`run` after its stall switch is set."""
+    tol = positive("tol", tol, allow_zero=True)
+    maxiter = count("maxiter", maxiter)
     if callback is not None and not callable(callback):
         raise ValidationError(f"callback must be callable, got {type(callback).__name__}")
     x0 = as_array("x0", x0, 1, (objective.d,))

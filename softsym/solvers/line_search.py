@@ -26,12 +26,13 @@ the fallback accept steps whose loss increased by at most the floor.
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import OverflowDetected
-from .status import SolverFailure, Status
+from .status import RoundingStall, SolverFailure, Status
 
 #: the rounding floor's factor in ``ROUNDING_FACTOR * eps * |f| * sqrt(n)``
 ROUNDING_FACTOR = 64.0
@@ -41,11 +42,64 @@ C1 = 1e-4
 SHRINK = 0.5
 #: trials before the search gives up (2^-60 ~ 1e-18 of the first trial step)
 MAX_TRIALS = 60
+#: whether :func:`newton_stall` may stop a run (the driver turns it off for ``gtol_abs=0``, the
+#: purely relative stopping test); a context variable, so concurrent runs do not interfere
+STALL_ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("softsym_stall_enabled", default=True)
+#: a Newton step of norm at most ``STALL_FACTOR * eps * ||x||`` is at the rounding level of ``x``
+STALL_FACTOR = 256.0
 
 
 def rounding_floor(f: float, n_terms: int = 1) -> float:
     """``64 eps |f| sqrt(n_terms)``: changes of a loss ``f`` (a sum of ``n_terms`` terms) below this are rounding noise."""
     return ROUNDING_FACTOR * float(np.finfo(float).eps) * abs(float(f)) * float(np.sqrt(max(int(n_terms), 1)))
+
+
+def _norm(v: np.ndarray) -> float:
+    """The Euclidean norm without underflow of the squares (scaled by ``max |v_i|``)."""
+    m = float(np.max(np.abs(v))) if np.size(v) else 0.0
+    if m == 0.0 or not np.isfinite(m):
+        return m
+    return m * float(np.linalg.norm(np.asarray(v) / m))
+
+
+def newton_stall(objective, x: np.ndarray, f: float, g: np.ndarray, d: np.ndarray,
+                 n_terms: int | None = None) -> None:
+    """Raise :class:`~softsym.solvers.status.RoundingStall` when the Newton step ``d`` at ``x``
+    is at the rounding level of ``x`` and does not decrease the loss beyond rounding.
+
+    A Newton step (unshifted Hessian) is the distance to the stationary point of the local
+    quadratic model, whose error is of second order in ``||d||``.  When
+    ``||d|| <= STALL_FACTOR eps ||x||`` (``STALL_FACTOR = 256``: a relative distance of 5.7e-14)
+    ``x`` agrees with that point to the accuracy floating point can resolve for a problem of
+    moderate conditioning (forward error = condition number times rounding), whatever the
+    gradient norm says: its computed value is then rounding noise, amplified by cancellation in
+    sums over the rows and, for ill-conditioned Hessians, by the conditioning.  The step is
+    still tried once: if ``L(x + d)`` is below ``L(x)`` by more than the rounding floor
+    (:func:`rounding_floor` of a sum of ``n_terms`` terms), the run goes on.  Otherwise ``x`` is
+    reported as converged at rounding level, with the step's relative size and the gradient
+    norm in the message.
+    Only steps and gradients of full precision count: norms below ``tiny / eps`` (about 1e-292,
+    where an underflowed gradient or Hessian says nothing about stationarity) never stop a run.
+    Disabled (a no-op) inside a run with ``gtol_abs=0`` (:data:`STALL_ENABLED`).
+    """
+    if not STALL_ENABLED.get():
+        return
+    eps, tiny = float(np.finfo(float).eps), float(np.finfo(float).tiny)
+    dn, xn, gn = _norm(d), _norm(x), _norm(g)
+    # d and g must carry full precision (norms far from the subnormal range; an underflowed
+    # gradient or Hessian says nothing about stationarity), and the step must be tiny
+    if not (np.isfinite(dn) and min(dn, gn) >= tiny / eps and dn <= STALL_FACTOR * eps * xn):
+        return
+    n_terms = getattr(objective, "n", 1) if n_terms is None else n_terms
+    try:
+        ft = trial_loss(objective, x, 1.0, d)
+    except OverflowDetected:
+        return
+    if ft < f - rounding_floor(f, n_terms):
+        return
+    raise RoundingStall(f"converged at rounding level: the Newton step has relative size {dn / xn if xn else 0.0:.2g} "
+                        f"(at most {STALL_FACTOR:g} eps) and does not decrease the loss beyond rounding; the gradient "
+                        f"norm {gn:.3g} is rounding noise at this x")
 
 
 def trial_loss(objective, x: np.ndarray, t: float, d: np.ndarray) -> float:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..numerics.cholesky import NotPositiveDefinite, shifted_cholesky_solve
 from .base import Solver, SolverFailure, State, Status, register
-from .line_search import backtracking
+from .line_search import backtracking, newton_stall
 
 
 @dataclass
@@ -35,6 +35,8 @@ class Newton(Solver):
             d, tau = shifted_cholesky_solve(H, -state.g)
         except NotPositiveDefinite as exc:
             raise SolverFailure(Status.INDEFINITE, str(exc)) from None
+        if tau == 0:
+            newton_stall(objective, state.x, state.f, state.g, d)
         t, _ = backtracking(objective, state.x, state.f, state.g, d)
         x = state.x + t * d
         f, g = objective.fun_and_jac(x)

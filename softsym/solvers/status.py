@@ -24,3 +24,12 @@ class SolverFailure(Exception):
     def __init__(self, status: Status, message: str):
         super().__init__(message)
         self.status = Status(status)
+
+
+class RoundingStall(SolverFailure):
+    """Raised by a Newton-type step that cannot move the iterate beyond rounding: the run stops
+    converged (status 0) at rounding level, with a message saying so (see
+    :func:`softsym.solvers.line_search.newton_stall`)."""
+
+    def __init__(self, message: str):
+        super().__init__(Status.CONVERGED, message)

@@ -21,7 +21,7 @@ from ..numerics.cg import truncated_cg
 from ..numerics.cholesky import NotPositiveDefinite, shifted_cholesky_solve
 from ..problems.attention import AttentionRegression, JointObjective
 from .base import Solver, SolverFailure, State, Status, norm, register
-from .line_search import backtracking
+from .line_search import backtracking, newton_stall
 
 
 @dataclass
@@ -100,20 +100,21 @@ class _Reduced:
 
 
 def _newton_direction(method: str, g: np.ndarray, hess: Callable[[], np.ndarray],
-                      hvp: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, int]:
+                      hvp: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, int, bool]:
     """Newton direction in x for ``method`` ("newton": shifted Cholesky on ``hess()``, "newton-cg":
-    truncated CG on ``hvp``), steepest descent when that is not a descent direction; (d, CG iters)."""
-    cg_iters = 0
+    truncated CG on ``hvp``), steepest descent when that is not a descent direction; (d, CG iters,
+    whether ``d`` is a Newton step: unshifted, not replaced by steepest descent)."""
+    cg_iters, tau = 0, 0.0
     if method == "newton":
         try:
-            d, _ = shifted_cholesky_solve(hess(), -g)
+            d, tau = shifted_cholesky_solve(hess(), -g)
         except NotPositiveDefinite as exc:
             raise SolverFailure(Status.INDEFINITE, str(exc)) from None
     else:
         d, cg_iters = truncated_cg(hvp, g, 2 * g.size + 10)
     if not float(g @ d) < 0:
-        d = -g
-    return d, cg_iters
+        return -g, cg_iters, False
+    return d, cg_iters, tau == 0
 
 
 class _VariableProjection(Solver):
@@ -170,10 +171,12 @@ class _VariableProjection(Solver):
             Y = prob.minimize_y(X, Y)
         f, gX = prob.hess_state(X, Y)[:2]
         g = gX.ravel()
-        d, cg_iters = _newton_direction(self.direction, g, lambda: prob.reduced_hess_x(X, Y),
-                                        lambda v: prob.reduced_hessp_x(X, Y, v.reshape(k, k)).ravel())
+        d, cg_iters, is_newton = _newton_direction(self.direction, g, lambda: prob.reduced_hess_x(X, Y),
+                                                   lambda v: prob.reduced_hessp_x(X, Y, v.reshape(k, k)).ravel())
         phi = _Reduced(prob, Y)
         if norm(g) > 0:
+            if is_newton and state.y_star:
+                newton_stall(phi, X.ravel(), float(f), g, d, n_terms=prob.n * k)
             t, _ = backtracking(phi, X.ravel(), float(f), g, d, n_terms=prob.n * k)
             X = X + t * d.reshape(k, k)
         Y = phi.y_star(X.ravel())
@@ -186,13 +189,15 @@ class _VariableProjection(Solver):
         """Exact Y-minimization, then a Newton step in X at fixed Y with backtracking on L(., Y)."""
         prob = objective.prob
         k = prob.d
-        X, Y = objective.split(state.x)
-        Y = prob.minimize_y(X, Y)
+        X, Y_in = objective.split(state.x)
+        Y = prob.minimize_y(X, Y_in)
         f, gX = prob.hess_state(X, Y)[:2]
         g = gX.ravel()
-        d, cg_iters = _newton_direction(self.direction, g, lambda: prob.hess_x(X, Y),
-                                        lambda v: prob.hessp_x(X, Y, v.reshape(k, k)).ravel())
+        d, cg_iters, is_newton = _newton_direction(self.direction, g, lambda: prob.hess_x(X, Y),
+                                                   lambda v: prob.hessp_x(X, Y, v.reshape(k, k)).ravel())
         if norm(g) > 0:
+            if is_newton and np.array_equal(Y, Y_in):  # Y did not move: the step in X alone decides
+                newton_stall(_InX(prob, Y), X.ravel(), float(f), g, d, n_terms=prob.n * k)
             t, _ = backtracking(_InX(prob, Y), X.ravel(), float(f), g, d, n_terms=prob.n * k)
             X = X + t * d.reshape(k, k)
         z = np.concatenate([X.ravel(), Y.ravel()])

@@ -134,6 +134,7 @@ class ZerothOrderGD(Solver):
         if not isinstance(getattr(objective, "A", None), np.ndarray):
             raise ValidationError(f"method 'zo' needs A in memory (a NumPy array), got {type(objective).__name__}; "
                                   "a Dask objective is not supported (use 'gd', 'newton' or 'approx-newton')")
+        zo.check_size(objective.A.shape[0], objective.d, self.K, self.block)
         rng = np.random.default_rng(zo.stream_seed(self.seed))
         state = self._state(objective, x0, objective.fun(x0), rng, None, [])
         state.lr = self.lr

@@ -248,3 +248,21 @@ def test_one_attention_problem_shared_by_threads_gives_the_serial_values():
     for t in threads:
         t.join()
     assert not bad
+
+
+@pytest.mark.parametrize("make", [
+    lambda: zo.estimate(softsym.objective("softmax", np.ones((4, 2)), np.full(4, 0.25)), np.zeros(2), K=10**11),
+    lambda: softsym.minimize(softsym.objective("softmax", np.ones((4, 2)), np.full(4, 0.25)), method="zo",
+                             K=10**11, maxiter=1),
+    lambda: __import__("softsym.problems.normalized", fromlist=["x"]).synthetic("softmax", 10**8, 10**5),
+    lambda: __import__("softsym.problems.attention", fromlist=["x"]).planted(10**7, 3),
+    lambda: __import__("softsym.problems.two_layer", fromlist=["x"]).regression_task(10**8, 10**5),
+    lambda: __import__("softsym.problems.two_layer", fromlist=["x"]).TwoLayerNetwork(10**6, 10**8),
+    lambda: GaussianMixture.ring().sample(10**12),
+])
+def test_sizes_beyond_memory_are_refused_before_allocating(make):
+    """A request larger than half the machine's memory is a ValidationError naming the size
+    arguments, never a MemoryError (or minutes of swapping) after allocating."""
+    drawn("api: sizes beyond memory")
+    with pytest.raises(ValidationError, match="GiB"):
+        make()

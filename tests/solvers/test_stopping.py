@@ -7,11 +7,12 @@ import pytest
 
 import softsym
 from softsym.errors import ValidationError
+from softsym.problems import attention
 from softsym.problems.normalized import synthetic
 from softsym.solvers import Status
 from softsym.solvers.base import GTOL_FACTOR, gradient_floor, norm
-from softsym.solvers.line_search import armijo, backtracking, loss_only, rounding_floor
-from softsym.solvers.status import SolverFailure
+from softsym.solvers.line_search import STALL_ENABLED, armijo, backtracking, loss_only, newton_stall, rounding_floor
+from softsym.solvers.status import RoundingStall, SolverFailure
 
 
 def test_status_codes_are_scipy_compatible_ints():
@@ -52,7 +53,56 @@ def test_restart_from_a_converged_point_succeeds(name):
     again = softsym.minimize(obj, first.x, method="newton")
     assert again.success and again.status == 0, again.message
     assert again.nit <= 5
-    assert np.linalg.norm(again.jac) <= gradient_floor(obj, again.fun)
+    # below the absolute floor, or stopped by a Newton step at the rounding level of x (which then barely moved)
+    if "rounding level: the Newton step" in again.message:
+        assert np.linalg.norm(again.x - first.x) <= 1e3 * np.finfo(float).eps * np.linalg.norm(first.x)
+    else:
+        assert np.linalg.norm(again.jac) <= gradient_floor(obj, again.fun)
+
+
+# the starts whose gradient is rounding noise far above the absolute floor (cancellation in the
+# normalizer alpha, ill-conditioned Hessians): up to 1e4 floor units for rescaled_sinh at n = 4000
+@pytest.mark.parametrize("name,n,seed", [("rescaled_sinh", 4000, 0), ("rescaled_sinh", 400, 2), ("exp", 1200, 3),
+                                         ("rescaled_exp", 1200, 3)])
+@pytest.mark.parametrize("method", ["newton", "approx-newton"])
+def test_noise_level_start_stops_at_rounding_level(name, n, seed, method):
+    inst = synthetic(name, n, 6, seed=seed)
+    obj = inst.objective()
+    assert norm(obj.jac(inst.x_star)) > gradient_floor(obj, obj.fun(inst.x_star))  # the floor alone cannot stop it
+    res = softsym.minimize(obj, inst.x_star, method=method, maxiter=30)
+    assert res.success and res.status == 0, res.message
+    assert res.nit <= 3 and "rounding level" in res.message
+    assert np.linalg.norm(res.x - inst.x_star) <= 1e3 * np.finfo(float).eps * np.linalg.norm(inst.x_star)
+    # gtol_abs=0 asks for the purely relative test: no rounding-level stop either
+    assert not softsym.minimize(obj, inst.x_star, method=method, maxiter=5, gtol_abs=0.0).success
+
+
+def test_newton_stall_needs_a_tiny_step_and_no_decrease():
+    inst = synthetic("softmax", 200, 4, seed=1)
+    obj = inst.objective()
+    x = inst.x_star + 0.1
+    f, g = obj.fun_and_jac(x)
+    d = np.linalg.solve(obj.hess(x), -g)
+    newton_stall(obj, x, f, g, d)  # a real step: no stop
+    with pytest.raises(RoundingStall):
+        newton_stall(obj, x, f, g, d * 1e-17 / np.linalg.norm(d) * np.linalg.norm(x))
+    tiny = np.finfo(float).tiny
+    newton_stall(obj, x, f, g * tiny, d * tiny)  # an underflowing gradient proves nothing
+    newton_stall(obj, x, f, g, np.zeros(4))  # nor does a step that is exactly 0
+    token = STALL_ENABLED.set(False)
+    try:
+        newton_stall(obj, x, f, g, d * 1e-17 / np.linalg.norm(d) * np.linalg.norm(x))
+    finally:
+        STALL_ENABLED.reset(token)
+
+
+def test_attention_restart_stops_at_rounding_level():
+    p = attention.planted(40, 3, seed=3)
+    prob = attention.AttentionRegression(p.A1, p.A2, p.A3, p.B)
+    first = softsym.minimize(prob, np.concatenate([p.perturbed_start(seed=3).ravel(), np.zeros(9)]), method="newton")
+    assert first.success, first.message
+    again = softsym.minimize(prob, first.x, method="newton", maxiter=30)
+    assert again.success and again.status == 0 and again.nit <= 3, again.message
 
 
 @pytest.mark.parametrize("method", ["newton", "gd"])

@@ -45,6 +45,7 @@ from dask import delayed
 
 from ..._validate import as_array
 from ...errors import ValidationError
+from ...numerics.serial import serialized
 from ...problems.base import MemoObjective
 from ...problems.normalized import Pieces
 from ...registry import kernels, member
@@ -245,10 +246,12 @@ class DaskObjective(MemoObjective):
             c.update(H0=np.ascontiguousarray(parts[:, :d]), jac=parts[:, d].copy(),
                      ap=parts[:, d + 1].copy(), aq=parts[:, d + 2].copy())
 
+    @serialized
     def u(self, x) -> np.ndarray:
         """u = A x as a NumPy array (gathers ``n`` floats from the workers)."""
         return np.asarray(self._at(x)["u"], dtype=np.float64)
 
+    @serialized
     def fun(self, x) -> float:
         """L(x)."""
         c = self._at(x)
@@ -257,6 +260,7 @@ class DaskObjective(MemoObjective):
             self.nfev += 1
         return c["loss"]
 
+    @serialized
     def jac(self, x) -> np.ndarray:
         """grad L(x) = sum_c A_c^T g_c (a new array)."""
         c = self._at(x)
@@ -275,6 +279,7 @@ class DaskObjective(MemoObjective):
             c["hess_counted"] = True
             self.nhev += 1
 
+    @serialized
     def hess(self, x) -> np.ndarray:
         """hess L(x), a new symmetric (d, d) array: chunk Gram sums plus the local rank-2 part."""
         c = self._at(x)
@@ -286,6 +291,7 @@ class DaskObjective(MemoObjective):
                 self._fuse = True
         return c["hess"].copy()
 
+    @serialized
     def hessp(self, x, p) -> np.ndarray:
         """hess L(x) @ p: one pass over A (locally from the Hessian parts when they are known)."""
         c = self._at(x)
@@ -302,6 +308,7 @@ class DaskObjective(MemoObjective):
         self._count_hess(c)
         return self._k.hessp_combine(hv, c["ap"], c["aq"], c["T"], v)
 
+    @serialized
     def pieces(self, x) -> Pieces:
         """The structured derivatives in u-space; ``u, g, beta, p, q`` are Dask vectors persisted on the
         workers (``np.asarray`` gathers one)."""
