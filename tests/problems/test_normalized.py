@@ -97,3 +97,17 @@ def test_scipy_reaches_the_same_minimizer(name, method):
     opts = {"gtol": 1e-12} if method == "trust-exact" else {"xtol": 1e-14}
     theirs = scipy_minimize(obj.fun, np.zeros(4), jac=obj.jac, method=method, options=opts, **kw)
     np.testing.assert_allclose(theirs.x, ours.x, rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", [m.name for m in softsym.catalogue("normalized")])
+def test_values_do_not_depend_on_what_was_evaluated_first(name):
+    """The loss and gradient at x are the same bits whether or not the Hessian was evaluated there first."""
+    from softsym.problems.normalized import synthetic
+
+    inst = synthetic(name, 50, 3, seed=1)
+    x = np.random.default_rng(2).standard_normal(3) * 0.3
+    fresh = inst.objective().fun_and_jac(x)
+    after = inst.objective()
+    after.hess(x)
+    f, g = after.fun_and_jac(x)
+    assert f == fresh[0] and np.array_equal(g, fresh[1])
