@@ -15,8 +15,9 @@ NumPy ``exp`` of the (n, m) matrix (into a preallocated output).  Medians of ``-
 with [min, max].
 
 ``certify`` table -- the cost of the certified-region report of two-layer training: the same GD
-run (fixed step, ``maxiter`` steps, no early stop) with ``certify=True`` (the default: one
-``X W`` product and one max pass per step, plus the guarantee once, after the run) and with
+run (fixed step, ``maxiter`` steps, no early stop) with ``certify=True`` (the default: the
+preactivation maxima read in the gradient kernel's row sweep, one pass over ``W`` per step, plus
+the guarantee once, after the run) and with
 ``certify=False``; per-step overhead is the difference of the run times over the steps, the
 one-off part is timed separately (:func:`softsym.theory.two_layer.training_report`).
 

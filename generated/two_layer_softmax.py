@@ -237,6 +237,35 @@ def forward(W, X, a, kappa):
 
 
 @njit(cache=True)
+def _loss_grad_row(u, y, aT, kappa, f, e, w):
+    """One row of the loss sweep: f = F(u), the row's loss term (returned) and Gamma_i over u in place.
+
+    ``e`` and ``w`` are (m,) buffers: phi(u_r - shift) then phi'(u_r), and the row's output
+    weights a r_i.
+    """
+    shift = np.max(u)
+    alpha = 0.0
+    if NORMALIZED:
+        _phi_pass(u, shift, e)
+        alpha += _sum(e)
+    ia = 1.0 / alpha
+    loss = 0.0
+    for j in range(aT.shape[0]):
+        fj = kappa * _act_dot(u, shift, ia, e, aT[j])
+        f[j] = fj
+        rj = fj - y[j]
+        loss += 0.5 * rj * rj
+        if j == 0:
+            _scaled(w, rj, aT[j])
+        else:
+            _add_scaled(w, rj, aT[j])
+    S = _g_pass(u, shift, ia, w, kappa, e, u)
+    if NORMALIZED:
+        _add_scaled(u, S, e)
+    return loss
+
+
+@njit(cache=True)
 def loss_grad(W, X, Y, a, kappa):
     """(L, grad_W L, F) for L = 1/2 ||F(W, X) - Y||_F^2: grad = X^T Gamma.
 
@@ -246,33 +275,40 @@ def loss_grad(W, X, Y, a, kappa):
     """
     U = X @ W
     n, m = U.shape
-    c = a.shape[1]
     aT = np.ascontiguousarray(a.T)
-    F = np.empty((n, c))
-    e = np.empty(m)  # phi(u_r - shift), then phi'(u_r)
-    w = np.empty(m)  # the row's output weights a r_i
+    F = np.empty((n, a.shape[1]))
+    e = np.empty(m)
+    w = np.empty(m)
+    loss = 0.0
+    for i in range(n):
+        loss += _loss_grad_row(U[i], Y[i], aT, kappa, F[i], e, w)
+    return loss, X.T @ U, F
+
+
+@njit(cache=True)
+def loss_grad_region(W, X, Y, a, kappa, U0):
+    """``loss_grad`` plus ``(max |U|, max |U - U0|)`` of ``U = X W``, read in the same row sweep.
+
+    What the two-layer guarantee tracks along a run (``U0 = X W_0``): the preactivation box and
+    the displacement ``max_{r,i} |<w_r - w_r(0), x_i>|``, without a second product ``X W``.
+    """
+    U = X @ W
+    n, m = U.shape
+    aT = np.ascontiguousarray(a.T)
+    F = np.empty((n, a.shape[1]))
+    e = np.empty(m)
+    w = np.empty(m)
+    big = np.zeros(m)  # column-wise running maxima, so the inner loop vectorizes
+    dif = np.zeros(m)
     loss = 0.0
     for i in range(n):
         u = U[i]
-        shift = np.max(u)
-        alpha = 0.0
-        if NORMALIZED:
-            _phi_pass(u, shift, e)
-            alpha += _sum(e)
-        ia = 1.0 / alpha
-        for j in range(c):
-            fij = kappa * _act_dot(u, shift, ia, e, aT[j])
-            F[i, j] = fij
-            rij = fij - Y[i, j]
-            loss += 0.5 * rij * rij
-            if j == 0:
-                _scaled(w, rij, aT[j])
-            else:
-                _add_scaled(w, rij, aT[j])
-        S = _g_pass(u, shift, ia, w, kappa, e, u)
-        if NORMALIZED:
-            _add_scaled(u, S, e)
-    return loss, X.T @ U, F
+        u0 = U0[i]
+        for r in range(m):
+            big[r] = max(big[r], abs(u[r]))
+            dif[r] = max(dif[r], abs(u[r] - u0[r]))
+        loss += _loss_grad_row(u, Y[i], aT, kappa, F[i], e, w)
+    return loss, X.T @ U, F, big.max(), dif.max()
 
 
 def ntk(W, X, a, kappa):

@@ -111,21 +111,3 @@ def max_row_norm(A):
         if t > best:
             best = t
     return np.sqrt(best)
-
-
-@njit(cache=True, fastmath=True)
-def max_abs_and_diff(U, U0):
-    """``(max |U_ij|, max |U_ij - U0_ij|)`` over same-shaped finite 2-d arrays: one pass.
-
-    Column-wise running maxima (two (m,) buffers) so the inner loop vectorizes; fast-math, so
-    the result is unspecified when an entry is not finite.
-    """
-    n, m = U.shape
-    big = np.zeros(m)
-    dif = np.zeros(m)
-    for i in range(n):
-        for j in range(m):
-            v = U[i, j]
-            big[j] = max(big[j], abs(v))
-            dif[j] = max(dif[j], abs(v - U0[i, j]))
-    return big.max(), dif.max()

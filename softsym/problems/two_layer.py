@@ -264,6 +264,23 @@ class TwoLayerRegression(MemoObjective):
         self._loss_grad(c)
         return c["loss"], c["jac"].copy()
 
+    @serialized
+    def fun_and_jac_region(self, w, U0: np.ndarray) -> tuple[float, np.ndarray, float, float]:
+        """(L, gradient, ``max |X W|``, ``max |X W - U0|``) from one kernel call at ``w = vec(W)``.
+
+        What the certified-region tracking of gradient descent needs per step (``U0 = X W_0``, see
+        :meth:`preactivations`); the loss and gradient are memoized as by :meth:`fun_and_jac`.
+        """
+        c = self._at(w)
+        U0 = as_array("U0", U0, 2, (self.n, self.net.m))
+        net = self.net
+        with blas_threads(f"two_layer loss_grad {self.X.shape[0]}x{net.m}"):
+            loss, grad, _, big, dif = net._k.loss_grad_region(c["W"], self.X, self._Y, net.a, net.kappa, U0)
+        self.njev += 1
+        self._check("loss or gradient", loss, grad)
+        c["loss"], c["jac"] = float(loss), grad.ravel()
+        return c["loss"], c["jac"].copy(), float(big), float(dif)
+
     def preactivations(self, w) -> np.ndarray:
         """``U = X W`` (n, m): ``U_ir = <w_r, x_i>`` at ``w = vec(W)`` (one BLAS product)."""
         W = w.reshape(self.net.d, self.net.m) if isinstance(w, np.ndarray) and w.shape == (self.d,) \

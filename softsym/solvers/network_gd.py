@@ -18,8 +18,9 @@ once ``L(W_t) <= loss_tol * L(W_0)``).  Every result carries ``lr``, ``lr_rule``
 ``certify`` (default on) tracks, incrementally, what the two-layer guarantee needs from the run
 (:mod:`softsym.theory.two_layer`): with ``U_t = X W_t``, the displacement
 ``D = max_t max_{r,i} |<w_r(t) - w_r(0), x_i>| = max_t max |U_t - U_0|``, ``max_t max |U_t|``
-and ``max_t max_r ||w_r(t) - w_r(0)||``; one ``X W`` product and one pass per step, ``U_0``
-kept (no path is stored).  The result's ``region`` holds the three maxima; ``softsym.minimize``
+and ``max_t max_r ||w_r(t) - w_r(0)||``; the first two are read in the gradient kernel's own
+row sweep (``fun_and_jac_region``), the third is one pass over ``W``; ``U_0`` is kept (no path
+is stored).  The result's ``region`` holds the three maxima; ``softsym.minimize``
 adds the certified region, the verdict and the certificate.  ``lr="certified"`` (the derived
 step ``1/smooth``) is resolved by ``softsym.minimize``, which has the constants.
 """
@@ -32,7 +33,6 @@ import numpy as np
 
 from .._validate import positive
 from ..errors import ValidationError
-from ..numerics.rows import max_abs_and_diff
 from .base import Solver, State, register
 
 
@@ -75,10 +75,9 @@ class NetworkGD(Solver):
     def init(self, objective, x0: np.ndarray) -> NetworkGDState:
         f, g = objective.fun_and_jac(x0)
         st = NetworkGDState(x=x0, f=f, g=g, f0=f)
-        if self.certify and hasattr(objective, "preactivations"):
+        if self.certify and hasattr(objective, "fun_and_jac_region"):
             st.U0 = objective.preactivations(x0)
-            big, _ = max_abs_and_diff(st.U0, st.U0)
-            st.region = {"D": 0.0, "max_abs_u": float(big), "w_drift": 0.0, "x0": x0}
+            st.region = {"D": 0.0, "max_abs_u": float(np.max(np.abs(st.U0))), "w_drift": 0.0, "x0": x0}
         if self.record:
             st.H0 = objective.ntk(x0)
             ev = np.linalg.eigvalsh(st.H0)
@@ -96,12 +95,14 @@ class NetworkGD(Solver):
     def step(self, objective, state: NetworkGDState) -> NetworkGDState:
         x = state.g * -state.lr
         x += state.x
-        f, g = objective.fun_and_jac(x)
+        if state.region is not None:
+            f, g, big, dif = objective.fun_and_jac_region(x, state.U0)
+        else:
+            f, g = objective.fun_and_jac(x)
         new = NetworkGDState(x=x, f=f, g=g, lr=state.lr, lr_rule=state.lr_rule, f0=state.f0,
                              lam_max0=state.lam_max0, H0=state.H0, lam_min=state.lam_min, drift=state.drift,
                              U0=state.U0, region=state.region)
         if state.region is not None and np.isfinite(f):  # running maxima (a new dict: a rejected step leaves the old)
-            big, dif = max_abs_and_diff(objective.preactivations(x), state.U0)
             reg = state.region
             dW = (x - reg["x0"]).reshape(-1, state.U0.shape[1])
             new.region = {"D": max(reg["D"], float(dif)), "max_abs_u": max(reg["max_abs_u"], float(big)),

@@ -74,6 +74,23 @@ def test_fused_loss_grad_equals_the_jacobian_contraction(act, d_out):
 
 
 @pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("d_out", [None, 2])
+def test_loss_grad_region_is_loss_grad_plus_the_preactivation_maxima(act, d_out):
+    """The tracking kernel returns loss_grad's bits and max |X W|, max |X W - U0| of the same sweep."""
+    n, d, m = 23, 4, 45
+    X, rng = _data(n, d, 7)
+    net = TwoLayerNetwork(d, m, activation=act, d_out=d_out, seed=8, symmetric=False)
+    prob = TwoLayerRegression(net, X, rng.standard_normal(n if d_out is None else (n, d_out)))
+    w = net.W.ravel() + 0.2 * rng.standard_normal(prob.d)
+    U0 = prob.preactivations(net.W.ravel())
+    f, g, big, dif = prob.fun_and_jac_region(w, U0)
+    ref = TwoLayerRegression(net, prob.X, prob.y).fun_and_jac(w)
+    assert f == ref[0] and np.array_equal(g, ref[1])
+    U = X @ w.reshape(d, m)
+    assert big == np.max(np.abs(U)) and dif == pytest.approx(np.max(np.abs(U - U0)), rel=1e-14)
+
+
+@pytest.mark.parametrize("act", ACTS)
 def test_jacobian_matches_finite_differences(act):
     n, d, m = 4, 3, 6
     X, rng = _data(n, d, 3)
