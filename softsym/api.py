@@ -1,4 +1,5 @@
-"""The two entry points: :func:`objective` binds data to a member, :func:`minimize` solves a problem."""
+"""The entry points: :func:`objective` binds data to a member, :func:`minimize` solves a problem,
+:func:`minimize_multistart` searches an attention problem for its global minimum."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import numpy as np
 from scipy.optimize import OptimizeResult
 
 from ._validate import callback as check_callback
-from ._validate import flag
+from ._validate import count, flag, positive
 from .errors import ValidationError
 from .problems.normalized import NormalizedObjective
 from .solvers import DEFAULT_MAXITER, DEFAULT_METHOD, make_solver, run
+from .solvers.variable_projection import screen_reduced
 from .theory.attention import attention_guarantee
 from .theory.start import start_condition
 from .theory.two_layer import certified_step, training_report
@@ -140,9 +142,6 @@ def minimize_multistart(problem, x0=None, starts: int = 64, seed: int = 0, scale
     ``finished`` (runs finished) and ``iterations_total`` (screening plus solver iterations).
     Bad options raise ``ValidationError`` naming the option.
     """
-    from ._validate import count, positive
-    from .solvers.variable_projection import screen_reduced
-
     if getattr(problem, "family", None) != "attention":
         raise ValidationError("minimize_multistart needs an attention problem")
     starts = count("starts", starts, 1)
