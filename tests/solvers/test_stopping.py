@@ -64,14 +64,15 @@ def test_restart_from_a_converged_point_succeeds(name):
 # normalizer alpha, ill-conditioned Hessians): up to 1e4 floor units for rescaled_sinh at n = 4000
 @pytest.mark.parametrize("name,n,seed", [("rescaled_sinh", 4000, 0), ("rescaled_sinh", 400, 2), ("exp", 1200, 3),
                                          ("rescaled_exp", 1200, 3)])
-@pytest.mark.parametrize("method", ["newton", "approx-newton"])
+@pytest.mark.parametrize("method", ["newton", "approx-newton", "gd"])
 def test_noise_level_start_stops_at_rounding_level(name, n, seed, method):
     inst = synthetic(name, n, 6, seed=seed)
     obj = inst.objective()
     assert norm(obj.jac(inst.x_star)) > gradient_floor(obj, obj.fun(inst.x_star))  # the floor alone cannot stop it
     res = softsym.minimize(obj, inst.x_star, method=method, maxiter=30)
     assert res.success and res.status == 0, res.message
-    assert res.nit <= 3 and "rounding level" in res.message
+    # gradient descent stops at its first stalled step, which may take a few noise-level steps
+    assert res.nit <= (6 if method == "gd" else 3) and "rounding level" in res.message
     assert np.linalg.norm(res.x - inst.x_star) <= 1e3 * np.finfo(float).eps * np.linalg.norm(inst.x_star)
     # gtol_abs=0 asks for the purely relative test: no rounding-level stop either
     assert not softsym.minimize(obj, inst.x_star, method=method, maxiter=5, gtol_abs=0.0).success
