@@ -35,8 +35,14 @@ from pathlib import Path
 import numpy as np
 
 from ..api import minimize
-from ..problems.mixture_score import (GaussianMixture, ScoreModel, TimeScoreModel, score_error, score_matching,
-                                     score_matching_over_time)
+from ..problems.mixture_score import (
+    GaussianMixture,
+    ScoreModel,
+    TimeScoreModel,
+    score_error,
+    score_matching,
+    score_matching_over_time,
+)
 from ..problems.two_layer import TwoLayerNetwork, TwoLayerRegression, regression_task
 from ..theory.two_layer import bounds, bounds_module, guarantee, width_requirement
 
@@ -333,7 +339,7 @@ def tables(rows: list[dict], req: dict, srows: list[dict], steps: int, trows: li
               + " |" for r in srows]
     if trows:
         ts, last = trows[0]["ts"], max(trows[0]["errors"])
-        lines += ["", f"| convention | activation | m | model | " + " | ".join(f"t = {t:g}" for t in ts)
+        lines += ["", "| convention | activation | m | model | " + " | ".join(f"t = {t:g}" for t in ts)
                   + f" | mean (after {last} steps) |", "|---|---|---|---|" + "---|" * (len(ts) + 1)]
         lines += [f"| {r['convention']} | {r['activation']} | {r['m']} | {r['model']} | "
                   + " | ".join(f"{e:.3f}" for e in r["errors"][last]) + f" | {np.mean(r['errors'][last]):.3f} |"

@@ -7,8 +7,16 @@ import pytest
 
 import softsym
 from softsym.errors import ValidationError
-from softsym.problems.mixture_score import (GaussianMixture, ScoreModel, TimeScoreModel, features, score_error,
-                                           score_matching, score_matching_over_time, time_features)
+from softsym.problems.mixture_score import (
+    GaussianMixture,
+    ScoreModel,
+    TimeScoreModel,
+    features,
+    score_error,
+    score_matching,
+    score_matching_over_time,
+    time_features,
+)
 
 
 def train_score(gm, t, m=128, n=2000, steps=300, seed=0):

@@ -1,6 +1,5 @@
 """Two-layer training reports its certified region (softsym.minimize -> theory.two_layer.training_report)."""
 
-import math
 
 import numpy as np
 import pytest
