@@ -7,8 +7,8 @@ from pathlib import Path
 
 SOFTSYM = Path(__file__).resolve().parents[2] / "softsym"
 #: modules allowed to name a .md file: the registry reads a member's page for display; the demo and the
-#: two-layer reproduction write their reports
-ALLOWED_MD = {"registry.py", "app/demo/__init__.py", "app/two_layer_repro.py"}
+#: reproduction scripts write their reports
+ALLOWED_MD = {"registry.py", "app/demo/__init__.py", "app/two_layer_repro.py", "app/attention_repro.py"}
 
 
 def _modules():
