@@ -112,9 +112,15 @@ def attention_bounds(name: str = "attention", R_A: float = 1.0, R_X: float = 1.0
 
 
 def data_norms(prob: AttentionRegression) -> dict[str, float]:
-    """``R_A = max_i ||A_i||_2`` and ``R_B = ||B||_F`` of a problem."""
-    R_A = max(float(np.linalg.norm(M, 2)) for M in (prob.A1, prob.A2, prob.A3))
-    return {"R_A": R_A, "R_B": float(np.linalg.norm(prob.B)), "n": prob.n}
+    """``R_A = max_i ||A_i||_2`` and ``R_B = ||B||_F`` of a problem (scaled: no overflow in the squares)."""
+    R_A = max(_scaled_norm(M, 2) for M in (prob.A1, prob.A2, prob.A3))
+    return {"R_A": R_A, "R_B": _scaled_norm(prob.B, "fro"), "n": prob.n}
+
+
+def _scaled_norm(M: np.ndarray, order) -> float:
+    """``||M||`` computed on ``M / max |M_ij|``: finite for every finite ``M`` whose norm is representable."""
+    s = float(np.max(np.abs(M)))
+    return 0.0 if s == 0.0 else s * float(np.linalg.norm(M / s, order))
 
 
 def region_certificate(prob: AttentionRegression, name: str = "attention") -> dict:
