@@ -26,7 +26,6 @@ softmax (``phi_r = m p_r`` without the ``1/sqrt(m)``).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import time
@@ -178,7 +177,7 @@ def score_sweep(widths=(32, 128, 512), checkpoints=(100, 300, 1000), t: float = 
                 prob = score_matching(gm, t, m=m, activation=act, n=n, seed=seed, kappa=rule(m))
 
                 def err(W, prob=prob):
-                    return score_error(gm, ScoreModel(_with_weights(prob.net, W), t, np.empty(0)), t)
+                    return score_error(gm, ScoreModel(prob.net.with_weights(W), t, np.empty(0)), t)
 
                 rows.append({"convention": conv, "activation": act, "m": m, "t": t,
                              "errors": _gd_checkpoints(prob, checkpoints, err)})
@@ -204,7 +203,7 @@ def score_time_sweep(widths=(32, 128, 512), checkpoints=(100, 300, 1000), ts=(0.
                                                 kappa=rule(m))
 
                 def errs(W, prob=prob):
-                    model = TimeScoreModel(_with_weights(prob.net, W), t_min, t_max, np.empty(0))
+                    model = TimeScoreModel(prob.net.with_weights(W), t_min, t_max, np.empty(0))
                     return [score_error(gm, model.at(t), t) for t in ts]
 
                 joint = _gd_checkpoints(prob, checkpoints, errs)
@@ -213,7 +212,7 @@ def score_time_sweep(widths=(32, 128, 512), checkpoints=(100, 300, 1000), ts=(0.
                     pt = score_matching(gm, t, m=m, activation=act, n=n // len(ts), seed=seed, kappa=rule(m))
 
                     def err(W, pt=pt, t=t):
-                        return score_error(gm, ScoreModel(_with_weights(pt.net, W), t, np.empty(0)), t)
+                        return score_error(gm, ScoreModel(pt.net.with_weights(W), t, np.empty(0)), t)
 
                     for c, e in _gd_checkpoints(pt, checkpoints, err).items():
                         per_t[c].append(e)
@@ -221,12 +220,6 @@ def score_time_sweep(widths=(32, 128, 512), checkpoints=(100, 300, 1000), ts=(0.
                 rows.append({**base, "model": "time-conditioned", "errors": joint})
                 rows.append({**base, "model": "per-t", "errors": per_t})
     return rows
-
-
-def _with_weights(net: TwoLayerNetwork, W: np.ndarray) -> TwoLayerNetwork:
-    out = copy.copy(net)
-    out.W = np.ascontiguousarray(W)
-    return out
 
 
 def plots(out: Path, rows: list[dict], srows: list[dict], trows: list[dict] | None = None) -> list[str]:

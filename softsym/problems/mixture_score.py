@@ -22,7 +22,6 @@ the true score), one network per noise level ``t``
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,9 +154,7 @@ class ScoreModel:
     @classmethod
     def from_result(cls, problem: TwoLayerRegression, res, t: float) -> "ScoreModel":
         """The model trained by ``res = softsym.minimize(problem, ...)`` on ``score_matching(gm, t, ...)``."""
-        net = copy.copy(problem.net)
-        net.W = np.ascontiguousarray(res.W)
-        return cls(net=net, t=positive("t", t), losses=np.asarray(res.history["fun"]))
+        return cls(net=problem.net.with_weights(res.W), t=positive("t", t), losses=np.asarray(res.history["fun"]))
 
 
 def score_matching(gm: GaussianMixture, t: float, m: int = 128, activation: str = "softmax", n: int = 2000,
@@ -244,7 +241,5 @@ class TimeScoreModel:
     @classmethod
     def from_result(cls, problem: TwoLayerRegression, res, t_min: float, t_max: float) -> "TimeScoreModel":
         """The model trained by ``res = softsym.minimize(problem, ...)`` on :func:`score_matching_over_time`."""
-        net = copy.copy(problem.net)
-        net.W = np.ascontiguousarray(res.W)
-        return cls(net=net, t_min=positive("t_min", t_min), t_max=positive("t_max", t_max),
-                   losses=np.asarray(res.history["fun"]))
+        return cls(net=problem.net.with_weights(res.W), t_min=positive("t_min", t_min),
+                   t_max=positive("t_max", t_max), losses=np.asarray(res.history["fun"]))

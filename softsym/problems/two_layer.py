@@ -17,6 +17,7 @@ network, ``relu``, ``exp``); gradients and the NTK Gram come from its generated 
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from types import ModuleType
 
@@ -93,6 +94,12 @@ class TwoLayerNetwork:
     def __repr__(self) -> str:
         return (f"TwoLayerNetwork(activation={self.activation!r}, d={self.d}, m={self.m}, "
                 f"d_out={None if self.scalar else self.d_out}, kappa={self.kappa:g})")
+
+    def with_weights(self, W) -> "TwoLayerNetwork":
+        """The same network (activation, ``a``, ``kappa``) with first layer ``W`` (d, m); ``self`` is unchanged."""
+        out = copy.copy(self)
+        out.W = np.ascontiguousarray(as_array("W", W, 2, (self.d, self.m)))
+        return out
 
     # -- validation ---------------------------------------------------------------------
     def _X(self, X) -> np.ndarray:

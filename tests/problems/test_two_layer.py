@@ -308,3 +308,13 @@ def test_generation_refuses_to_emit_an_unproven_member(monkeypatch):
     monkeypatch.setattr(dntk, "derive", wrong)
     with pytest.raises(ProofError, match="refusing to emit"):
         generate.build([spec])
+
+
+def test_with_weights_shares_the_network_but_not_its_first_layer():
+    net = TwoLayerNetwork(3, 8, seed=0)
+    W0 = net.W.copy()
+    other = net.with_weights(np.ones((3, 8)))
+    assert np.array_equal(net.W, W0) and np.array_equal(other.W, np.ones((3, 8)))
+    assert other.a is net.a and other.kappa == net.kappa and other.activation == net.activation
+    with pytest.raises(ValidationError, match="W"):
+        net.with_weights(np.ones((8, 3)))
