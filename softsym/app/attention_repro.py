@@ -31,6 +31,7 @@ from ..api import minimize, minimize_multistart
 from ..problems.attention import MEMBER, AttentionRegression, planted
 from ..registry import kernels
 from ..theory.attention import certified_reg_x
+from .plots import save
 
 PARTS = ("regime", "iterations", "recovery")
 FACTORS = (1.0, 1e-2, 1e-4, 1e-6, 0.0)
@@ -183,10 +184,7 @@ def plots(out: Path, data: dict) -> list[str]:
         ax.title.set_fontsize(8)
         ax.grid(alpha=0.4)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "attention_multistart.png", dpi=80)
-        plt.close(fig)
-        names.append("attention_multistart.png")
+        names.append(save(fig, out, "attention_multistart.png"))
     if "iterations" in data:
         it = data["iterations"]
         fig, ax = plt.subplots(figsize=(5, 3))
@@ -197,10 +195,7 @@ def plots(out: Path, data: dict) -> list[str]:
                title="attention, n=50, d=3: iterations vs eps")
         ax.grid(alpha=0.4)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "attention_iterations_eps.png", dpi=80)
-        plt.close(fig)
-        names.append("attention_iterations_eps.png")
+        names.append(save(fig, out, "attention_iterations_eps.png"))
     return names
 
 

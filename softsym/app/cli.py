@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._validate import SEED_LIMIT, count, positive
+from .._validate import MEMORY_FRACTION, SEED_LIMIT, count, memory_limit, positive
 from ..errors import OverflowDetected, ValidationError
 from .report import table
 
@@ -40,8 +40,6 @@ class InputError(Exception):
 #: ``-o KEY=VALUE`` keys that are named arguments of ``softsym.minimize`` (set them with their own flags)
 RESERVED_OPTIONS = {"maxiter": "--maxiter", "tol": "--tol", "method": "--method", "callback": None,
                     "x0": "--data FILE.npz with x0", "problem": None, "certify_start": None}
-#: ``--synthetic`` instances may use at most this fraction of the machine's physical memory
-SYNTHETIC_MEMORY_FRACTION = 0.5
 #: ``bounds --certify`` warns about its cost above this many rows
 CERTIFY_WARN_N = 8
 
@@ -455,7 +453,7 @@ def _load_npz(path: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:
 
 def _synthetic_size(text: str, family: str) -> tuple[int, int]:
     """``N,D`` of ``--synthetic``, both >= 1, refused before allocating when the instance and
-    its solve would need more than ``SYNTHETIC_MEMORY_FRACTION`` of physical memory."""
+    its solve would need more than :func:`softsym._validate.memory_limit` allows."""
     try:
         n, d = (int(v) for v in text.split(","))
     except ValueError:
@@ -466,7 +464,7 @@ def _synthetic_size(text: str, family: str) -> tuple[int, int]:
     limit = memory_limit()
     if need > limit:
         raise InputError(f"--synthetic {n},{d} needs about {need / 2**30:.3g} GiB for the {family} instance and its "
-                         f"solve; the limit is {limit / 2**30:.3g} GiB ({SYNTHETIC_MEMORY_FRACTION:.0%} of this "
+                         f"solve; the limit is {limit / 2**30:.3g} GiB ({MEMORY_FRACTION:.0%} of this "
                          "machine's memory)")
     return n, d
 
@@ -478,15 +476,6 @@ def synthetic_bytes(family: str, n: int, d: int) -> int:
     if family == "attention":
         return 8 * (5 * n * d + 3 * n * n + 2 * n * d * d + 4 * d**4)
     return 8 * (3 * n * d + 8 * n + 3 * d * d)
-
-
-def memory_limit() -> int:
-    """``SYNTHETIC_MEMORY_FRACTION`` of physical memory (8 GiB when it cannot be read)."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        total = 16 * 2**30
-    return int(SYNTHETIC_MEMORY_FRACTION * total)
 
 
 def _normalized_problem(info, args, options: dict):

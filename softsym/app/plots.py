@@ -17,6 +17,14 @@ def _pyplot():
     return plt
 
 
+def save(fig, out: Path, name: str) -> str:
+    """Lay out ``fig``, write it to ``out / name`` (80 dpi, the docs' figure size) and close it; returns ``name``."""
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=80)
+    _pyplot().close(fig)
+    return name
+
+
 def convergence_plot(histories: Mapping[str, Mapping[str, list[float]]], path: str | Path, title: str = "",
                      key: str = "grad_norm", ylabel: str = "||grad L(x_t)|| / ||grad L(x_0)||") -> Path:
     """Relative ``key`` against iteration and against time, one line per method; returns the path."""

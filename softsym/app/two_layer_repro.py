@@ -44,6 +44,7 @@ from ..problems.mixture_score import (
 )
 from ..problems.two_layer import TwoLayerNetwork, TwoLayerRegression, regression_task
 from ..theory.two_layer import bounds, bounds_module, guarantee, width_requirement
+from .plots import save
 
 PARTS = ("sweep", "score", "score-time")
 
@@ -247,10 +248,7 @@ def plots(out: Path, rows: list[dict], srows: list[dict], trows: list[dict] | No
     axes[2].set(xlabel="width m", ylabel="steps", title="GD steps to loss <= 1e-3 x initial")
     axes[0].legend(fontsize=6)
     axes[1].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(out / "two_layer_sweep.png", dpi=80)
-    plt.close(fig)
-    names.append("two_layer_sweep.png")
+    names.append(save(fig, out, "two_layer_sweep.png"))
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     skeys = sorted({(r["convention"], r["activation"]) for r in srows})
@@ -269,10 +267,7 @@ def plots(out: Path, rows: list[dict], srows: list[dict], trows: list[dict] | No
     axes[1].set(xlabel="GD steps", ylabel="relative score error", title="score error vs steps (largest m)")
     axes[0].legend(fontsize=6)
     axes[1].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(out / "two_layer_score.png", dpi=80)
-    plt.close(fig)
-    names.append("two_layer_score.png")
+    names.append(save(fig, out, "two_layer_score.png"))
     if trows:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
         keys = sorted({(r["convention"], r["activation"]) for r in trows})
@@ -292,10 +287,7 @@ def plots(out: Path, rows: list[dict], srows: list[dict], trows: list[dict] | No
         axes[1].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axes[1].set(xlabel="width m", ylabel="mean over t of the relative error", title="against width")
         axes[0].legend(fontsize=5)
-        fig.tight_layout()
-        fig.savefig(out / "two_layer_score_time.png", dpi=80)
-        plt.close(fig)
-        names.append("two_layer_score_time.png")
+        names.append(save(fig, out, "two_layer_score_time.png"))
     return names
 
 
